@@ -1,0 +1,141 @@
+# Finds every dependency and records what was found for the configure summary and `dualign --version`.
+
+# ---- Python venv with the pinned torch (launch/setup.sh creates it, outside the clone) ----------------------
+if(NOT DEFINED DUALIGN_VENV)
+  if(DEFINED ENV{DUALIGN_VENV})
+    set(DUALIGN_VENV $ENV{DUALIGN_VENV})
+  else()
+    set(DUALIGN_VENV $ENV{HOME}/.cache/dualign/venv)
+  endif()
+endif()
+set(DUALIGN_PYTHON ${DUALIGN_VENV}/bin/python CACHE FILEPATH "Python of the dualign venv (torch, diffusers, h5py)")
+if(NOT EXISTS ${DUALIGN_PYTHON})
+  message(FATAL_ERROR "dualign: no Python venv at ${DUALIGN_VENV}. Run `bash launch/setup.sh` first "
+                      "(or set DUALIGN_VENV to a venv that has torch installed).")
+endif()
+execute_process(
+  COMMAND ${DUALIGN_PYTHON} -c
+    "import torch,torch.utils;print(torch.utils.cmake_prefix_path);print(torch.__version__);print(torch.version.cuda or '');print('.'.join(map(str,torch.cuda.nccl.version())) if torch.version.cuda else '')"
+  OUTPUT_VARIABLE _torch_info OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _torch_rc)
+if(NOT _torch_rc EQUAL 0)
+  message(FATAL_ERROR "dualign: `import torch` failed in ${DUALIGN_PYTHON}; rerun launch/setup.sh")
+endif()
+string(REPLACE "\n" ";" _torch_info "${_torch_info}")
+list(GET _torch_info 0 _torch_prefix)
+list(GET _torch_info 1 DUALIGN_TORCH_VERSION)
+list(LENGTH _torch_info _n)
+set(DUALIGN_TORCH_CUDA "")
+set(DUALIGN_TORCH_NCCL "")
+if(_n GREATER 2)
+  list(GET _torch_info 2 DUALIGN_TORCH_CUDA)
+endif()
+if(_n GREATER 3)
+  list(GET _torch_info 3 DUALIGN_TORCH_NCCL)
+endif()
+list(APPEND CMAKE_PREFIX_PATH ${_torch_prefix})
+
+# ---- CUDA: on only when the toolkit is here AND torch is a CUDA build -------------------------------------
+option(DUALIGN_ENABLE_CUDA "Compile GPU code and the NCCL backend when possible" ON)
+set(DUALIGN_WITH_CUDA OFF)
+if(DUALIGN_ENABLE_CUDA AND DUALIGN_TORCH_CUDA AND EXISTS /usr/local/cuda/bin/nvcc)
+  set(CUDAToolkit_ROOT /usr/local/cuda)
+  set(CUDA_TOOLKIT_ROOT_DIR /usr/local/cuda)  # for torch's legacy FindCUDA
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 has no CUDA20 dialect for nvcc; our .cu code is C++17
+  # No GPU here to detect: name the target architectures (A100, H100, B200) unless the user did.
+  # The CUDA wheel ships nvrtc in the venv (nvidia/cu13/lib), not in the toolkit's lib64.
+  file(GLOB _nvrtc ${DUALIGN_VENV}/lib/python3*/site-packages/nvidia/cu*/lib/libnvrtc.so.*)
+  if(_nvrtc AND NOT CUDA_nvrtc_LIBRARY)
+    list(GET _nvrtc 0 _nvrtc)
+    set(CUDA_nvrtc_LIBRARY ${_nvrtc} CACHE FILEPATH "nvrtc from the torch wheel" FORCE)
+  endif()
+  if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+    set(TORCH_CUDA_ARCH_LIST "8.0;9.0;10.0")
+  endif()
+  find_package(CUDAToolkit)
+  if(CUDAToolkit_FOUND)
+    set(DUALIGN_WITH_CUDA ON)
+  endif()
+endif()
+if(NOT DUALIGN_WITH_CUDA AND DUALIGN_TORCH_CUDA)
+  message(FATAL_ERROR "dualign: torch ${DUALIGN_TORCH_VERSION} in ${DUALIGN_VENV} is a CUDA build, whose CMake "
+    "config needs a CUDA toolkit (/usr/local/cuda). Install the toolkit, or use a CPU torch: "
+    "DUALIGN_TORCH_VERSION=2.13.0 bash launch/setup.sh (launch/setup.sh picks it when nvcc is absent).")
+endif()
+
+find_package(Torch REQUIRED)
+# TorchConfig appends -D_GLIBCXX_USE_CXX11_ABI and friends to TORCH_CXX_FLAGS; apply them everywhere.
+separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+add_compile_options(${_torch_flags})
+# fmt: use the copy bundled with torch, header-only, everywhere (torch-free targets too), so one fmt version
+# is in the program (Debian's libfmt 9 would shadow or clash with torch's fmt 12 in torch TUs).
+add_library(dualign_fmt INTERFACE)
+target_include_directories(dualign_fmt SYSTEM INTERFACE ${_torch_prefix}/../../include)
+target_compile_definitions(dualign_fmt INTERFACE FMT_HEADER_ONLY=1)
+get_filename_component(DUALIGN_TORCH_LIB_DIR "${TORCH_LIBRARY}" DIRECTORY)
+set(CMAKE_BUILD_RPATH ${DUALIGN_TORCH_LIB_DIR})
+
+# ---- NCCL: the one torch was built with, from the nvidia-nccl wheel in the venv ----------------------------
+set(DUALIGN_WITH_NCCL OFF)
+set(DUALIGN_NCCL_VERSION "")
+if(DUALIGN_WITH_CUDA)
+  execute_process(COMMAND ${DUALIGN_PYTHON} -c "import nvidia.nccl,os;print(os.path.dirname(nvidia.nccl.__file__) if nvidia.nccl.__file__ else list(nvidia.nccl.__path__)[0])"
+                  OUTPUT_VARIABLE _nccl_root OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${_nccl_root}/include /usr/local/cuda/include)
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${_nccl_root}/lib /usr/local/cuda/lib64)
+  if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    file(STRINGS ${NCCL_INCLUDE_DIR}/nccl.h _nccl_defs REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) ")
+    foreach(_d ${_nccl_defs})
+      string(REGEX MATCH "NCCL_(MAJOR|MINOR|PATCH) +([0-9]+)" _m "${_d}")
+      set(_NCCL_${CMAKE_MATCH_1} ${CMAKE_MATCH_2})
+    endforeach()
+    set(DUALIGN_NCCL_VERSION "${_NCCL_MAJOR}.${_NCCL_MINOR}.${_NCCL_PATCH}")
+    set(DUALIGN_WITH_NCCL ON)
+    add_library(dualign_nccl INTERFACE)
+    target_include_directories(dualign_nccl INTERFACE ${NCCL_INCLUDE_DIR})
+    target_link_libraries(dualign_nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
+  endif()
+endif()
+
+# ---- system libraries (Debian packages) ---------------------------------------------------------------------
+find_package(MPI REQUIRED COMPONENTS C)
+add_compile_definitions(OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(yaml-cpp REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(PNG REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(Threads REQUIRED)
+find_package(GTest REQUIRED)
+
+# ---- generated build info -------------------------------------------------------------------------------------
+foreach(_flag DUALIGN_WITH_CUDA DUALIGN_WITH_NCCL)
+  if(${_flag})
+    set(${_flag}_INT 1)
+  else()
+    set(${_flag}_INT 0)
+  endif()
+endforeach()
+set(DUALIGN_CUDA_TOOLKIT_VERSION "")
+if(DUALIGN_WITH_CUDA)
+  set(DUALIGN_CUDA_TOOLKIT_VERSION ${CUDAToolkit_VERSION})
+endif()
+set(DUALIGN_MPI_VERSION "${MPI_C_VERSION}")
+set(DUALIGN_HDF5_VERSION "${HDF5_VERSION}")
+configure_file(${CMAKE_SOURCE_DIR}/cmake/build_info.h.in ${CMAKE_BINARY_DIR}/generated/dualign/build_info.h @ONLY)
+
+function(dualign_print_summary)
+  message(STATUS "")
+  message(STATUS "==================== dualign ${PROJECT_VERSION} configuration ====================")
+  message(STATUS "  LibTorch     : ${DUALIGN_TORCH_VERSION} (from ${_torch_prefix})")
+  message(STATUS "  CUDA         : ${DUALIGN_WITH_CUDA} (torch built for CUDA '${DUALIGN_TORCH_CUDA}', toolkit '${DUALIGN_CUDA_TOOLKIT_VERSION}')")
+  message(STATUS "  NCCL         : ${DUALIGN_WITH_NCCL} ${DUALIGN_NCCL_VERSION} (torch built with '${DUALIGN_TORCH_NCCL}')")
+  message(STATUS "  MPI          : ${MPI_C_VERSION} (${MPI_C_LIBRARIES})")
+  message(STATUS "  HDF5         : ${HDF5_VERSION}")
+  message(STATUS "  yaml-cpp     : ${yaml-cpp_VERSION}   GTest: ${GTest_VERSION}")
+  message(STATUS "  Python venv  : ${DUALIGN_PYTHON}")
+  message(STATUS "  ccache       : ${CCACHE_PROGRAM}")
+  message(STATUS "  build type   : ${CMAKE_BUILD_TYPE}")
+  message(STATUS "================================================================================")
+endfunction()

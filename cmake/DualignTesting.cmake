@@ -1,0 +1,53 @@
+# Test helpers. Labels: unit, mpi (under mpirun), parity (against diffusers/PyTorch), e2e.
+include(GoogleTest)
+
+set(DUALIGN_MPIEXEC ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe --bind-to none
+    -x OMP_NUM_THREADS=1 -x DUALIGN_THREADS=1)
+
+# dualign_add_gtest(NAME SOURCES a.cpp ... LIBS lib ... [LABELS unit] [TIMEOUT s])
+# One executable; every TEST becomes its own ctest entry.
+function(dualign_add_gtest name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT T_LABELS)
+    set(T_LABELS unit)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
+  gtest_discover_tests(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+                       ENVIRONMENT "DUALIGN_SOURCE_DIR=${CMAKE_SOURCE_DIR};DUALIGN_PYTHON=${DUALIGN_PYTHON};OMP_NUM_THREADS=1"
+                       DISCOVERY_TIMEOUT 60)
+endfunction()
+
+# dualign_add_mpi_test(NAME SOURCES ... LIBS ... NP 1 2 4 [TIMEOUT s])
+# A GoogleTest binary with its own main (MPI init/finalize) run as one ctest entry per world size.
+function(dualign_add_mpi_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;NP" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest)
+  foreach(np ${T_NP})
+    add_test(NAME ${name}.np${np} COMMAND ${DUALIGN_MPIEXEC} -np ${np} $<TARGET_FILE:${name}>)
+    set_tests_properties(${name}.np${np} PROPERTIES LABELS mpi TIMEOUT ${T_TIMEOUT} PROCESSORS ${np}
+                         ENVIRONMENT "DUALIGN_SOURCE_DIR=${CMAKE_SOURCE_DIR};DUALIGN_PYTHON=${DUALIGN_PYTHON}")
+  endforeach()
+endfunction()
+
+# dualign_add_py_test(NAME SCRIPT path [ARGS ...] [LABELS parity] [TIMEOUT s])
+# Runs a Python script from the venv (diffusers, tensorboard, h5py) with the build's binaries on PATH.
+function(dualign_add_py_test name)
+  cmake_parse_arguments(T "" "SCRIPT;TIMEOUT" "ARGS;LABELS;DEPENDS" ${ARGN})
+  if(NOT T_LABELS)
+    set(T_LABELS parity)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 600)
+  endif()
+  add_test(NAME ${name} COMMAND ${DUALIGN_PYTHON} ${T_SCRIPT} ${T_ARGS})
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+                       ENVIRONMENT "DUALIGN_BIN=${CMAKE_BINARY_DIR}/bin;DUALIGN_SOURCE_DIR=${CMAKE_SOURCE_DIR};OMP_NUM_THREADS=1")
+endfunction()

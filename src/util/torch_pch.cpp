@@ -1,0 +1,1 @@
+#include "util/torch_pch.h"
