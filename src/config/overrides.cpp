@@ -1,0 +1,110 @@
+#include "config/overrides.h"
+
+#include <regex>
+
+#include "util/error.h"
+
+namespace dualign::config {
+namespace {
+
+// Splits at commas that are not inside brackets, braces or quotes.
+std::vector<std::string> split_top_level_commas(const std::string& s) {
+  std::vector<std::string> parts;
+  std::string cur;
+  int depth = 0;
+  char quote = 0;
+  for (char c : s) {
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (c == ',' && depth == 0) {
+      parts.push_back(cur);
+      cur.clear();
+      continue;
+    }
+    cur.push_back(c);
+  }
+  parts.push_back(cur);
+  return parts;
+}
+
+const std::regex& key_pattern() {
+  static const std::regex re(R"(^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$)");
+  return re;
+}
+
+}  // namespace
+
+Override parse_override(const std::string& text) {
+  Override o;
+  o.text = text;
+  std::string rest = text;
+  if (rest.rfind("++", 0) == 0) {
+    o.kind = Override::Kind::force;
+    rest = rest.substr(2);
+  } else if (rest.rfind('+', 0) == 0) {
+    o.kind = Override::Kind::add;
+    rest = rest.substr(1);
+  } else if (rest.rfind('~', 0) == 0) {
+    o.kind = Override::Kind::remove;
+    rest = rest.substr(1);
+  }
+  auto eq = rest.find('=');
+  o.key = rest.substr(0, eq);
+  if (!std::regex_match(o.key, key_pattern()))
+    fail("bad override '{}': '{}' is not a config key (expected key=value, +key=value, ++key=value or ~key)", text,
+         o.key);
+  if (eq == std::string::npos) {
+    if (o.kind != Override::Kind::remove)
+      fail("bad override '{}': missing '=value' (only ~key may omit the value)", text);
+    return o;
+  }
+  o.raw_value = rest.substr(eq + 1);
+  o.has_value = true;
+  try {
+    o.value = o.raw_value.empty() ? YAML::Node(YAML::NodeType::Null) : YAML::Load(o.raw_value);
+  } catch (const YAML::Exception& e) {
+    fail("bad override '{}': value '{}' is not valid YAML ({})", text, o.raw_value, e.msg);
+  }
+  return o;
+}
+
+std::vector<Override> parse_overrides(const std::vector<std::string>& texts) {
+  std::vector<Override> out;
+  out.reserve(texts.size());
+  for (const auto& t : texts) out.push_back(parse_override(t));
+  return out;
+}
+
+std::vector<std::vector<std::string>> expand_multirun(const std::vector<std::string>& texts) {
+  std::vector<std::vector<std::string>> runs{{}};
+  for (const auto& text : texts) {
+    auto eq = text.find('=');
+    std::vector<std::string> choices{text};
+    if (eq != std::string::npos && text[0] != '~') {
+      auto values = split_top_level_commas(text.substr(eq + 1));
+      if (values.size() > 1) {
+        choices.clear();
+        for (const auto& v : values) {
+          DUALIGN_CHECK(!v.empty(), "bad multirun override '{}': empty value in the comma list", text);
+          choices.push_back(text.substr(0, eq + 1) + v);
+        }
+      }
+    }
+    std::vector<std::vector<std::string>> next;
+    for (const auto& run : runs)
+      for (const auto& c : choices) {
+        next.push_back(run);
+        next.back().push_back(c);
+      }
+    runs = std::move(next);
+  }
+  return runs;
+}
+
+}  // namespace dualign::config
