@@ -2,3 +2,11 @@
 dualign_add_mpi_test(dist_comm_test SOURCES dist_test_main.cpp dist_comm_test.cpp LIBS dualign_dist NP 1 2 4
                      TIMEOUT 120)
 target_precompile_headers(dist_comm_test REUSE_FROM dualign_torch_pch)
+
+# Failure handling: a throwing rank and a silent rank must both end the whole job promptly (< 30 s).
+add_executable(dist_failure_probe dist_failure_probe.cpp)
+target_link_libraries(dist_failure_probe PRIVATE dualign_dist)
+target_precompile_headers(dist_failure_probe REUSE_FROM dualign_torch_pch)
+add_test(NAME dist_failure_test
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dist_failure_test.sh ${DUALIGN_MPIEXEC} -- $<TARGET_FILE:dist_failure_probe>)
+set_tests_properties(dist_failure_test PROPERTIES LABELS mpi TIMEOUT 200 PROCESSORS 3)
