@@ -10,3 +10,8 @@ target_precompile_headers(dist_failure_probe REUSE_FROM dualign_torch_pch)
 add_test(NAME dist_failure_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dist_failure_test.sh ${DUALIGN_MPIEXEC} -- $<TARGET_FILE:dist_failure_probe>)
 set_tests_properties(dist_failure_test PROPERTIES LABELS mpi TIMEOUT 200 PROCESSORS 3)
+
+# DDP-style gradient sync and ZeRO-1 vs a single-process reference; ZeRO-1 state shrink.
+dualign_add_mpi_test(dist_equivalence_test SOURCES dist_test_main.cpp dist_equivalence_test.cpp LIBS dualign_dist
+                     NP 1 2 4 TIMEOUT 300)
+target_precompile_headers(dist_equivalence_test REUSE_FROM dualign_torch_pch)

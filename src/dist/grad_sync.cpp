@@ -1,0 +1,128 @@
+#include "dist/grad_sync.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "dist/grad_buffer.h"
+#include "util/error.h"
+
+namespace dualign::dist {
+
+std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& numels, int64_t first_bucket_bytes,
+                                                int64_t bucket_cap_bytes) {
+  DUALIGN_CHECK(bucket_cap_bytes > 0 && first_bucket_bytes > 0, "bucket caps must be positive (got {} and {})",
+                first_bucket_bytes, bucket_cap_bytes);
+  std::vector<std::vector<size_t>> buckets;
+  std::vector<size_t> current;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < numels.size(); ++i) {
+    const int64_t cap = buckets.empty() ? first_bucket_bytes : bucket_cap_bytes;
+    const int64_t b = numels[i] * 4;
+    if (!current.empty() && bytes + b > cap) {
+      buckets.push_back(std::move(current));
+      current.clear();
+      bytes = 0;
+    }
+    current.push_back(i);
+    bytes += b;
+  }
+  if (!current.empty()) buckets.push_back(std::move(current));
+  std::reverse(buckets.begin(), buckets.end());
+  return buckets;
+}
+
+GradSync::GradSync(Comm& comm, std::vector<at::Tensor> params, GradSyncOptions options)
+    : comm_(comm), params_(std::move(params)), options_(options) {
+  DUALIGN_CHECK(!params_.empty(), "GradSync: no parameters given");
+  if (options_.broadcast_at_start) broadcast_tensors(comm_, params_, 0);
+  std::vector<int64_t> numels;
+  for (const auto& p : params_) numels.push_back(p.numel());
+  auto assignment = assign_buckets(numels, options_.first_bucket_bytes, options_.bucket_cap_bytes);
+  views_.resize(params_.size());
+  bucket_of_.resize(params_.size());
+  ready_this_backward_.assign(params_.size(), 0);
+  buckets_.resize(assignment.size());
+  for (size_t b = 0; b < assignment.size(); ++b) {
+    auto& bucket = buckets_[b];
+    bucket.params = assignment[b];
+    int64_t total = 0;
+    for (size_t i : bucket.params) total += params_[i].numel();
+    bucket.flat = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(comm_.device()));
+    int64_t offset = 0;
+    for (size_t i : bucket.params) {
+      views_[i] = bucket.flat.narrow(0, offset, params_[i].numel()).view(params_[i].sizes());
+      bucket_of_[i] = b;
+      offset += params_[i].numel();
+    }
+  }
+  for (size_t i = 0; i < params_.size(); ++i) attach_grad_view(params_[i], views_[i], [this, i] { on_grad_ready(i); });
+  begin_micro_step(true);
+}
+
+GradSync::~GradSync() {
+  for (auto& b : buckets_)
+    if (b.work) b.work->wait();
+  for (const auto& p : params_) remove_grad_hook(p);
+}
+
+int64_t GradSync::bucket_bytes() const {
+  int64_t total = 0;
+  for (const auto& b : buckets_) total += b.flat.numel() * 4;
+  return total;
+}
+
+void GradSync::begin_micro_step(bool sync) {
+  std::lock_guard lock(mutex_);
+  sync_ = sync;  // stays until changed: one call per accumulation window is enough
+  next_launch_ = 0;
+  std::fill(ready_this_backward_.begin(), ready_this_backward_.end(), 0);
+  for (auto& b : buckets_) {
+    DUALIGN_CHECK(!b.work, "GradSync: begin_micro_step while a bucket is still in flight; call finish() first");
+    b.pending = static_cast<int>(b.params.size());
+  }
+}
+
+void GradSync::on_grad_ready(size_t i) {
+  std::lock_guard lock(mutex_);
+  if (!sync_ || ready_this_backward_[i]) return;
+  ready_this_backward_[i] = 1;
+  --buckets_[bucket_of_[i]].pending;
+  if (options_.overlap) launch_ready_buckets();
+}
+
+void GradSync::launch_ready_buckets() {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
+    auto& b = buckets_[next_launch_++];
+    b.work = comm_.all_reduce_async(b.flat, ReduceOp::avg);
+  }
+}
+
+void GradSync::finish() {
+  std::lock_guard lock(mutex_);
+  if (!sync_) return;  // non-final micro-step: gradients stay local
+  last_launched_during_backward_ = next_launch_;
+  // Parameters that took no part in this backward contribute zeros; launch what is left, in order.
+  for (auto& b : buckets_) b.pending = 0;
+  launch_ready_buckets();
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& b : buckets_) {
+    if (b.work) b.work->wait();
+    b.work.reset();
+  }
+  last_finish_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (size_t i = 0; i < params_.size(); ++i) publish_grad(params_[i], views_[i]);
+  // Ready for the next backward (which syncs unless begin_micro_step(false) says otherwise).
+  next_launch_ = 0;
+  std::fill(ready_this_backward_.begin(), ready_this_backward_.end(), 0);
+  for (auto& b : buckets_) b.pending = static_cast<int>(b.params.size());
+}
+
+void GradSync::zero_grad() {
+  std::lock_guard lock(mutex_);
+  for (auto& b : buckets_) b.flat.zero_();
+  for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], views_[i]);
+}
+
+}  // namespace dualign::dist

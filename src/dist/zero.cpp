@@ -1,0 +1,88 @@
+#include "dist/zero.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "dist/grad_buffer.h"
+#include "util/error.h"
+
+namespace dualign::dist {
+
+ShardLayout make_shard_layout(const std::vector<int64_t>& numels, int world_size) {
+  DUALIGN_CHECK(world_size >= 1, "shard layout: world size {} must be >= 1", world_size);
+  ShardLayout l;
+  l.world_size = world_size;
+  for (int64_t n : numels) {
+    l.offsets.push_back(l.total);
+    l.total += n;
+  }
+  l.shard = (l.total + world_size - 1) / world_size;
+  l.padded = l.shard * world_size;
+  return l;
+}
+
+int64_t ShardLayout::real_in_shard(int rank) const {
+  return std::clamp<int64_t>(total - shard_begin(rank), 0, shard);
+}
+
+ZeroAdamW::ZeroAdamW(Comm& comm, std::vector<at::Tensor> params, AdamWConfig config, bool broadcast_at_start)
+    : comm_(comm), params_(std::move(params)), config_(config) {
+  DUALIGN_CHECK(!params_.empty(), "ZeroAdamW: no parameters given");
+  if (broadcast_at_start) broadcast_tensors(comm_, params_, 0);
+  std::vector<int64_t> numels;
+  for (const auto& p : params_) numels.push_back(p.numel());
+  layout_ = make_shard_layout(numels, comm_.size());
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(comm_.device());
+  flat_grad_ = torch::zeros({layout_.padded}, f32);
+  flat_params_ = torch::zeros({layout_.padded}, f32);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_.size(); ++i)
+      flat_params_.narrow(0, layout_.offsets[i], params_[i].numel()).copy_(params_[i].detach().reshape({-1}));
+  }
+  shard_grad_ = torch::zeros({layout_.shard}, f32);
+  master_ = flat_params_.narrow(0, layout_.shard_begin(comm_.rank()), layout_.shard).clone();
+  exp_avg_ = torch::zeros({layout_.shard}, f32);
+  exp_avg_sq_ = torch::zeros({layout_.shard}, f32);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    grad_views_.push_back(flat_grad_.narrow(0, layout_.offsets[i], params_[i].numel()).view(params_[i].sizes()));
+    attach_grad_view(params_[i], grad_views_[i], [] {});
+  }
+}
+
+ZeroAdamW::~ZeroAdamW() {
+  for (const auto& p : params_) remove_grad_hook(p);
+}
+
+int64_t ZeroAdamW::moment_bytes() const { return (exp_avg_.numel() + exp_avg_sq_.numel()) * 4; }
+int64_t ZeroAdamW::state_bytes() const { return moment_bytes() + master_.numel() * 4; }
+
+void ZeroAdamW::zero_grad() {
+  flat_grad_.zero_();
+  for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], grad_views_[i]);
+}
+
+void ZeroAdamW::step() {
+  torch::NoGradGuard no_grad;
+  comm_.reduce_scatter(shard_grad_, flat_grad_, ReduceOp::avg);
+  ++step_;
+  // AdamW exactly as torch::optim::AdamW computes it (decoupled weight decay, bias-corrected moments).
+  const auto& c = config_;
+  if (c.weight_decay != 0) master_.mul_(1 - c.lr * c.weight_decay);
+  exp_avg_.mul_(c.beta1).add_(shard_grad_, 1 - c.beta1);
+  exp_avg_sq_.mul_(c.beta2).addcmul_(shard_grad_, shard_grad_, 1 - c.beta2);
+  const double bias_correction1 = 1 - std::pow(c.beta1, static_cast<double>(step_));
+  const double bias_correction2 = 1 - std::pow(c.beta2, static_cast<double>(step_));
+  auto denom = (exp_avg_sq_.sqrt() / std::sqrt(bias_correction2)).add_(c.eps);
+  master_.addcdiv_(exp_avg_, denom, -c.lr / bias_correction1);
+  // Padding must stay zero so every rank's gather is exact (its grad, m and v are zero already).
+  const int64_t real = layout_.real_in_shard(comm_.rank());
+  if (real < layout_.shard) master_.narrow(0, real, layout_.shard - real).zero_();
+  comm_.all_gather(flat_params_, master_);
+  for (size_t i = 0; i < params_.size(); ++i)
+    params_[i].detach().copy_(flat_params_.narrow(0, layout_.offsets[i], params_[i].numel()).view(params_[i].sizes()));
+}
+
+}  // namespace dualign::dist
