@@ -157,6 +157,25 @@ template <> std::vector<std::string> Section::get<std::vector<std::string>>(cons
   return out;
 }
 
+template <>
+std::vector<std::vector<double>> Section::get<std::vector<std::vector<double>>>(const std::string& key) const {
+  YAML::Node n = child(key);
+  if (!n.IsDefined()) fail("missing required config key '{}'{}{}", path(key), where(key), did_you_mean(key, keys()));
+  const char* expected = "a list of lists of numbers (a matrix)";
+  if (!n.IsSequence()) type_error(key, expected, n);
+  std::vector<std::vector<double>> out;
+  for (const auto& row : n) {
+    if (!row.IsSequence()) type_error(key, expected, n);
+    out.emplace_back();
+    for (const auto& item : row) {
+      double v;
+      if (!convert(item, v)) type_error(key, expected, n);
+      out.back().push_back(v);
+    }
+  }
+  return out;
+}
+
 template bool Section::get<bool>(const std::string&) const;
 template int Section::get<int>(const std::string&) const;
 template int64_t Section::get<int64_t>(const std::string&) const;

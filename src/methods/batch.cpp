@@ -1,0 +1,25 @@
+#include "methods/batch.h"
+
+#include "util/seed.h"
+
+namespace dualign::methods {
+namespace {
+torch::Generator stream(const Batch& batch, const char* purpose) {
+  return at::make_generator<at::CPUGeneratorImpl>(derive_seed(batch.seed, purpose));
+}
+}  // namespace
+
+torch::Tensor draw_global_normal(const Batch& batch, const char* purpose, torch::IntArrayRef sample_shape,
+                                 const torch::Device& device) {
+  std::vector<int64_t> shape{batch.global_size};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  auto all = at::normal(0.0, 1.0, shape, stream(batch, purpose));
+  return all.narrow(0, batch.offset, batch.local_size()).to(device);
+}
+
+torch::Tensor draw_global_int(const Batch& batch, const char* purpose, int64_t high, const torch::Device& device) {
+  auto all = at::randint(high, {batch.global_size}, stream(batch, purpose), torch::kInt64);
+  return all.narrow(0, batch.offset, batch.local_size()).to(device);
+}
+
+}  // namespace dualign::methods

@@ -1,0 +1,28 @@
+// What a method sees of one micro-batch on this rank: its slice [offset, offset + local) of the global
+// micro-batch of `global_size` samples. Random draws that must not depend on the number of ranks (noise,
+// timesteps) are made for the global micro-batch and sliced (see draw_global).
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace dualign::methods {
+
+struct Batch {
+  torch::Tensor x;       // [local, ...] samples (SFT), or winners for pair methods
+  torch::Tensor labels;  // [local] int64 class ids, or undefined
+  int64_t offset = 0;    // first global index of this rank's slice
+  int64_t global_size = 0;
+  int64_t step = 0, micro = 0;
+  uint64_t seed = 0;     // base seed of this (step, micro): derive per-purpose streams from it
+
+  int64_t local_size() const { return x.size(0); }
+};
+
+// Draws N(0,1) (or U{0..high-1} when high > 0) for the whole global micro-batch from the stream
+// (batch.seed, purpose) and returns this rank's slice: identical numbers whatever the world size.
+torch::Tensor draw_global_normal(const Batch& batch, const char* purpose, torch::IntArrayRef sample_shape,
+                                 const torch::Device& device);
+torch::Tensor draw_global_int(const Batch& batch, const char* purpose, int64_t high, const torch::Device& device);
+
+}  // namespace dualign::methods

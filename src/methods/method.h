@@ -1,0 +1,41 @@
+// A training method: per micro-batch, a loss to back-propagate plus named statistics (sums and counts) that
+// the trainer all-reduces over ranks. Nothing on the trainer's spine knows which method runs.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "diffusion/schedule.h"
+#include "methods/score_model.h"
+#include "methods/batch.h"
+
+namespace dualign::config {
+class Section;
+}
+
+namespace dualign::methods {
+
+struct LossOutput {
+  torch::Tensor loss;                                // scalar, mean over this rank's micro-batch
+  std::vector<std::pair<std::string, double>> stats; // additive: "<name>_sum" values and "count"
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  virtual std::string name() const = 0;
+  virtual LossOutput loss(ScoreModel& policy, const Batch& batch) = 0;
+};
+
+struct MethodContext {
+  const diffusion::NoiseSchedule& schedule;
+  torch::Device device;
+};
+
+// Builds the method named by `method.name` (strict: unknown keys are errors).
+std::unique_ptr<Method> make_method(const config::Section& method, const MethodContext& ctx);
+
+}  // namespace dualign::methods

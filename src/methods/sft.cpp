@@ -1,0 +1,21 @@
+// SFT / pretraining by denoising score matching: t ~ U{0..T-1}, ε ~ N(0, I),
+// loss = || target(x0, ε, t) - model(x_t, t, c) ||²  (target = ε or v per the schedule's prediction type).
+#include "methods/sft.h"
+
+namespace dualign::methods {
+
+Sft::Sft(const MethodContext& ctx) : schedule_(ctx.schedule), device_(ctx.device) {}
+
+LossOutput Sft::loss(ScoreModel& policy, const Batch& batch) {
+  auto x0 = batch.x;
+  auto sample_shape = x0.sizes().slice(1);
+  auto eps = draw_global_normal(batch, "sft/eps", sample_shape, device_);
+  auto t = draw_global_int(batch, "sft/t", schedule_.num_train_timesteps(), device_);
+  auto x_t = schedule_.add_noise(x0, eps, t);
+  auto out = policy.forward(x_t, t, batch.labels);
+  auto per_sample = (out - schedule_.target(x0, eps, t)).pow(2).flatten(1).mean(1);
+  auto loss = per_sample.mean();
+  return {loss, {{"mse_sum", per_sample.sum().item<double>()}, {"count", static_cast<double>(batch.local_size())}}};
+}
+
+}  // namespace dualign::methods

@@ -1,0 +1,34 @@
+// Where the trainer's micro-batches come from. Every source hands this rank its slice of the global
+// micro-batch (step, micro), so the global sample order does not depend on the number of ranks.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "methods/batch.h"
+
+namespace dualign::config {
+class Section;
+}
+
+namespace dualign::train {
+
+struct ShardSpec {
+  int rank = 0, world_size = 1;
+  int64_t global_micro_batch = 0;  // samples per micro-step over all ranks
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;
+  int64_t local_size() const { return global_micro_batch / world_size; }
+  int64_t local_offset() const { return rank * local_size(); }
+};
+
+class DataSource {
+ public:
+  virtual ~DataSource() = default;
+  virtual methods::Batch next(int64_t step, int64_t micro) = 0;
+};
+
+// Builds the source named by `data.kind` (strict: unknown keys are errors).
+std::unique_ptr<DataSource> make_data_source(const config::Section& data, const ShardSpec& shard);
+
+}  // namespace dualign::train

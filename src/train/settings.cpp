@@ -1,0 +1,58 @@
+#include "train/settings.h"
+
+#include "config/config.h"
+#include "util/error.h"
+
+namespace dualign::train {
+
+TrainSettings read_settings(const config::Config& cfg) {
+  TrainSettings s;
+  auto root = cfg.root();
+  s.seed = static_cast<uint64_t>(root.get<int64_t>("seed"));
+  s.threads = root.get<int>("threads", 0);
+
+  auto t = cfg.section("train");
+  s.steps = t.get<int64_t>("steps");
+  s.global_batch = t.get<int64_t>("global_batch");
+  s.grad_accum = t.get<int64_t>("grad_accum", 1);
+  s.lr = t.get<double>("lr");
+  s.weight_decay = t.get<double>("weight_decay", 0.0);
+  auto betas = t.get<std::vector<double>>("betas", {0.9, 0.999});
+  if (betas.size() != 2) fail("config key 'train.betas' ({}): expected two numbers, got {}", cfg.origin("train.betas"), betas.size());
+  s.beta1 = betas[0];
+  s.beta2 = betas[1];
+  s.warmup_steps = t.get<int64_t>("warmup_steps", 0);
+  s.lr_schedule = t.get<std::string>("lr_schedule", "constant");
+  s.grad_clip = t.get<double>("grad_clip", 0.0);
+  s.ema_decay = t.get<double>("ema_decay", 0.0);
+  auto e = t.section("eval");
+  s.eval_num_samples = e.get<int64_t>("num_samples");
+  s.eval_sampler = e.get<std::string>("sampler");
+  s.eval_steps = e.get<int64_t>("steps");
+  e.finish();
+  t.finish();
+  DUALIGN_CHECK(s.steps > 0 && s.global_batch > 0 && s.grad_accum > 0 && s.lr > 0,
+                "train.steps, train.global_batch, train.grad_accum and train.lr must be positive");
+
+  auto d = cfg.section("dist");
+  s.zero_stage = d.get<int>("zero_stage", 0);
+  s.bucket_mb = d.get<double>("bucket_mb", 25.0);
+  d.finish();
+
+  auto r = cfg.section("run");
+  s.run_dir = r.get<std::string>("dir");
+  s.log_every = r.get<int64_t>("log_every", 10);
+  s.per_rank_logs = r.get<bool>("per_rank_logs", true);
+  s.progress = r.get<bool>("progress", true);
+  r.finish({"root", "job_num"});
+  return s;
+}
+
+int64_t TrainSettings::global_micro_batch(int world_size) const {
+  if (global_batch % (grad_accum * world_size) != 0)
+    fail("train.global_batch={} must be divisible by train.grad_accum ({}) x ranks ({})", global_batch, grad_accum,
+         world_size);
+  return global_batch / grad_accum;
+}
+
+}  // namespace dualign::train

@@ -1,0 +1,146 @@
+#include "train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+#include "config/config.h"
+#include "diffusion/schedule.h"
+#include "dist/comm.h"
+#include "dist/runtime.h"
+#include "dist/stats.h"
+#include "methods/method.h"
+#include "train/data_source.h"
+#include "train/evaluate.h"
+#include "train/lr_schedule.h"
+#include "train/run_dir.h"
+#include "train/settings.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/progress.h"
+#include "util/seed.h"
+
+namespace dualign::train {
+namespace {
+
+torch::Device pick_device(const dist::World& world) {
+  return world.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.device_index))
+                    : torch::Device(torch::kCPU);
+}
+
+void set_threads(const TrainSettings& s, const dist::World& world) {
+  int threads = s.threads;
+  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency() / std::max(1, world.local_size));
+  at::set_num_threads(threads);
+  at::set_num_interop_threads(1);
+}
+
+diffusion::ScheduleConfig read_schedule(const config::Section& d) {
+  diffusion::ScheduleConfig c;
+  c.kind = d.get<std::string>("schedule");
+  c.num_train_timesteps = d.get<int64_t>("num_train_timesteps");
+  c.beta_start = d.get<double>("beta_start");
+  c.beta_end = d.get<double>("beta_end");
+  c.prediction = d.get<std::string>("prediction");
+  d.finish();
+  return c;
+}
+
+// Every rank starts from rank 0's weights.
+void broadcast_parameters(dist::Comm& comm, methods::ScoreModel& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.parameters()) comm.broadcast(p.data(), 0);
+  for (auto& b : model.module().buffers()) comm.broadcast(b, 0);
+}
+
+// Averages gradients over ranks, one flat buffer per call (the bucketed, overlapped version lives in
+// dist/grad_sync once wired in).
+void average_gradients(dist::Comm& comm, const std::vector<torch::Tensor>& params) {
+  if (comm.size() == 1) return;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  std::vector<torch::Tensor> flat_parts;
+  for (const auto& g : grads) flat_parts.push_back(g.reshape(-1));
+  auto flat = torch::cat(flat_parts);
+  comm.all_reduce(flat, dist::ReduceOp::avg);
+  int64_t offset = 0;
+  for (auto& g : grads) {
+    g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
+    offset += g.numel();
+  }
+}
+
+}  // namespace
+
+int run_training(const config::Config& cfg, const dist::World& world) {
+  // ---- setup: settings, device, communicator, run directory ------------------------------------------------
+  const TrainSettings s = read_settings(cfg);
+  set_threads(s, world);
+  const torch::Device device = pick_device(world);
+  auto comm = dist::make_comm(world, device);
+  const bool rank0 = world.rank == 0;
+  if (rank0) write_run_metadata(s.run_dir, cfg, {world.size, {}});
+  comm->barrier();  // the run dir exists before any rank writes into it
+  if (s.per_rank_logs) log::open_file(s.run_dir + "/logs/rank" + std::to_string(world.rank) + ".log");
+  MetricsWriter metrics(s.run_dir, rank0);
+  log::info("run dir: {}", s.run_dir);
+
+  // ---- model, method, data, optimizer -----------------------------------------------------------------------
+  diffusion::NoiseSchedule schedule(read_schedule(cfg.section("diffusion")));
+  torch::manual_seed(derive_seed(s.seed, "init"));
+  auto policy = methods::build_score_model(cfg.section("model"), device);
+  broadcast_parameters(*comm, *policy);
+  log::info("model: {} with {} parameters", policy->describe(), policy->num_parameters());
+  auto method = methods::make_method(cfg.section("method"), {schedule, device});
+  ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.seed, device};
+  auto data = make_data_source(cfg.section("data"), shard);
+  auto params = policy->parameters();
+  torch::optim::AdamW optimizer(
+      params, torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).weight_decay(s.weight_decay));
+  log::info("method {} | global batch {} = {} ranks x {} x {} accum | {} steps", method->name(), s.global_batch,
+            world.size, shard.local_size(), s.grad_accum, s.steps);
+
+  // ---- the loop -----------------------------------------------------------------------------------------------
+  Progress progress("train", s.steps, rank0 && s.progress);
+  dist::StatsReducer stats;
+  double last_loss = 0;
+  for (int64_t step = 0; step < s.steps; ++step) {
+    const double lr = learning_rate(step, s.steps, s.lr, s.warmup_steps, s.lr_schedule);
+    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+    optimizer.zero_grad();
+
+    for (int64_t micro = 0; micro < s.grad_accum; ++micro) {
+      methods::Batch batch = data->next(step, micro);
+      methods::LossOutput out = method->loss(*policy, batch);
+      (out.loss / static_cast<double>(s.grad_accum)).backward();
+      stats.add("loss_sum", out.loss.item<double>() * static_cast<double>(batch.local_size()));
+      for (const auto& [name, value] : out.stats) stats.add(name, value);
+    }
+    average_gradients(*comm, params);
+    double grad_norm = s.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, s.grad_clip)
+                                       : torch::nn::utils::clip_grad_norm_(params, 1e30);
+    optimizer.step();
+
+    if ((step + 1) % s.log_every == 0 || step + 1 == s.steps) {
+      auto reduced = stats.reduce(*comm);
+      last_loss = dist::StatsReducer::ratio(reduced, "loss_sum", "count");
+      std::map<std::string, double> record{{"train/loss", last_loss}, {"train/lr", lr}, {"train/grad_norm", grad_norm}};
+      for (const auto& [name, value] : reduced)
+        if (name.size() > 4 && name.ends_with("_sum") && name != "loss_sum")
+          record["train/" + name.substr(0, name.size() - 4)] = value / dist::StatsReducer::get(reduced, "count");
+      metrics.log(step + 1, record);
+      progress.update(step + 1, fmt::format("loss={:.4f}", last_loss));
+    }
+  }
+  progress.finish(fmt::format("loss={:.4f}", last_loss));
+
+  // ---- evaluation -----------------------------------------------------------------------------------------------
+  auto results = evaluate(cfg, s, *policy, schedule, *comm);
+  metrics.log(s.steps, results);
+  metrics.flush();
+  for (const auto& [name, value] : results) log::info("{} = {:.6g}", name, value);
+  return 0;
+}
+
+}  // namespace dualign::train
