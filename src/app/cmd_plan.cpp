@@ -1,0 +1,71 @@
+// `dualign plan`: per-GPU memory estimate for a model x method x ZeRO stage x precision x world size, so
+// users see what fits SD-1.5 and SDXL before they queue a job (formulas: dist/memory_plan.h).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "app/commands.h"
+#include "dist/memory_plan.h"
+#include "util/error.h"
+
+namespace dualign::app {
+namespace {
+
+struct PlanArgs {
+  std::string model = "sd15";
+  std::string method = "dpo";
+  int world = 8;
+  std::vector<int> zero{0, 1, 2};
+  std::vector<std::string> precision{"fp32", "bf16"};
+  int micro_batch = 1;
+  double gpu_gb = 80;
+  double act_gb = -1;
+  double nockpt_factor = 4;
+  double workspace_gb = 2;
+};
+
+void run_plan(const PlanArgs& a) {
+  auto model = dist::model_spec(a.model);
+  if (a.act_gb > 0) model.act_gb_per_sample_ckpt = a.act_gb;
+  const bool reference = a.method == "dpo" || a.method == "dmpo" || a.method == "kto";
+  if (!reference && a.method != "sft")
+    fail("plan: --method '{}' (expected sft, or dpo/dmpo/kto which keep a frozen reference model)", a.method);
+  std::vector<dist::PlanInput> rows;
+  for (int stage : a.zero)
+    for (const auto& p : a.precision) {
+      if (p != "fp32" && p != "bf16") fail("plan: --precision '{}' (expected fp32 or bf16)", p);
+      dist::PlanInput in;
+      in.model = model;
+      in.frozen_reference = reference;
+      in.zero_stage = stage;
+      in.precision = p == "fp32" ? dist::Precision::fp32 : dist::Precision::bf16;
+      in.world_size = a.world;
+      in.samples_per_gpu = a.micro_batch * (reference ? 2 : 1);  // a preference pair is two images
+      in.nockpt_factor = a.nockpt_factor;
+      in.workspace_gb = a.workspace_gb;
+      dist::plan_memory(in);  // validates
+      rows.push_back(in);
+    }
+  std::fputs(dist::format_plan_table(rows, a.gpu_gb).c_str(), stdout);
+}
+
+void add_plan_command(CLI::App& cli) {
+  auto args = std::make_shared<PlanArgs>();
+  auto* cmd = cli.add_subcommand("plan", "Per-GPU memory estimate: model x method x ZeRO stage x precision x world size");
+  cmd->add_option("--model", args->model, "sd15, sdxl, or a parameter count (860M, 2.6B, 123456789)")->capture_default_str();
+  cmd->add_option("--method", args->method, "sft, or dpo/dmpo/kto (frozen reference model)")->capture_default_str();
+  cmd->add_option("--world", args->world, "number of GPUs (ranks)")->capture_default_str();
+  cmd->add_option("--zero", args->zero, "ZeRO stages to show (0 1 2)")->capture_default_str();
+  cmd->add_option("--precision", args->precision, "fp32 and/or bf16 (mixed, fp32 master)")->capture_default_str();
+  cmd->add_option("--micro-batch", args->micro_batch, "samples (sft) or pairs (dpo) per GPU per micro-step")->capture_default_str();
+  cmd->add_option("--gpu-gb", args->gpu_gb, "GPU memory to check against")->capture_default_str();
+  cmd->add_option("--act-gb", args->act_gb, "measured bf16 activation GB per sample with checkpointing (overrides the anchor)");
+  cmd->add_option("--nockpt-factor", args->nockpt_factor, "activations without / with checkpointing")->capture_default_str();
+  cmd->add_option("--workspace-gb", args->workspace_gb, "CUDA context + NCCL + allocator slack")->capture_default_str();
+  cmd->callback([args] { run_plan(*args); });
+}
+
+const bool registered = register_command(add_plan_command);
+
+}  // namespace
+}  // namespace dualign::app

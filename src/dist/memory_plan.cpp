@@ -1,0 +1,89 @@
+#include "dist/memory_plan.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cstdlib>
+
+#include "util/error.h"
+
+namespace dualign::dist {
+
+const char* to_string(Precision p) { return p == Precision::fp32 ? "fp32" : "bf16"; }
+
+ModelSpec model_spec(const std::string& s) {
+  constexpr int64_t kSd15 = 859'520'964, kSdxl = 2'567'463'684;
+  if (s == "sd15") return {"sd15 (UNet, 512px)", kSd15, 3.0};
+  if (s == "sdxl") return {"sdxl (UNet, 1024px)", kSdxl, 6.0};
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str()) {
+    std::string suffix(end);
+    if (suffix == "K" || suffix == "k") v *= 1e3;
+    else if (suffix == "M" || suffix == "m") v *= 1e6;
+    else if (suffix == "B" || suffix == "b" || suffix == "G") v *= 1e9;
+    else if (!suffix.empty()) v = -1;
+  } else {
+    v = -1;
+  }
+  if (v <= 0) fail("plan: model '{}' is neither sd15, sdxl nor a parameter count like 860M or 2.6e9", s);
+  const auto n = static_cast<int64_t>(v);
+  return {fmt::format("{:.3g}M params", v / 1e6), n, 3.0 * double(n) / double(kSd15)};
+}
+
+PlanRow plan_memory(const PlanInput& in) {
+  DUALIGN_CHECK(in.zero_stage >= 0 && in.zero_stage <= 2, "plan: zero stage {} (supported: 0, 1, 2)", in.zero_stage);
+  DUALIGN_CHECK(in.world_size >= 1, "plan: world size {} must be >= 1", in.world_size);
+  const double psi = double(in.model.params) / 1e9;  // GB per byte-per-parameter
+  const double n = in.world_size;
+  const double compute_bytes = in.precision == Precision::fp32 ? 4 : 2;
+  PlanRow r;
+  if (in.zero_stage == 0) {
+    // DDP: fp32 weights (bf16 via autocast), fp32 grads (bucket views, no extra copy), AdamW m + v: 16 Psi.
+    r.params_gb = 4 * psi;
+    r.grads_gb = 4 * psi;
+    r.optimizer_gb = 8 * psi;
+  } else {
+    // Full working weights on every rank (all-gathered), fp32 master + m + v sharded: 12 Psi / N.
+    r.params_gb = compute_bytes * psi;
+    r.optimizer_gb = 12 * psi / n;
+    // Stage 1 keeps a full fp32 accumulation buffer; stage 2 reduce-scatters every micro-step into an fp32
+    // shard, leaving only the transient per-micro-step gradient in compute precision.
+    r.grads_gb = in.zero_stage == 1 ? 4 * psi : compute_bytes * psi + 4 * psi / n;
+  }
+  if (in.frozen_reference) r.reference_gb = compute_bytes * psi;
+  const double act_scale = in.precision == Precision::fp32 ? 2.0 : 1.0;
+  r.act_ckpt_gb = in.model.act_gb_per_sample_ckpt * act_scale * in.samples_per_gpu;
+  r.act_full_gb = r.act_ckpt_gb * in.nockpt_factor;
+  r.workspace_gb = in.workspace_gb;
+  return r;
+}
+
+std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_gb) {
+  if (inputs.empty()) return "";
+  const auto& first = inputs.front();
+  std::string out = fmt::format(
+      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step{}\n",
+      first.model.name, first.model.params, first.world_size, first.samples_per_gpu,
+      first.frozen_reference ? ", frozen reference model" : "");
+  out += fmt::format("{:>4} {:>5} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10}\n", "zero", "prec",
+                     "params", "grads", "optim", "ref", "act_ckpt", "act_full", "work", "total_ckpt",
+                     "total_full");
+  auto fits = [&](double gb) { return gb <= gpu_gb ? " " : "!"; };
+  for (const auto& in : inputs) {
+    auto r = plan_memory(in);
+    out += fmt::format("{:>4} {:>5} {:>7.1f} {:>7.1f} {:>7.1f} {:>7.1f} {:>9.1f} {:>9.1f} {:>6.1f} {:>9.1f}{} {:>9.1f}{}\n",
+                       in.zero_stage, to_string(in.precision), r.params_gb, r.grads_gb, r.optimizer_gb,
+                       r.reference_gb, r.act_ckpt_gb, r.act_full_gb, r.workspace_gb, r.total_ckpt_gb(),
+                       fits(r.total_ckpt_gb()), r.total_full_gb(), fits(r.total_full_gb()));
+  }
+  out += fmt::format(
+      "'!' = over {:.0f} GB. Model states per systems.md B1 (stage 0: 16 Psi; stage 1: working weights + fp32 "
+      "grad accumulation + 12 Psi/N; stage 2: working weights + transient grads + 4 Psi/N + 12 Psi/N). "
+      "Activations are inferred anchors (SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample with "
+      "checkpointing; x{:.0f} without; x2 in fp32): measure before trusting a tight fit.\n",
+      gpu_gb, first.nockpt_factor);
+  return out;
+}
+
+}  // namespace dualign::dist

@@ -1,0 +1,46 @@
+// Per-GPU memory estimate before queueing a job (`dualign plan`): model states by ZeRO stage and precision
+// (systems.md §B1), the frozen reference model of DPO-style methods (§B2), activations from measured
+// anchors (§B3) with and without gradient checkpointing, and a fixed CUDA/NCCL workspace. 1 GB = 1e9 B.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dualign::dist {
+
+struct ModelSpec {
+  std::string name;
+  int64_t params = 0;
+  // bf16 activations + workspace per training sample with gradient checkpointing, GB (inferred anchors:
+  // SD-1.5 at 512^2 ~3 GB, SDXL at 1024^2 ~6 GB; a bare count scales the SD-1.5 figure by size).
+  double act_gb_per_sample_ckpt = 0;
+};
+// "sd15", "sdxl", or a parameter count ("123456789", "1.2e9", "860M", "2.6B").
+ModelSpec model_spec(const std::string& name_or_count);
+
+enum class Precision { fp32, bf16 };  // bf16 = bf16 compute with fp32 master weights and fp32 grads
+
+struct PlanInput {
+  ModelSpec model;
+  bool frozen_reference = false;  // dpo/dmpo/kto: a frozen copy of the model in compute precision
+  int zero_stage = 0;             // 0 (DDP), 1 (optimizer states sharded), 2 (+ gradients sharded)
+  Precision precision = Precision::bf16;
+  int world_size = 1;
+  int samples_per_gpu = 1;          // per micro-step (a DPO pair is 2 samples)
+  double nockpt_factor = 4.0;       // activations without checkpointing / with (inferred)
+  double workspace_gb = 2.0;        // CUDA context, NCCL buffers, allocator slack
+};
+
+struct PlanRow {
+  double params_gb = 0, grads_gb = 0, optimizer_gb = 0, reference_gb = 0;
+  double act_ckpt_gb = 0, act_full_gb = 0, workspace_gb = 0;
+  double model_states_gb() const { return params_gb + grads_gb + optimizer_gb; }
+  double total_ckpt_gb() const { return model_states_gb() + reference_gb + act_ckpt_gb + workspace_gb; }
+  double total_full_gb() const { return model_states_gb() + reference_gb + act_full_gb + workspace_gb; }
+};
+
+PlanRow plan_memory(const PlanInput& in);
+std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_gb);
+const char* to_string(Precision p);
+
+}  // namespace dualign::dist

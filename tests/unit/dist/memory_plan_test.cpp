@@ -1,0 +1,51 @@
+// dualign plan's model-state formulas against the worked numbers of systems.md §B1/§B4.
+#include <gtest/gtest.h>
+
+#include "dist/memory_plan.h"
+
+using namespace dualign::dist;
+
+namespace {
+PlanInput input(const std::string& model, int stage, Precision p, int world, bool reference = false) {
+  PlanInput in;
+  in.model = model_spec(model);
+  in.zero_stage = stage;
+  in.precision = p;
+  in.world_size = world;
+  in.frozen_reference = reference;
+  in.samples_per_gpu = reference ? 2 : 1;
+  return in;
+}
+}  // namespace
+
+TEST(DistMemoryPlan, ModelStatesMatchSystemsNotes) {
+  // DDP + AdamW: 16 Psi -> 13.8 GB (SD-1.5), 41.1 GB (SDXL).
+  EXPECT_NEAR(plan_memory(input("sd15", 0, Precision::bf16, 8)).model_states_gb(), 13.75, 0.05);
+  EXPECT_NEAR(plan_memory(input("sdxl", 0, Precision::bf16, 8)).model_states_gb(), 41.08, 0.05);
+  // ZeRO-1, N=8, fp32 grad accumulation: 2 Psi + 4 Psi + 12 Psi/N -> 6.4 GB / 19.3 GB.
+  EXPECT_NEAR(plan_memory(input("sd15", 1, Precision::bf16, 8)).model_states_gb(), 6.45, 0.05);
+  EXPECT_NEAR(plan_memory(input("sdxl", 1, Precision::bf16, 8)).model_states_gb(), 19.26, 0.05);
+  // ZeRO-2-style, N=8: 2 Psi + 2 Psi + 16 Psi/N -> 5.2 GB / 15.4 GB.
+  EXPECT_NEAR(plan_memory(input("sd15", 2, Precision::bf16, 8)).model_states_gb(), 5.16, 0.05);
+  EXPECT_NEAR(plan_memory(input("sdxl", 2, Precision::bf16, 8)).model_states_gb(), 15.40, 0.05);
+}
+
+TEST(DistMemoryPlan, DpoAddsReferenceAndPairActivations) {
+  auto sft = plan_memory(input("sd15", 0, Precision::bf16, 8, false));
+  auto dpo = plan_memory(input("sd15", 0, Precision::bf16, 8, true));
+  EXPECT_NEAR(dpo.reference_gb, 1.72, 0.01);  // bf16 frozen copy
+  EXPECT_DOUBLE_EQ(dpo.act_ckpt_gb, 2 * sft.act_ckpt_gb);
+  EXPECT_GT(dpo.act_full_gb, dpo.act_ckpt_gb);
+  // §B4: SD-1.5 DPO with DDP fits 40 GB with checkpointing (~24 GB).
+  EXPECT_NEAR(dpo.total_ckpt_gb(), 23.5, 1.0);
+}
+
+TEST(DistMemoryPlan, CountsAndErrors) {
+  EXPECT_EQ(model_spec("860M").params, 860'000'000);
+  EXPECT_EQ(model_spec("2.6B").params, 2'600'000'000);
+  EXPECT_EQ(model_spec("12345").params, 12345);
+  EXPECT_THROW(model_spec("unet-huge"), std::exception);
+  auto bad = input("sd15", 3, Precision::bf16, 8);
+  EXPECT_THROW(plan_memory(bad), std::exception);
+  EXPECT_NE(format_plan_table({input("sdxl", 1, Precision::bf16, 8)}, 40).find("!"), std::string::npos);
+}
