@@ -102,7 +102,6 @@ std::unique_ptr<Work> MpiComm::submit(std::string name, std::function<void()> ru
 }
 
 void MpiComm::worker_loop() {
-  at::set_num_threads(1);  // staging copies and averages are small; leave the cores to compute
   for (;;) {
     std::shared_ptr<Task> task;
     {

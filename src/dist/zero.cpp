@@ -64,9 +64,15 @@ void ZeroAdamW::zero_grad() {
   for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], grad_views_[i]);
 }
 
-void ZeroAdamW::step() {
+double ZeroAdamW::step(double max_grad_norm) {
   torch::NoGradGuard no_grad;
   comm_.reduce_scatter(shard_grad_, flat_grad_, ReduceOp::avg);
+  // Global norm from the shards (padding is zero); one scalar all-reduce.
+  const double norm = std::sqrt(comm_.all_reduce_double(shard_grad_.square().sum().item<double>()));
+  if (max_grad_norm > 0) {
+    const double coef = max_grad_norm / (norm + 1e-6);
+    if (coef < 1) shard_grad_.mul_(coef);
+  }
   ++step_;
   // AdamW exactly as torch::optim::AdamW computes it (decoupled weight decay, bias-corrected moments).
   const auto& c = config_;
@@ -83,6 +89,7 @@ void ZeroAdamW::step() {
   comm_.all_gather(flat_params_, master_);
   for (size_t i = 0; i < params_.size(); ++i)
     params_[i].detach().copy_(flat_params_.narrow(0, layout_.offsets[i], params_[i].numel()).view(params_[i].sizes()));
+  return norm;
 }
 
 }  // namespace dualign::dist

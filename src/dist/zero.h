@@ -37,7 +37,10 @@ class ZeroAdamW {
   ZeroAdamW(const ZeroAdamW&) = delete;
   ZeroAdamW& operator=(const ZeroAdamW&) = delete;
 
-  void step();       // after the last micro-step's backward (collective: every rank calls it)
+  // After the last micro-step's backward (collective: every rank calls it). With max_grad_norm > 0 the
+  // averaged gradient is clipped to that global L2 norm first (as torch::nn::utils::clip_grad_norm_).
+  // Returns the global gradient norm before clipping.
+  double step(double max_grad_norm = 0);
   void zero_grad();  // zero the flat gradient buffer
   void set_lr(double lr) { config_.lr = lr; }
   int64_t step_count() const { return step_; }

@@ -54,13 +54,14 @@ torch::Tensor flat_params(torch::nn::Module& m) {
 
 torch::optim::AdamWOptions adamw_options() { return torch::optim::AdamWOptions(kLr).weight_decay(1e-2); }
 
-torch::Tensor train_reference(Net net) {
+torch::Tensor train_reference(Net net, double clip) {
   auto model = make_net(net, 7);
   torch::optim::AdamW opt(model->parameters(), adamw_options());
   for (int s = 0; s < kSteps; ++s) {
     auto [x, y] = global_batch(net, s);
     opt.zero_grad();
     torch::mse_loss(model->forward(x), y).backward();
+    if (clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), clip);
     opt.step();
   }
   return flat_params(*model);
@@ -72,7 +73,7 @@ struct Result {
   size_t launched_during_backward = 0;  // of the last step
 };
 
-Result train_distributed(Net net, Mode mode, int accum) {
+Result train_distributed(Net net, Mode mode, int accum, double clip) {
   const int n = comm().size(), r = comm().rank();
   const int micro = kGlobalBatch / (n * accum);
   // Other ranks start from different weights: the start-up broadcast must make them equal.
@@ -100,10 +101,11 @@ Result train_distributed(Net net, Mode mode, int accum) {
     }
     if (sync) {
       sync->finish();
+      if (clip > 0) torch::nn::utils::clip_grad_norm_(params, clip);
       ddp_opt->step();
       sync->zero_grad();
     } else {
-      zero->step();
+      zero->step(clip);
       zero->zero_grad();
     }
   }
@@ -126,19 +128,20 @@ struct Case {
   Net net;
   Mode mode;
   int accum;
+  double clip = 0;  // max gradient norm, 0 = off
 };
 
 class Equivalence : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Equivalence, MatchesSingleProcessOnGlobalBatch) {
   const auto c = GetParam();
-  auto reference = train_reference(c.net);
-  auto result = train_distributed(c.net, c.mode, c.accum);
+  auto reference = train_reference(c.net, c.clip);
+  auto result = train_distributed(c.net, c.mode, c.accum, c.clip);
   const double rel = relative_difference(result.params, reference);
   const double moved = relative_difference(flat_params(*make_net(c.net, 7)), reference);
   if (comm().rank() == 0)
-    std::printf("[equivalence] net=%s mode=%s accum=%d np=%d buckets=%zu rel_diff=%.3g (params moved %.3g)\n",
-                c.net == Net::mlp ? "mlp" : "conv", c.mode == Mode::ddp ? "ddp" : "zero1", c.accum, comm().size(),
+    std::printf("[equivalence] net=%s mode=%s accum=%d clip=%g np=%d buckets=%zu rel_diff=%.3g (params moved %.3g)\n",
+                c.net == Net::mlp ? "mlp" : "conv", c.mode == Mode::ddp ? "ddp" : "zero1", c.accum, c.clip, comm().size(),
                 result.buckets, rel, moved);
   EXPECT_LE(rel, 1e-5);
   EXPECT_GT(moved, 1e-2) << "training barely moved the parameters: the comparison would prove nothing";
@@ -154,11 +157,13 @@ INSTANTIATE_TEST_SUITE_P(Dist, Equivalence,
                          ::testing::Values(Case{Net::mlp, Mode::ddp, 1}, Case{Net::mlp, Mode::ddp, 2},
                                            Case{Net::conv, Mode::ddp, 1}, Case{Net::conv, Mode::ddp, 2},
                                            Case{Net::mlp, Mode::zero1, 1}, Case{Net::mlp, Mode::zero1, 2},
-                                           Case{Net::conv, Mode::zero1, 1}, Case{Net::conv, Mode::zero1, 2}),
+                                           Case{Net::conv, Mode::zero1, 1}, Case{Net::conv, Mode::zero1, 2},
+                                           Case{Net::mlp, Mode::ddp, 2, 0.05}, Case{Net::mlp, Mode::zero1, 2, 0.05}),
                          [](const auto& info) {
                            const auto& c = info.param;
                            return std::string(c.net == Net::mlp ? "Mlp" : "Conv") +
-                                  (c.mode == Mode::ddp ? "Ddp" : "Zero1") + "Accum" + std::to_string(c.accum);
+                                  (c.mode == Mode::ddp ? "Ddp" : "Zero1") + "Accum" + std::to_string(c.accum) +
+                                  (c.clip > 0 ? "Clip" : "");
                          });
 
 // Optimizer-state bytes per rank under ZeRO-1 vs an unsharded torch::optim::AdamW on the same model.
