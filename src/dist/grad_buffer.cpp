@@ -35,6 +35,12 @@ struct FoldAndNotify : torch::autograd::PostAccumulateGradHook {
 
 }  // namespace
 
+at::Tensor alias_slice(const at::Tensor& flat, int64_t offset, at::IntArrayRef sizes) {
+  auto alias = at::empty({0}, flat.options());
+  alias.set_(flat.storage(), flat.storage_offset() + offset, sizes);
+  return alias;
+}
+
 void attach_grad_view(const at::Tensor& param, const at::Tensor& view, std::function<void()> on_ready) {
   DUALIGN_CHECK(param.requires_grad() && param.is_leaf(),
                 "gradient sync: every parameter must be a leaf that requires grad (shape {})",

@@ -11,6 +11,10 @@
 
 namespace dualign::dist {
 
+// A slice of `flat` shaped like `sizes` that shares its memory but is not an autograd view, so optimizers
+// may detach_() or reset it (torch::optim::Optimizer::zero_grad does) without an error.
+at::Tensor alias_slice(const at::Tensor& flat, int64_t offset, at::IntArrayRef sizes);
+
 // Makes `param.grad` a view of `view` (fp32 params) and installs the hook; `on_ready()` runs after each
 // accumulation into the parameter during backward. Remove with remove_grad_hook.
 void attach_grad_view(const at::Tensor& param, const at::Tensor& view, std::function<void()> on_ready);

@@ -52,7 +52,7 @@ GradSync::GradSync(Comm& comm, std::vector<at::Tensor> params, GradSyncOptions o
     bucket.flat = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(comm_.device()));
     int64_t offset = 0;
     for (size_t i : bucket.params) {
-      views_[i] = bucket.flat.narrow(0, offset, params_[i].numel()).view(params_[i].sizes());
+      views_[i] = alias_slice(bucket.flat, offset, params_[i].sizes());
       bucket_of_[i] = b;
       offset += params_[i].numel();
     }

@@ -47,7 +47,7 @@ ZeroAdamW::ZeroAdamW(Comm& comm, std::vector<at::Tensor> params, AdamWConfig con
   exp_avg_ = torch::zeros({layout_.shard}, f32);
   exp_avg_sq_ = torch::zeros({layout_.shard}, f32);
   for (size_t i = 0; i < params_.size(); ++i) {
-    grad_views_.push_back(flat_grad_.narrow(0, layout_.offsets[i], params_[i].numel()).view(params_[i].sizes()));
+    grad_views_.push_back(alias_slice(flat_grad_, layout_.offsets[i], params_[i].sizes()));
     attach_grad_view(params_[i], grad_views_[i], [] {});
   }
 }

@@ -15,3 +15,8 @@ set_tests_properties(dist_failure_test PROPERTIES LABELS mpi TIMEOUT 200 PROCESS
 dualign_add_mpi_test(dist_equivalence_test SOURCES dist_test_main.cpp dist_equivalence_test.cpp LIBS dualign_dist
                      NP 1 2 4 TIMEOUT 300)
 target_precompile_headers(dist_equivalence_test REUSE_FROM dualign_torch_pch)
+
+# GradSync edge cases (unused params, bf16 params with fp32 accumulation, .grad reset to None).
+dualign_add_mpi_test(dist_grad_sync_test SOURCES dist_test_main.cpp dist_grad_sync_test.cpp LIBS dualign_dist
+                     NP 1 2 TIMEOUT 120)
+target_precompile_headers(dist_grad_sync_test REUSE_FROM dualign_torch_pch)
