@@ -13,6 +13,7 @@
 #include "train/data_source.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
+#include "train/optimizer.h"
 #include "train/run_dir.h"
 #include "train/settings.h"
 #include "util/log.h"
@@ -46,31 +47,6 @@ diffusion::ScheduleConfig read_schedule(const config::Section& d) {
   return c;
 }
 
-// Every rank starts from rank 0's weights.
-void broadcast_parameters(dist::Comm& comm, methods::ScoreModel& model) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : model.parameters()) comm.broadcast(p.data(), 0);
-  for (auto& b : model.module().buffers()) comm.broadcast(b, 0);
-}
-
-// Averages gradients over ranks, one flat buffer per call (the bucketed, overlapped version lives in
-// dist/grad_sync once wired in).
-void average_gradients(dist::Comm& comm, const std::vector<torch::Tensor>& params) {
-  if (comm.size() == 1) return;
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
-  std::vector<torch::Tensor> flat_parts;
-  for (const auto& g : grads) flat_parts.push_back(g.reshape(-1));
-  auto flat = torch::cat(flat_parts);
-  comm.all_reduce(flat, dist::ReduceOp::avg);
-  int64_t offset = 0;
-  for (auto& g : grads) {
-    g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
-    offset += g.numel();
-  }
-}
-
 }  // namespace
 
 int run_training(const config::Config& cfg, const dist::World& world) {
@@ -90,14 +66,11 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   diffusion::NoiseSchedule schedule(read_schedule(cfg.section("diffusion")));
   torch::manual_seed(derive_seed(s.seed, "init"));
   auto policy = methods::build_score_model(cfg.section("model"), device);
-  broadcast_parameters(*comm, *policy);
   log::info("model: {} with {} parameters", policy->describe(), policy->num_parameters());
   auto method = methods::make_method(cfg.section("method"), {schedule, device});
   ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.seed, device};
   auto data = make_data_source(cfg.section("data"), shard);
-  auto params = policy->parameters();
-  torch::optim::AdamW optimizer(
-      params, torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).weight_decay(s.weight_decay));
+  DistributedOptimizer optimizer(*comm, policy->parameters(), s);  // starts from rank 0's weights
   log::info("method {} | global batch {} = {} ranks x {} x {} accum | {} steps", method->name(), s.global_batch,
             world.size, shard.local_size(), s.grad_accum, s.steps);
 
@@ -107,20 +80,17 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   double last_loss = 0;
   for (int64_t step = 0; step < s.steps; ++step) {
     const double lr = learning_rate(step, s.steps, s.lr, s.warmup_steps, s.lr_schedule);
-    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
     optimizer.zero_grad();
 
     for (int64_t micro = 0; micro < s.grad_accum; ++micro) {
       methods::Batch batch = data->next(step, micro);
+      optimizer.begin_micro_step(/*last=*/micro + 1 == s.grad_accum);
       methods::LossOutput out = method->loss(*policy, batch);
       (out.loss / static_cast<double>(s.grad_accum)).backward();
       stats.add("loss_sum", out.loss.item<double>() * static_cast<double>(batch.local_size()));
       for (const auto& [name, value] : out.stats) stats.add(name, value);
     }
-    average_gradients(*comm, params);
-    double grad_norm = s.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, s.grad_clip)
-                                       : torch::nn::utils::clip_grad_norm_(params, 1e30);
-    optimizer.step();
+    const double grad_norm = optimizer.step(lr);  // gradient sync, clipping, AdamW (or ZeRO-1)
 
     if ((step + 1) % s.log_every == 0 || step + 1 == s.steps) {
       auto reduced = stats.reduce(*comm);

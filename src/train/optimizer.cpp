@@ -1,0 +1,60 @@
+#include "train/optimizer.h"
+
+#include <limits>
+
+#include "dist/grad_sync.h"
+#include "dist/zero.h"
+#include "train/settings.h"
+#include "util/error.h"
+
+namespace dualign::train {
+
+DistributedOptimizer::DistributedOptimizer(dist::Comm& comm, std::vector<torch::Tensor> params,
+                                           const TrainSettings& s)
+    : params_(std::move(params)), grad_clip_(s.grad_clip) {
+  if (s.zero_stage == 0) {
+    dist::GradSyncOptions o;
+    o.bucket_cap_bytes = static_cast<int64_t>(s.bucket_mb * (1 << 20));
+    sync_ = std::make_unique<dist::GradSync>(comm, params_, o);  // broadcasts rank 0's parameters
+    adamw_ = std::make_unique<torch::optim::AdamW>(
+        params_, torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).weight_decay(s.weight_decay));
+  } else if (s.zero_stage == 1) {
+    if (s.grad_clip > 0)
+      fail("train.grad_clip={} is not supported with dist.zero_stage=1 yet; set train.grad_clip=0", s.grad_clip);
+    dist::AdamWConfig c;
+    c.lr = s.lr;
+    c.beta1 = s.beta1;
+    c.beta2 = s.beta2;
+    c.weight_decay = s.weight_decay;
+    zero_ = std::make_unique<dist::ZeroAdamW>(comm, params_, c);  // broadcasts rank 0's parameters
+  } else {
+    fail("dist.zero_stage={} is not supported (0 = DDP, 1 = ZeRO-1)", s.zero_stage);
+  }
+}
+
+DistributedOptimizer::~DistributedOptimizer() = default;
+
+void DistributedOptimizer::zero_grad() {
+  if (sync_) sync_->zero_grad();
+  if (zero_) zero_->zero_grad();
+}
+
+void DistributedOptimizer::begin_micro_step(bool last) {
+  if (sync_) sync_->begin_micro_step(last);
+}
+
+double DistributedOptimizer::step(double lr) {
+  if (zero_) {
+    zero_->set_lr(lr);
+    zero_->step();
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  sync_->finish();  // every rank now holds the averaged gradient, so the norm agrees everywhere
+  double max_norm = grad_clip_ > 0 ? grad_clip_ : std::numeric_limits<double>::infinity();
+  double norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  for (auto& group : adamw_->param_groups()) group.options().set_lr(lr);
+  adamw_->step();
+  return norm;
+}
+
+}  // namespace dualign::train
