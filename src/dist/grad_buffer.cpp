@@ -12,6 +12,8 @@
 namespace dualign::dist {
 namespace {
 
+bool same_dtype(const at::Tensor& param, const at::Tensor& view) { return param.scalar_type() == view.scalar_type(); }
+
 bool aliases(const at::Tensor& a, const at::Tensor& b) {
   return a.defined() && b.defined() && a.data_ptr() == b.data_ptr() && a.sizes() == b.sizes();
 }
@@ -23,8 +25,8 @@ struct FoldAndNotify : torch::autograd::PostAccumulateGradHook {
   void operator()(const torch::autograd::Variable& param) override {
     auto& grad = const_cast<at::Tensor&>(param).mutable_grad();
     if (grad.defined() && !aliases(grad, view)) {
-      view.add_(grad.detach().reshape(view.sizes()).to(at::kFloat));  // fp32 accumulation
-      if (param.scalar_type() == at::kFloat)
+      view.add_(grad.detach().reshape(view.sizes()).to(view.scalar_type()));  // accumulate in the view's dtype
+      if (same_dtype(param, view))
         grad = view;
       else
         grad.reset();
@@ -45,8 +47,8 @@ void attach_grad_view(const at::Tensor& param, const at::Tensor& view, std::func
   DUALIGN_CHECK(param.requires_grad() && param.is_leaf(),
                 "gradient sync: every parameter must be a leaf that requires grad (shape {})",
                 c10::str(param.sizes()));
-  DUALIGN_CHECK(view.scalar_type() == at::kFloat && view.numel() == param.numel(),
-                "gradient view must be float32 with {} elements", param.numel());
+  DUALIGN_CHECK((view.scalar_type() == at::kFloat || same_dtype(param, view)) && view.numel() == param.numel(),
+                "gradient view must be float32 or the parameter's dtype, with {} elements", param.numel());
   reset_grad_to_view(param, view);
   torch::autograd::impl::set_post_acc_grad_hooks(param,
                                                  std::make_unique<FoldAndNotify>(view, std::move(on_ready)));
@@ -56,7 +58,7 @@ void remove_grad_hook(const at::Tensor& param) { torch::autograd::impl::set_post
 
 void reset_grad_to_view(const at::Tensor& param, const at::Tensor& view) {
   auto& grad = const_cast<at::Tensor&>(param).mutable_grad();
-  if (param.scalar_type() == at::kFloat)
+  if (same_dtype(param, view))
     grad = view;
   else
     grad.reset();
@@ -64,7 +66,7 @@ void reset_grad_to_view(const at::Tensor& param, const at::Tensor& view) {
 
 void publish_grad(const at::Tensor& param, const at::Tensor& view) {
   auto& grad = const_cast<at::Tensor&>(param).mutable_grad();
-  if (param.scalar_type() == at::kFloat) {
+  if (same_dtype(param, view)) {
     if (!aliases(grad, view)) grad = view;
   } else {
     grad = view.to(param.scalar_type());

@@ -1,8 +1,8 @@
-// Flat fp32 gradient storage shared by GradSync (one buffer per bucket) and ZeRO (one padded buffer).
-// Each parameter's .grad is a view into the flat buffer, so backward accumulates straight into it (no copy)
-// and gradient accumulation over micro-steps happens in fp32. A post-accumulate-grad hook per parameter
-// folds in any gradient that did not land in the view (bf16/half parameters, or .grad reset to None by an
-// optimizer) and then tells the owner that the parameter's gradient is ready.
+// Flat gradient storage shared by GradSync (one fp32 buffer per bucket) and ZeRO (one padded buffer).
+// When the buffer has the parameter's dtype, the parameter's .grad aliases its slice, so backward
+// accumulates straight into it (no copy). Otherwise (fp32 buffer, bf16 parameter) a post-accumulate-grad
+// hook folds each gradient into the slice, which makes accumulation over micro-steps fp32. The same hook
+// re-folds a .grad that an optimizer reset to None, then tells the owner the parameter's gradient is ready.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -15,13 +15,13 @@ namespace dualign::dist {
 // may detach_() or reset it (torch::optim::Optimizer::zero_grad does) without an error.
 at::Tensor alias_slice(const at::Tensor& flat, int64_t offset, at::IntArrayRef sizes);
 
-// Makes `param.grad` a view of `view` (fp32 params) and installs the hook; `on_ready()` runs after each
+// Makes `param.grad` alias `view` (same dtype) and installs the hook; `on_ready()` runs after each
 // accumulation into the parameter during backward. Remove with remove_grad_hook.
 void attach_grad_view(const at::Tensor& param, const at::Tensor& view, std::function<void()> on_ready);
 void remove_grad_hook(const at::Tensor& param);
-// After zeroing the flat buffer: make .grad point at the view again (fp32) or clear it (other dtypes).
+// After zeroing the flat buffer: make .grad alias the view again (same dtype) or clear it (folded params).
 void reset_grad_to_view(const at::Tensor& param, const at::Tensor& view);
-// Once the flat buffer holds the final gradient: fp32 params already see it; others get a cast copy.
+// Once the flat buffer holds the final gradient: aliased params already see it; others get a cast copy.
 void publish_grad(const at::Tensor& param, const at::Tensor& view);
 
 // Copies every tensor from `root` to all ranks (one flat message per dtype).

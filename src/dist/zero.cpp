@@ -27,28 +27,35 @@ int64_t ShardLayout::real_in_shard(int rank) const {
   return std::clamp<int64_t>(total - shard_begin(rank), 0, shard);
 }
 
-ZeroAdamW::ZeroAdamW(Comm& comm, std::vector<at::Tensor> params, AdamWConfig config, bool broadcast_at_start)
-    : comm_(comm), params_(std::move(params)), config_(config) {
+ZeroAdamW::ZeroAdamW(Comm& comm, std::vector<at::Tensor> params, AdamWConfig config, ZeroOptions options)
+    : comm_(comm), params_(std::move(params)), config_(config), options_(options) {
   DUALIGN_CHECK(!params_.empty(), "ZeroAdamW: no parameters given");
-  if (broadcast_at_start) broadcast_tensors(comm_, params_, 0);
+  DUALIGN_CHECK(options_.stage == 1 || options_.stage == 2, "ZeroAdamW: stage {} (supported: 1, 2)", options_.stage);
+  if (options_.broadcast_at_start) broadcast_tensors(comm_, params_, 0);
   std::vector<int64_t> numels;
-  for (const auto& p : params_) numels.push_back(p.numel());
+  at::ScalarType param_dtype = params_[0].scalar_type();
+  for (const auto& p : params_) {
+    numels.push_back(p.numel());
+    if (p.scalar_type() != param_dtype) param_dtype = at::kFloat;  // mixed dtypes: fp32 buffers
+  }
   layout_ = make_shard_layout(numels, comm_.size());
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(comm_.device());
-  flat_grad_ = torch::zeros({layout_.padded}, f32);
-  flat_params_ = torch::zeros({layout_.padded}, f32);
+  const auto grad_dtype = options_.stage == 2 ? param_dtype : at::kFloat;
+  flat_grad_ = torch::zeros({layout_.padded}, f32.dtype(grad_dtype));
+  flat_params_ = torch::zeros({layout_.padded}, f32.dtype(param_dtype));
   {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params_.size(); ++i)
       flat_params_.narrow(0, layout_.offsets[i], params_[i].numel()).copy_(params_[i].detach().reshape({-1}));
   }
   shard_grad_ = torch::zeros({layout_.shard}, f32);
-  master_ = flat_params_.narrow(0, layout_.shard_begin(comm_.rank()), layout_.shard).clone();
+  master_ = flat_params_.narrow(0, layout_.shard_begin(comm_.rank()), layout_.shard).to(at::kFloat).clone();
   exp_avg_ = torch::zeros({layout_.shard}, f32);
   exp_avg_sq_ = torch::zeros({layout_.shard}, f32);
+  ready_.assign(params_.size(), 0);
   for (size_t i = 0; i < params_.size(); ++i) {
     grad_views_.push_back(alias_slice(flat_grad_, layout_.offsets[i], params_[i].sizes()));
-    attach_grad_view(params_[i], grad_views_[i], [] {});
+    attach_grad_view(params_[i], grad_views_[i], [this, i] { on_grad_ready(i); });
   }
 }
 
@@ -58,15 +65,49 @@ ZeroAdamW::~ZeroAdamW() {
 
 int64_t ZeroAdamW::moment_bytes() const { return (exp_avg_.numel() + exp_avg_sq_.numel()) * 4; }
 int64_t ZeroAdamW::state_bytes() const { return moment_bytes() + master_.numel() * 4; }
+int64_t ZeroAdamW::accumulated_grad_bytes() const {
+  return options_.stage == 1 ? flat_grad_.nbytes() : shard_grad_.nbytes();
+}
+
+void ZeroAdamW::on_grad_ready(size_t i) {
+  if (options_.stage != 2 || ready_[i]) return;
+  ready_[i] = 1;
+  // The last gradient of this backward: every rank reaches this point once per backward, in step.
+  if (++ready_count_ == params_.size()) {
+    reduce_scatter_into_accumulator();
+    ++reductions_during_backward_;
+  }
+}
+
+void ZeroAdamW::reduce_scatter_into_accumulator() {
+  torch::NoGradGuard no_grad;
+  auto part = torch::empty({layout_.shard}, flat_grad_.options());
+  comm_.reduce_scatter(part, flat_grad_, ReduceOp::sum);
+  shard_grad_.add_(part.to(at::kFloat));  // fp32 accumulation of the sharded gradient
+  flat_grad_.zero_();
+  std::fill(ready_.begin(), ready_.end(), 0);
+  ready_count_ = 0;
+  for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], grad_views_[i]);
+}
 
 void ZeroAdamW::zero_grad() {
   flat_grad_.zero_();
+  shard_grad_.zero_();
+  std::fill(ready_.begin(), ready_.end(), 0);
+  ready_count_ = 0;
   for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], grad_views_[i]);
 }
 
 double ZeroAdamW::step(double max_grad_norm) {
   torch::NoGradGuard no_grad;
-  comm_.reduce_scatter(shard_grad_, flat_grad_, ReduceOp::avg);
+  if (options_.stage == 1) {
+    comm_.reduce_scatter(shard_grad_, flat_grad_, ReduceOp::avg);
+  } else {
+    // A backward in which some parameters got no gradient never triggered the reduction: do it now.
+    // (Every rank sees the same graph, so all ranks take this branch together.)
+    if (ready_count_ > 0) reduce_scatter_into_accumulator();
+    shard_grad_.div_(comm_.size());
+  }
   // Global norm from the shards (padding is zero); one scalar all-reduce.
   const double norm = std::sqrt(comm_.all_reduce_double(shard_grad_.square().sum().item<double>()));
   if (max_grad_norm > 0) {
@@ -86,7 +127,7 @@ double ZeroAdamW::step(double max_grad_norm) {
   // Padding must stay zero so every rank's gather is exact (its grad, m and v are zero already).
   const int64_t real = layout_.real_in_shard(comm_.rank());
   if (real < layout_.shard) master_.narrow(0, real, layout_.shard - real).zero_();
-  comm_.all_gather(flat_params_, master_);
+  comm_.all_gather(flat_params_, master_.to(flat_params_.scalar_type()));
   for (size_t i = 0; i < params_.size(); ++i)
     params_[i].detach().copy_(flat_params_.narrow(0, layout_.offsets[i], params_[i].numel()).view(params_[i].sizes()));
   return norm;

@@ -1,8 +1,11 @@
-// ZeRO stage 1 (systems.md §A3): optimizer state sharded over ranks. All parameters form one flat fp32
-// vector padded to a multiple of the world size; rank r owns [r*shard, (r+1)*shard). Gradients accumulate
-// in a flat fp32 buffer (.grad are views); step() reduce-scatters (average) it so each rank holds its
-// shard's global gradient, runs AdamW on its fp32 master shard (m, v and master exist only for the shard),
-// and all-gathers the updated parameters back into every rank's model.
+// ZeRO stages 1 and 2 (systems.md §A3, §B1) with AdamW. All parameters form one flat vector padded to a
+// multiple of the world size; rank r owns [r*shard, (r+1)*shard) and keeps the fp32 master, m and v of
+// that shard only. step() all-gathers the updated parameters back into every rank's model.
+//  stage 1: gradients accumulate over micro-steps in a full flat fp32 buffer (.grad alias it); step()
+//           reduce-scatters (average) it once.
+//  stage 2: gradients are also sharded. Each backward lands in a flat buffer in the parameters' dtype
+//           (bf16 models: half the bytes of fp32), and when the last parameter's gradient of that backward
+//           is ready the buffer is reduce-scattered into a per-rank fp32 shard accumulator and zeroed.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -30,9 +33,14 @@ struct AdamWConfig {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2;  // torch::optim::AdamW defaults
 };
 
+struct ZeroOptions {
+  int stage = 1;  // 1 or 2
+  bool broadcast_at_start = true;
+};
+
 class ZeroAdamW {
  public:
-  ZeroAdamW(Comm& comm, std::vector<at::Tensor> params, AdamWConfig config, bool broadcast_at_start = true);
+  ZeroAdamW(Comm& comm, std::vector<at::Tensor> params, AdamWConfig config, ZeroOptions options = {});
   ~ZeroAdamW();
   ZeroAdamW(const ZeroAdamW&) = delete;
   ZeroAdamW& operator=(const ZeroAdamW&) = delete;
@@ -41,30 +49,44 @@ class ZeroAdamW {
   // averaged gradient is clipped to that global L2 norm first (as torch::nn::utils::clip_grad_norm_).
   // Returns the global gradient norm before clipping.
   double step(double max_grad_norm = 0);
-  void zero_grad();  // zero the flat gradient buffer
+  void zero_grad();  // start a new accumulation window
   void set_lr(double lr) { config_.lr = lr; }
   int64_t step_count() const { return step_; }
+  int stage() const { return options_.stage; }
+  // Stage 2: reduce-scatters started from the last gradient hook of a backward (one per micro-step).
+  int64_t reductions_during_backward() const { return reductions_during_backward_; }
 
   const ShardLayout& layout() const { return layout_; }
   // Bytes of optimizer state held by this rank: fp32 master shard + m + v.
   int64_t state_bytes() const;
   int64_t moment_bytes() const;  // m + v only (comparable with torch::optim::AdamW's state)
+  // Bytes that hold gradients across micro-steps on this rank (stage 1: full fp32 buffer; stage 2: the
+  // fp32 shard accumulator; the stage-2 per-backward buffer is in the parameters' dtype and reused).
+  int64_t accumulated_grad_bytes() const;
   // Rank-local tensors, for checkpointing: master shard, exp_avg, exp_avg_sq.
   at::Tensor master_shard() const { return master_; }
   at::Tensor exp_avg() const { return exp_avg_; }
   at::Tensor exp_avg_sq() const { return exp_avg_sq_; }
 
  private:
+  void on_grad_ready(size_t param_index);
+  void reduce_scatter_into_accumulator();  // stage 2: flat buffer -> fp32 shard accumulator, zero the buffer
+
   Comm& comm_;
   std::vector<at::Tensor> params_;
   std::vector<at::Tensor> grad_views_;
   AdamWConfig config_;
+  ZeroOptions options_;
   ShardLayout layout_;
-  at::Tensor flat_grad_;    // padded, fp32, every rank
-  at::Tensor shard_grad_;   // shard, fp32
-  at::Tensor flat_params_;  // padded, fp32 gather target
+  at::Tensor flat_grad_;    // padded; stage 1: fp32, stage 2: parameters' dtype
+  at::Tensor shard_grad_;   // shard, fp32: averaged gradient (stage 2: the accumulator)
+  at::Tensor flat_params_;  // padded, parameters' dtype: all-gather target
   at::Tensor master_, exp_avg_, exp_avg_sq_;  // shard, fp32
   int64_t step_ = 0;
+  // stage 2 bookkeeping for the backward in progress
+  std::vector<char> ready_;
+  size_t ready_count_ = 0;
+  int64_t reductions_during_backward_ = 0;
 };
 
 }  // namespace dualign::dist
