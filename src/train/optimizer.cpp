@@ -19,8 +19,6 @@ DistributedOptimizer::DistributedOptimizer(dist::Comm& comm, std::vector<torch::
     adamw_ = std::make_unique<torch::optim::AdamW>(
         params_, torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).weight_decay(s.weight_decay));
   } else if (s.zero_stage == 1) {
-    if (s.grad_clip > 0)
-      fail("train.grad_clip={} is not supported with dist.zero_stage=1 yet; set train.grad_clip=0", s.grad_clip);
     dist::AdamWConfig c;
     c.lr = s.lr;
     c.beta1 = s.beta1;
@@ -46,8 +44,7 @@ void DistributedOptimizer::begin_micro_step(bool last) {
 double DistributedOptimizer::step(double lr) {
   if (zero_) {
     zero_->set_lr(lr);
-    zero_->step();
-    return std::numeric_limits<double>::quiet_NaN();
+    return zero_->step(grad_clip_);  // reduce-scatter, clip by the global norm, AdamW on the shard, all-gather
   }
   sync_->finish();  // every rank now holds the averaged gradient, so the norm agrees everywhere
   double max_norm = grad_clip_ > 0 ? grad_clip_ : std::numeric_limits<double>::infinity();

@@ -30,7 +30,7 @@ class DistributedOptimizer {
   void zero_grad();
   void begin_micro_step(bool last);
   // Synchronises gradients, clips them to train.grad_clip (global norm) and updates the parameters.
-  // Returns the global gradient norm before clipping (NaN under ZeRO, where clipping is not supported yet).
+  // Returns the global gradient norm before clipping.
   double step(double lr);
 
  private:
