@@ -1,0 +1,100 @@
+// Sharded, resumable, prefetching loader over a dualign HDF5 dataset.
+//
+// The global sample order is independent of the number of ranks: epoch e visits the permutation
+// epoch_order(N, seed, e); global batch b of the epoch is order[b*G, (b+1)*G) and rank r of W reads only its
+// contiguous slice [r*G/W, (r+1)*G/W) of it. A Cursor {epoch, position} (position = samples of the epoch
+// already consumed) is all a checkpoint needs: resuming from it continues the same global order at any world
+// size that divides G. The tail N mod G of each epoch is dropped (a different tail each epoch).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dualign::h5 {
+class File;
+}
+
+namespace dualign::data {
+
+struct Cursor {
+  int64_t epoch = 0;
+  int64_t position = 0;  // index into the epoch's global order of the next sample to consume
+  bool operator==(const Cursor&) const = default;
+};
+
+struct LoaderOptions {
+  std::string path;
+  int64_t global_batch = 64;  // G, summed over ranks; must be divisible by world_size
+  int rank = 0;
+  int world_size = 1;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  std::vector<std::string> fields;  // datasets to read; empty = every per-sample dataset of the format
+  int prefetch = 2;                 // batches a background thread prepares ahead (0 = read inside next())
+  bool images_to_float = false;     // uint8 images/winner/loser/samples -> float32 in [-1, 1]
+};
+
+struct Batch {
+  std::map<std::string, at::Tensor> tensors;               // field -> [G/W, ...] (CPU)
+  std::map<std::string, std::vector<std::string>> strings;  // string fields (e.g. prompt)
+  std::vector<int64_t> indices;                            // global sample ids of this rank's rows
+  Cursor cursor;                                           // where this global batch starts
+  const at::Tensor& operator[](const std::string& field) const;
+};
+
+class Loader {
+ public:
+  explicit Loader(LoaderOptions options, Cursor start = {});
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  Batch next();
+  Cursor cursor() const { return consumed_; }  // where the next next() starts: store this in checkpoints
+  void seek(Cursor cursor);                    // restart from a saved cursor (drops prefetched batches)
+
+  int64_t size() const { return rows_; }
+  int64_t batches_per_epoch() const { return rows_ / options_.global_batch; }
+  int64_t local_batch() const { return options_.global_batch / options_.world_size; }
+  const std::vector<std::string>& fields() const { return fields_; }
+
+  // The deterministic order of epoch `epoch` (a permutation of 0..n-1, or the identity without shuffle).
+  static std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool shuffle = true);
+  // Rank r's rows [begin, end) within a global batch of size G.
+  static std::pair<int64_t, int64_t> rank_slice(int64_t global_batch, int rank, int world_size);
+
+ private:
+  Cursor normalized(Cursor c) const;  // wraps a position past the last full batch to the next epoch
+  Batch read_batch(Cursor c);
+  void start_worker();
+  void stop_worker();
+  void worker_loop();
+
+  LoaderOptions options_;
+  std::unique_ptr<h5::File> file_;
+  std::vector<std::string> fields_;
+  int64_t rows_ = 0;
+  Cursor consumed_;  // cursor after the last batch handed out
+  int64_t order_epoch_ = -1;
+  std::vector<int64_t> order_;
+
+  // Prefetch state (guarded by mutex_).
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;
+  Cursor produce_;  // next batch the worker will read
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace dualign::data

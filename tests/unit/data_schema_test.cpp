@@ -1,0 +1,118 @@
+// Dataset validation: every bad file gives a dualign::Error naming the file and the dataset, never a crash.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "data/h5.h"
+#include "data/h5_tensor.h"
+#include "data/schema.h"
+#include "data/synthetic.h"
+#include "data_test_util.h"
+
+namespace dualign {
+namespace {
+
+// A valid images file: n uint8 images [n,1,8,8] (compressed, checksummed) and int64 labels.
+std::string write_images(const std::filesystem::path& dir, int64_t n = 512) {
+  auto path = (dir / "images.h5").string();
+  auto f = h5::File::create(path);
+  data::write_format_attrs(f, "images");
+  f.set_attr("/", "num_classes", int64_t{10});
+  // Random bytes do not compress: the image chunks fill most of the file (the corruption test relies on it).
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  auto images = torch::randint(256, {n, 1, 8, 8}, gen, torch::kByte);
+  h5::write_tensor(f, "images", images, {64, 4});
+  h5::write_tensor(f, "labels", torch::arange(n) % 10);
+  return path;
+}
+
+TEST(Schema, ValidFilesPass) {
+  auto dir = test::temp_dir();
+  auto s = data::validate(write_images(dir));
+  EXPECT_EQ(s.format, "images");
+  EXPECT_EQ(s.rows, 512);
+  data::write_mixture_points((dir / "p.h5").string(), 100, {});
+  data::write_mixture_pairs((dir / "pairs.h5").string(), 100, {}, {});
+  data::write_mixture_labelled((dir / "kto.h5").string(), 100, {}, {});
+  EXPECT_EQ(data::validate((dir / "p.h5").string(), "points").rows, 100);
+  EXPECT_EQ(data::validate((dir / "pairs.h5").string(), "preference_pairs").rows, 100);
+  EXPECT_EQ(data::validate((dir / "kto.h5").string(), "labelled_samples").rows, 100);
+}
+
+TEST(Schema, TruncatedFileIsAnError) {
+  auto path = write_images(test::temp_dir());
+  auto size = std::filesystem::file_size(path);
+  std::filesystem::resize_file(path, size / 2);
+  EXPECT_ERROR_MENTIONS(data::validate(path), path, "truncated");
+}
+
+TEST(Schema, CorruptedChunkNamesTheDataset) {
+  auto path = write_images(test::temp_dir(), 4096);
+  auto size = std::filesystem::file_size(path);
+  {
+    // Overwrite bytes in the middle of the file: inside the compressed image chunks.
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    std::string garbage(4096, '\x5a');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  EXPECT_ERROR_MENTIONS(data::validate(path), path, "images");
+  EXPECT_NO_THROW(data::validate(path, "", /*read_data=*/false));  // the structure is still intact
+}
+
+TEST(Schema, NotAnHdf5File) {
+  auto path = (test::temp_dir() / "text.h5").string();
+  std::ofstream(path) << "this is not an HDF5 file\n";
+  EXPECT_ERROR_MENTIONS(data::validate(path), path, "not an HDF5 file");
+}
+
+TEST(Schema, WrongSchemaIsAnError) {
+  auto dir = test::temp_dir();
+  auto path = (dir / "s.h5").string();
+  {
+    auto f = h5::File::create(path);
+    h5::write_tensor(f, "images", torch::zeros({2, 1, 4, 4}, torch::kByte));
+  }
+  EXPECT_ERROR_MENTIONS(data::validate(path), path, "format");
+  {
+    auto f = h5::File::open(path, h5::Mode::read_write);
+    f.set_attr("/", "format", "videos");
+    f.set_attr("/", "version", int64_t{1});
+  }
+  EXPECT_ERROR_MENTIONS(data::validate(path), path, "unknown format 'videos'");
+  {
+    auto f = h5::File::open(path, h5::Mode::read_write);
+    f.set_attr("/", "format", "images");
+  }
+  EXPECT_ERROR_MENTIONS(data::validate(path), path, "labels", "missing");
+  EXPECT_ERROR_MENTIONS(data::validate(write_images(dir), "preference_pairs"), "expected 'preference_pairs'");
+}
+
+TEST(Schema, WrongShapesAndDtypesAreErrors) {
+  auto dir = test::temp_dir();
+  auto make = [&](const std::string& name, std::map<std::string, torch::Tensor> tensors, const std::string& format) {
+    auto path = (dir / name).string();
+    auto f = h5::File::create(path);
+    data::write_format_attrs(f, format);
+    for (auto& [k, t] : tensors) h5::write_tensor(f, k, t);
+    return path;
+  };
+  auto p1 = make("rank.h5", {{"images", torch::zeros({4, 8, 8}, torch::kByte)}, {"labels", torch::zeros({4}, torch::kLong)}}, "images");
+  EXPECT_ERROR_MENTIONS(data::validate(p1), p1, "/images", "dimensions");
+  auto p2 = make("dtype.h5", {{"images", torch::zeros({4, 1, 8, 8}, torch::kByte)}, {"labels", torch::zeros({4})}}, "images");
+  EXPECT_ERROR_MENTIONS(data::validate(p2), p2, "/labels", "float32", "int64");
+  auto p3 = make("rows.h5", {{"images", torch::zeros({4, 1, 8, 8}, torch::kByte)}, {"labels", torch::zeros({5}, torch::kLong)}}, "images");
+  EXPECT_ERROR_MENTIONS(data::validate(p3), p3, "/labels", "5 rows");
+  auto p4 = make("pairs.h5", {{"winner", torch::zeros({4, 2})}, {"loser", torch::zeros({4, 3})}}, "preference_pairs");
+  EXPECT_ERROR_MENTIONS(data::validate(p4), p4, "/loser", "differs from /winner");
+  auto p5 = make("kto.h5", {{"samples", torch::zeros({3, 2})}, {"desirable", torch::tensor({0, 1, 2}, torch::kChar)}}, "labelled_samples");
+  EXPECT_ERROR_MENTIONS(data::validate(p5), p5, "/desirable", "0 or 1");
+  auto p6 = make("nan.h5", {{"points", torch::tensor({{0.f, NAN}})}}, "points");
+  EXPECT_ERROR_MENTIONS(data::validate(p6), p6, "/points", "non-finite");
+  auto p7 = make("emb.h5", {{"winner", torch::zeros({2, 2})}, {"loser", torch::zeros({2, 2})}, {"text_embedding", torch::zeros({2, 7})}}, "preference_pairs");
+  EXPECT_ERROR_MENTIONS(data::validate(p7), p7, "/text_embedding", "expected 3");
+}
+
+}  // namespace
+}  // namespace dualign
