@@ -1,0 +1,3 @@
+# data_tools: the Pick-a-Pic converter on a generated parquet with tiny random VAE/CLIP models (no downloads);
+# its shards must pass `dualign data validate`.
+dualign_add_py_test(data_pickapic_converter SCRIPT ${CMAKE_SOURCE_DIR}/tests/e2e/data_pickapic_test.py LABELS e2e)
