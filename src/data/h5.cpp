@@ -373,20 +373,32 @@ void File::read_rows(const std::string& name, DType dtype, int64_t row0, int64_t
 }
 
 void File::read_rows(const std::string& name, DType dtype, const std::vector<int64_t>& rows, void* out) const {
+  hid_t d = open_dataset(name);
   auto inf = info(name);
+  DUALIGN_CHECK(!inf.shape.empty(), "{}: cannot read rows of a scalar dataset", where(name));
+  for (int64_t r : rows)
+    if (r < 0 || r >= inf.shape[0]) fail("{}: row {} out of range (dataset has {} rows)", where(name), r, inf.shape[0]);
   size_t row_bytes = dtype_size(dtype) * static_cast<size_t>(inf.row_elements());
-  // Sort the requested rows, read each contiguous run in one call, then scatter to the requested order.
+  // Sort the requested rows, read each contiguous run with one H5Dread (one file space reused; the chunk cache
+  // makes repeated chunks cheap), then scatter the rows into the requested order.
   std::vector<size_t> order(rows.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rows[a] < rows[b]; });
+  Handle fspace(DUALIGN_H5(H5Dget_space(d), "{}", where(name)), H5Sclose);
+  std::vector<hsize_t> start(inf.shape.size(), 0), cnt = to_hsize(inf.shape);
   std::vector<char> run;
   size_t i = 0;
   while (i < order.size()) {
     size_t j = i + 1;
     while (j < order.size() && rows[order[j]] == rows[order[j - 1]] + 1) ++j;
-    int64_t first = rows[order[i]], count = static_cast<int64_t>(j - i);
-    run.resize(row_bytes * static_cast<size_t>(count));
-    read_rows(name, dtype, first, count, run.data());
+    start[0] = static_cast<hsize_t>(rows[order[i]]);
+    cnt[0] = static_cast<hsize_t>(j - i);
+    run.resize(row_bytes * (j - i));
+    DUALIGN_H5(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr),
+               "selecting rows of {}", where(name));
+    Handle mspace(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose);
+    DUALIGN_H5(H5Dread(d, native_type(dtype), mspace.get(), fspace.get(), H5P_DEFAULT, run.data()),
+               "reading rows [{}, {}) of {}", start[0], start[0] + cnt[0], where(name));
     for (size_t k = i; k < j; ++k)
       std::memcpy(static_cast<char*>(out) + order[k] * row_bytes, run.data() + (k - i) * row_bytes, row_bytes);
     i = j;

@@ -1,0 +1,5 @@
+# data benchmarks: loader samples/s on Fashion-MNIST HDF5 vs the UNet's training consumption rate.
+# Run: build/bin/bench_loader [--data fmnist-train.h5] [--batch 64] [--threads 2]
+add_executable(bench_loader loader_bench.cpp)
+target_link_libraries(bench_loader PRIVATE dualign_data dualign_models)
+target_precompile_headers(bench_loader REUSE_FROM dualign_torch_pch)
