@@ -6,10 +6,12 @@
 //   after     backward, then every bucket all-reduced in finish()        (overlap=false)
 //   overlap   buckets launched from autograd hooks during backward        (overlap=true)
 // hidden_fraction = 1 - (overlap_total - compute_backward) / after_allreduce.
+// DUALIGN_MPI_POLL_US=N makes the MPI comm thread sleep-poll instead of spinning (see dist/mpi_comm.h).
 #include <mpi.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -90,23 +92,33 @@ int main(int argc, char** argv) {
       sync.zero_grad();
       return t;
     };
-    auto run = [&](bool overlap, bool communicate) {
-      options.overlap = overlap;
-      GradSync sync(*comm, params, options);
-      step(sync, communicate);  // warm-up
-      std::vector<double> bwd, fin, total;
-      for (int i = 0; i < iters; ++i) {
-        auto t = step(sync, communicate);
-        bwd.push_back(t.backward);
-        fin.push_back(t.finish);
-        total.push_back(t.backward + t.finish);
-      }
-      return std::tuple{median(bwd), median(fin), median(total), sync.num_buckets(), sync.bucket_bytes()};
+    // The three variants are interleaved within every iteration so load changes on a shared machine hit
+    // them alike; a GradSync is built per variant (hooks are per parameter) outside the timed region.
+    struct Variant {
+      bool overlap, communicate;
+      std::vector<double> backward, finish, total;
     };
-
-    auto [compute_bwd, compute_fin, compute_total, buckets, bytes] = run(false, false);
-    auto [after_bwd, after_allreduce, after_total, b2, _b2] = run(false, true);
-    auto [overlap_bwd, overlap_wait, overlap_total, b3, _b3] = run(true, true);
+    std::vector<Variant> variants{{false, false, {}, {}, {}}, {false, true, {}, {}, {}}, {true, true, {}, {}, {}}};
+    size_t buckets = 0;
+    int64_t bytes = 0;
+    for (int i = 0; i <= iters; ++i) {  // iteration 0 is the warm-up
+      for (auto& v : variants) {
+        options.overlap = v.overlap;
+        GradSync sync(*comm, params, options);
+        buckets = sync.num_buckets();
+        bytes = sync.bucket_bytes();
+        auto t = step(sync, v.communicate);
+        if (i == 0) continue;
+        v.backward.push_back(t.backward);
+        v.finish.push_back(t.finish);
+        v.total.push_back(t.backward + t.finish);
+      }
+    }
+    const double compute_total = median(variants[0].total);
+    const double after_bwd = median(variants[1].backward), after_allreduce = median(variants[1].finish);
+    const double after_total = median(variants[1].total);
+    const double overlap_bwd = median(variants[2].backward), overlap_wait = median(variants[2].finish);
+    const double overlap_total = median(variants[2].total);
     const double exposed = overlap_total - compute_total;
     const double hidden = 1.0 - exposed / after_allreduce;
 
@@ -122,16 +134,18 @@ int main(int argc, char** argv) {
     }
     const double raw_s = median(raw_t);
     const int n = world.size;
+    const char* poll_env = std::getenv("DUALIGN_MPI_POLL_US");
+    const char* poll_us = poll_env && *poll_env ? poll_env : "0";
     auto busbw = [&](double s) { return double(bytes) * 2.0 * (n - 1) / n / s / 1e9; };
 
     if (world.rank == 0) {
       std::printf(
           "{\"bench\":\"allreduce_overlap\",\"np\":%d,\"params\":%lld,\"bytes\":%lld,\"buckets\":%zu,"
-          "\"bucket_cap_mb\":%g,\"threads_per_rank\":1,\"iters\":%d,\"backward_s\":%.4f,"
+          "\"bucket_cap_mb\":%g,\"mpi_poll_us\":%s,\"threads_per_rank\":1,\"iters\":%d,\"backward_s\":%.4f,"
           "\"after\":{\"backward_s\":%.4f,\"allreduce_s\":%.4f,\"total_s\":%.4f},"
           "\"overlap\":{\"backward_s\":%.4f,\"finish_wait_s\":%.4f,\"total_s\":%.4f},"
           "\"exposed_comm_s\":%.4f,\"hidden_fraction\":%.3f}\n",
-          n, (long long)n_params, (long long)bytes, buckets, args["bucket_mb"], iters, compute_total, after_bwd,
+          n, (long long)n_params, (long long)bytes, buckets, args["bucket_mb"], poll_us, iters, compute_total, after_bwd,
           after_allreduce, after_total, overlap_bwd, overlap_wait, overlap_total, exposed, hidden);
       std::printf("{\"bench\":\"allreduce_bandwidth\",\"impl\":\"gradsync_buckets\",\"np\":%d,\"bytes\":%lld,"
                   "\"buckets\":%zu,\"seconds\":%.4f,\"busbw_GBps\":%.3f}\n",

@@ -25,7 +25,7 @@ mpi=(mpirun -np "$np" --bind-to none --map-by slot)
 [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
 (( np > cores )) && mpi+=(--oversubscribe)
 mpi+=(-x OMP_NUM_THREADS -x DUALIGN_THREADS -x PATH -x LD_LIBRARY_PATH)
-for v in $(compgen -e | grep -E '^(DUALIGN_COMM_TIMEOUT_S|NCCL_[A-Z_]+|CUDA_VISIBLE_DEVICES)$' || true); do mpi+=(-x "$v"); done
+for v in $(compgen -e | grep -E '^(DUALIGN_COMM_TIMEOUT_S|DUALIGN_MPI_POLL_US|NCCL_[A-Z_]+|CUDA_VISIBLE_DEVICES)$' || true); do mpi+=(-x "$v"); done
 # shellcheck disable=SC2206
 [[ -n ${MPIRUN_ARGS:-} ]] && mpi+=(${MPIRUN_ARGS})
 

@@ -32,7 +32,7 @@ mpi=(mpirun -np "$np" --hostfile "$hostfile" --map-by slot --bind-to none)
 [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
 [[ ${DUALIGN_MPI_TCP:-1} == 1 ]] && mpi+=(-mca pml ob1 -mca btl '^openib')
 mpi+=(-x OMP_NUM_THREADS -x DUALIGN_THREADS -x PATH -x LD_LIBRARY_PATH)
-for v in $(compgen -e | grep -E '^(DUALIGN_COMM_TIMEOUT_S|NCCL_[A-Z_]+)$' || true); do mpi+=(-x "$v"); done
+for v in $(compgen -e | grep -E '^(DUALIGN_COMM_TIMEOUT_S|DUALIGN_MPI_POLL_US|NCCL_[A-Z_]+)$' || true); do mpi+=(-x "$v"); done
 # shellcheck disable=SC2206
 [[ -n ${MPIRUN_ARGS:-} ]] && mpi+=(${MPIRUN_ARGS})
 

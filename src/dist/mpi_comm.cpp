@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdlib>
+
 #include "util/error.h"
 #include "util/log.h"
 
@@ -70,6 +72,10 @@ std::string describe(const char* op, const at::Tensor& t) {
 }  // namespace
 
 MpiComm::MpiComm(const World& world) : rank_(world.rank), size_(world.size), timeout_s_(comm_timeout_seconds()) {
+  if (const char* env = std::getenv("DUALIGN_MPI_POLL_US"); env && *env) {
+    poll_us_ = std::atoi(env);
+    DUALIGN_CHECK(poll_us_ >= 0, "DUALIGN_MPI_POLL_US='{}': expected microseconds >= 0", env);
+  }
   MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
   worker_ = std::thread([this] { worker_loop(); });
   watchdog_ = std::thread([this] { watchdog_loop(); });
@@ -157,8 +163,15 @@ std::unique_ptr<Work> MpiComm::all_reduce_async(const at::Tensor& t, ReduceOp op
                 c10::toString(t.scalar_type()));
   return submit(describe("all_reduce", t), [this, t, op] {
     at::Tensor buf = needs_staging(t) ? t.to(at::kFloat) : t;
-    MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count_of(buf, "all_reduce"), mpi_type(buf, "all_reduce"),
-                  mpi_op(op), comm_);
+    if (poll_us_ == 0) {
+      MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count_of(buf, "all_reduce"), mpi_type(buf, "all_reduce"),
+                    mpi_op(op), comm_);
+    } else {
+      MPI_Request req;
+      MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count_of(buf, "all_reduce"), mpi_type(buf, "all_reduce"),
+                     mpi_op(op), comm_, &req);
+      wait_polling(req);
+    }
     if (op == ReduceOp::avg) buf.div_(size_);
     if (!buf.is_same(t)) t.copy_(buf);
   });
@@ -169,7 +182,13 @@ std::unique_ptr<Work> MpiComm::broadcast_async(const at::Tensor& t, int root) {
   DUALIGN_CHECK(root >= 0 && root < size_, "broadcast: root {} outside the world of {}", root, size_);
   return submit(describe("broadcast", t), [this, t, root] {
     at::Tensor buf = needs_staging(t) ? t.to(at::kFloat) : t;
-    MPI_Bcast(buf.data_ptr(), count_of(buf, "broadcast"), mpi_type(buf, "broadcast"), root, comm_);
+    if (poll_us_ == 0) {
+      MPI_Bcast(buf.data_ptr(), count_of(buf, "broadcast"), mpi_type(buf, "broadcast"), root, comm_);
+    } else {
+      MPI_Request req;
+      MPI_Ibcast(buf.data_ptr(), count_of(buf, "broadcast"), mpi_type(buf, "broadcast"), root, comm_, &req);
+      wait_polling(req);
+    }
     if (!buf.is_same(t)) t.copy_(buf);
   });
 }
@@ -184,8 +203,15 @@ std::unique_ptr<Work> MpiComm::all_gather_async(const at::Tensor& out, const at:
   return submit(describe("all_gather", in), [this, out, in] {
     at::Tensor src = needs_staging(in) ? in.to(at::kFloat) : in;
     at::Tensor dst = needs_staging(out) ? torch::empty(out.sizes(), out.options().dtype(at::kFloat)) : out;
-    MPI_Allgather(src.data_ptr(), count_of(src, "all_gather"), mpi_type(src, "all_gather"), dst.data_ptr(),
-                  count_of(src, "all_gather"), mpi_type(src, "all_gather"), comm_);
+    if (poll_us_ == 0) {
+      MPI_Allgather(src.data_ptr(), count_of(src, "all_gather"), mpi_type(src, "all_gather"), dst.data_ptr(),
+                    count_of(src, "all_gather"), mpi_type(src, "all_gather"), comm_);
+    } else {
+      MPI_Request req;
+      MPI_Iallgather(src.data_ptr(), count_of(src, "all_gather"), mpi_type(src, "all_gather"), dst.data_ptr(),
+                     count_of(src, "all_gather"), mpi_type(src, "all_gather"), comm_, &req);
+      wait_polling(req);
+    }
     if (!dst.is_same(out)) out.copy_(dst);
   });
 }
@@ -200,11 +226,27 @@ std::unique_ptr<Work> MpiComm::reduce_scatter_async(const at::Tensor& out, const
   return submit(describe("reduce_scatter", in), [this, out, in, op] {
     at::Tensor src = needs_staging(in) ? in.to(at::kFloat) : in;
     at::Tensor dst = needs_staging(out) ? torch::empty(out.sizes(), out.options().dtype(at::kFloat)) : out;
-    MPI_Reduce_scatter_block(src.data_ptr(), dst.data_ptr(), count_of(dst, "reduce_scatter"),
-                             mpi_type(dst, "reduce_scatter"), mpi_op(op), comm_);
+    if (poll_us_ == 0) {
+      MPI_Reduce_scatter_block(src.data_ptr(), dst.data_ptr(), count_of(dst, "reduce_scatter"),
+                               mpi_type(dst, "reduce_scatter"), mpi_op(op), comm_);
+    } else {
+      MPI_Request req;
+      MPI_Ireduce_scatter_block(src.data_ptr(), dst.data_ptr(), count_of(dst, "reduce_scatter"),
+                                mpi_type(dst, "reduce_scatter"), mpi_op(op), comm_, &req);
+      wait_polling(req);
+    }
     if (op == ReduceOp::avg) dst.div_(size_);
     if (!dst.is_same(out)) out.copy_(dst);
   });
+}
+
+void MpiComm::wait_polling(MPI_Request& request) {
+  int done = 0;
+  for (;;) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(poll_us_));
+  }
 }
 
 void MpiComm::barrier() {

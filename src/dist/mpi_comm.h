@@ -2,6 +2,8 @@
 // was issued (so async gradient buckets and blocking calls never reorder across ranks), using blocking MPI
 // collectives on a private duplicate of MPI_COMM_WORLD. A watchdog thread aborts the job when the collective
 // in flight exceeds comm_timeout_seconds().
+// DUALIGN_MPI_POLL_US=N (N > 0) switches to non-blocking collectives polled every N microseconds: the comm
+// thread then sleeps instead of spinning inside MPI, leaving the core to backward when ranks share cores.
 #pragma once
 #include <mpi.h>
 
@@ -40,10 +42,12 @@ class MpiComm : public Comm {
   std::unique_ptr<Work> submit(std::string name, std::function<void()> run);
   void worker_loop();
   void watchdog_loop();
+  void wait_polling(MPI_Request& request);  // MPI_Test + sleep(poll_us_) until complete
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   double timeout_s_ = 600;
+  int poll_us_ = 0;  // 0: blocking MPI collectives
 
   std::mutex mutex_;
   std::condition_variable queue_cv_;
