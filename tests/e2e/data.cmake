@@ -1,3 +1,5 @@
 # data_tools: the Pick-a-Pic converter on a generated parquet with tiny random VAE/CLIP models (no downloads);
 # its shards must pass `dualign data validate`.
 dualign_add_py_test(data_pickapic_converter SCRIPT ${CMAKE_SOURCE_DIR}/tests/e2e/data_pickapic_test.py LABELS e2e)
+# `dualign data` writers + validate (h5py reads the files; Bradley-Terry statistics; bad files exit 1).
+dualign_add_py_test(data_cli SCRIPT ${CMAKE_SOURCE_DIR}/tests/e2e/data_cli_test.py LABELS e2e)

@@ -48,7 +48,7 @@ void save_training_state(ckpt::CheckpointWriter& w, Net& net, torch::optim::Adam
   w.put_text("config_yaml", "method: dpo\nlr: 1.0e-3\n");
 }
 
-TEST(Checkpoint, ResumeIsBitwiseExact) {
+TEST(CkptFile, ResumeIsBitwiseExact) {
   at::set_num_threads(1);
   auto path = (test::temp_dir() / "c.h5").string();
   torch::manual_seed(0);
@@ -79,7 +79,7 @@ TEST(Checkpoint, ResumeIsBitwiseExact) {
   for (auto& [name, t] : sa) EXPECT_TRUE(torch::equal(t, sb.at(name))) << name;
 }
 
-TEST(Checkpoint, MismatchedGroupsGiveClearErrors) {
+TEST(CkptFile, MismatchedGroupsGiveClearErrors) {
   auto path = (test::temp_dir() / "c.h5").string();
   {
     ckpt::CheckpointWriter w(path);
@@ -94,13 +94,19 @@ TEST(Checkpoint, MismatchedGroupsGiveClearErrors) {
   EXPECT_ERROR_MENTIONS(r.group("ema"), path, "no group 'ema'");
   EXPECT_ERROR_MENTIONS(r.tensor("model", "nope"), path, "model/nope");
   EXPECT_ERROR_MENTIONS(ckpt::get_cursor(r), path, "data cursor");
+  // A truncated checkpoint is an error naming the file, not a crash.
+  auto dir = std::filesystem::path(path).parent_path();
+  auto cut = (dir / "cut.h5").string();
+  std::filesystem::copy_file(path, cut);
+  std::filesystem::resize_file(cut, std::filesystem::file_size(cut) / 3);
+  EXPECT_ERROR_MENTIONS(ckpt::CheckpointReader{cut}, cut);
   // A dataset file is not a checkpoint.
-  auto other = (test::temp_dir() / "d.h5").string();
+  auto other = (dir / "d.h5").string();
   h5::File::create(other).set_attr("/", "format", "images");
   EXPECT_ERROR_MENTIONS(ckpt::CheckpointReader{other}, other, "not a dualign checkpoint");
 }
 
-TEST(CheckpointStore, KeepsTheLastNAndPointsLatestAtTheNewest) {
+TEST(CkptStore, KeepsTheLastNAndPointsLatestAtTheNewest) {
   auto dir = test::temp_dir().string();
   ckpt::CheckpointStore store(dir, 2);
   EXPECT_FALSE(store.latest());
@@ -119,7 +125,7 @@ TEST(CheckpointStore, KeepsTheLastNAndPointsLatestAtTheNewest) {
   EXPECT_EQ(ckpt::CheckpointReader(*store.latest()).attr_int("step"), 40);
 }
 
-TEST(CheckpointStore, KillDuringWritingKeepsThePreviousCheckpoint) {
+TEST(CkptStore, KillDuringWritingKeepsThePreviousCheckpoint) {
   auto dir = test::temp_dir().string();
   ckpt::CheckpointStore store(dir, 3);
   auto small = torch::arange(1000, torch::kFloat);

@@ -9,7 +9,7 @@
 namespace dualign {
 namespace {
 
-TEST(H5, RoundTripsNumbersStringsAndAttributes) {
+TEST(DataH5, RoundTripsNumbersStringsAndAttributes) {
   auto path = (test::temp_dir() / "a.h5").string();
   {
     auto f = h5::File::create(path);
@@ -45,7 +45,7 @@ TEST(H5, RoundTripsNumbersStringsAndAttributes) {
   EXPECT_DOUBLE_EQ(f.attr_double("group/x", "scale"), 0.25);
 }
 
-TEST(H5, TensorsKeepTheirDtypeIncludingBfloat16AndBool) {
+TEST(DataH5, TensorsKeepTheirDtypeIncludingBfloat16AndBool) {
   auto path = (test::temp_dir() / "t.h5").string();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   std::map<std::string, torch::Tensor> tensors = {
@@ -71,13 +71,14 @@ TEST(H5, TensorsKeepTheirDtypeIncludingBfloat16AndBool) {
   EXPECT_TRUE(torch::equal(rows[2], tensors["u8"][0]));
 }
 
-TEST(H5, ErrorsNameTheFileAndTheDataset) {
+TEST(DataH5, ErrorsNameTheFileAndTheDataset) {
   auto path = (test::temp_dir() / "e.h5").string();
   {
     auto f = h5::File::create(path);
     h5::write_vector<float>(f, "x", {1, 2, 3});
     f.set_attr("/", "version", "one");
   }
+  ::testing::internal::CaptureStderr();  // HDF5's own error-stack printing must be silenced
   auto f = h5::File::open(path);
   EXPECT_ERROR_MENTIONS(f.info("nope"), path, "nope");
   EXPECT_ERROR_MENTIONS(f.attr_int("/", "version"), path, "version", "integer");
@@ -87,6 +88,7 @@ TEST(H5, ErrorsNameTheFileAndTheDataset) {
   EXPECT_ERROR_MENTIONS(h5::File::open(path + ".missing"), "no such file");
   // Writing into a read-only file is an HDF5 failure converted to an Error (HDF5 prints nothing).
   EXPECT_ERROR_MENTIONS(h5::write_vector<float>(f, "y", {1}), path, "y");
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ data::LoaderOptions options(const std::string& path, int rank, int world, int pr
   return o;
 }
 
-TEST(Loader, EpochOrderIsADeterministicPermutation) {
+TEST(DataLoader, EpochOrderIsADeterministicPermutation) {
   auto a = data::Loader::epoch_order(1000, 7, 0), b = data::Loader::epoch_order(1000, 7, 0);
   auto c = data::Loader::epoch_order(1000, 7, 1), d = data::Loader::epoch_order(1000, 8, 0);
   EXPECT_EQ(a, b);
@@ -56,7 +56,7 @@ TEST(Loader, EpochOrderIsADeterministicPermutation) {
   EXPECT_EQ(std::set<int64_t>(a.begin(), a.end()).size(), 1000u);
 }
 
-TEST(Loader, UnionOfRankShardsIsTheGlobalBatch) {
+TEST(DataLoader, UnionOfRankShardsIsTheGlobalBatch) {
   auto path = write_indexed_points(test::temp_dir(), 100);
   data::Loader single(options(path, 0, 1));
   std::vector<std::unique_ptr<data::Loader>> ranks;
@@ -85,7 +85,7 @@ TEST(Loader, UnionOfRankShardsIsTheGlobalBatch) {
   EXPECT_EQ(fresh.cursor(), (data::Cursor{1, 0}));
 }
 
-TEST(Loader, ResumeFromCursorReproducesTheSequence) {
+TEST(DataLoader, ResumeFromCursorReproducesTheSequence) {
   auto path = write_indexed_points(test::temp_dir(), 50);
   data::Loader straight(options(path, 1, 2));
   std::vector<std::vector<int64_t>> expected;
@@ -100,7 +100,7 @@ TEST(Loader, ResumeFromCursorReproducesTheSequence) {
   EXPECT_EQ(ids_of(first.next()), expected[9]);
 }
 
-TEST(Loader, CursorFromTwoRanksContinuesAtOneRankAndBack) {
+TEST(DataLoader, CursorFromTwoRanksContinuesAtOneRankAndBack) {
   auto path = write_indexed_points(test::temp_dir(), 64);
   data::Loader reference(options(path, 0, 1));
   std::vector<std::vector<int64_t>> global;
@@ -126,7 +126,7 @@ TEST(Loader, CursorFromTwoRanksContinuesAtOneRankAndBack) {
   }
 }
 
-TEST(Loader, ClearErrors) {
+TEST(DataLoader, ClearErrors) {
   auto path = write_indexed_points(test::temp_dir(), 20);
   auto o = options(path, 0, 3);
   EXPECT_ERROR_MENTIONS(data::Loader{o}, "global batch 8", "world size 3");

@@ -27,7 +27,7 @@ std::string write_images(const std::filesystem::path& dir, int64_t n = 512) {
   return path;
 }
 
-TEST(Schema, ValidFilesPass) {
+TEST(DataSchema, ValidFilesPass) {
   auto dir = test::temp_dir();
   auto s = data::validate(write_images(dir));
   EXPECT_EQ(s.format, "images");
@@ -40,14 +40,14 @@ TEST(Schema, ValidFilesPass) {
   EXPECT_EQ(data::validate((dir / "kto.h5").string(), "labelled_samples").rows, 100);
 }
 
-TEST(Schema, TruncatedFileIsAnError) {
+TEST(DataSchema, TruncatedFileIsAnError) {
   auto path = write_images(test::temp_dir());
   auto size = std::filesystem::file_size(path);
   std::filesystem::resize_file(path, size / 2);
   EXPECT_ERROR_MENTIONS(data::validate(path), path, "truncated");
 }
 
-TEST(Schema, CorruptedChunkNamesTheDataset) {
+TEST(DataSchema, CorruptedChunkNamesTheDataset) {
   auto path = write_images(test::temp_dir(), 4096);
   auto size = std::filesystem::file_size(path);
   {
@@ -61,13 +61,13 @@ TEST(Schema, CorruptedChunkNamesTheDataset) {
   EXPECT_NO_THROW(data::validate(path, "", /*read_data=*/false));  // the structure is still intact
 }
 
-TEST(Schema, NotAnHdf5File) {
+TEST(DataSchema, NotAnHdf5File) {
   auto path = (test::temp_dir() / "text.h5").string();
   std::ofstream(path) << "this is not an HDF5 file\n";
   EXPECT_ERROR_MENTIONS(data::validate(path), path, "not an HDF5 file");
 }
 
-TEST(Schema, WrongSchemaIsAnError) {
+TEST(DataSchema, WrongSchemaIsAnError) {
   auto dir = test::temp_dir();
   auto path = (dir / "s.h5").string();
   {
@@ -89,7 +89,7 @@ TEST(Schema, WrongSchemaIsAnError) {
   EXPECT_ERROR_MENTIONS(data::validate(write_images(dir), "preference_pairs"), "expected 'preference_pairs'");
 }
 
-TEST(Schema, WrongShapesAndDtypesAreErrors) {
+TEST(DataSchema, WrongShapesAndDtypesAreErrors) {
   auto dir = test::temp_dir();
   auto make = [&](const std::string& name, std::map<std::string, torch::Tensor> tensors, const std::string& format) {
     auto path = (dir / name).string();
