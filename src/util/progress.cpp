@@ -4,8 +4,18 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace dualign {
+namespace {
+// Under mpirun every rank's stdout is a pseudo-terminal owned by mpirun, whatever the user's terminal is,
+// so redrawing in place would garble logs: print lines instead.
+bool interactive_terminal() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID"})
+    if (std::getenv(v)) return false;
+  return isatty(fileno(stdout)) != 0;
+}
+}  // namespace
 
 std::string format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e8) return "?";
@@ -18,7 +28,7 @@ Progress::Progress(std::string label, int64_t total, bool enabled, double min_in
     : label_(std::move(label)),
       total_(total),
       enabled_(enabled),
-      tty_(isatty(fileno(stdout)) != 0),
+      tty_(interactive_terminal()),
       min_interval_s_(tty_ ? 0.2 : min_interval_s),
       start_(std::chrono::steady_clock::now()),
       last_print_(start_) {}
