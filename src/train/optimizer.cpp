@@ -18,15 +18,17 @@ DistributedOptimizer::DistributedOptimizer(dist::Comm& comm, std::vector<torch::
     sync_ = std::make_unique<dist::GradSync>(comm, params_, o);  // broadcasts rank 0's parameters
     adamw_ = std::make_unique<torch::optim::AdamW>(
         params_, torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).weight_decay(s.weight_decay));
-  } else if (s.zero_stage == 1) {
+  } else if (s.zero_stage == 1 || s.zero_stage == 2) {
     dist::AdamWConfig c;
     c.lr = s.lr;
     c.beta1 = s.beta1;
     c.beta2 = s.beta2;
     c.weight_decay = s.weight_decay;
-    zero_ = std::make_unique<dist::ZeroAdamW>(comm, params_, c);  // broadcasts rank 0's parameters
+    dist::ZeroOptions zo;
+    zo.stage = s.zero_stage;
+    zero_ = std::make_unique<dist::ZeroAdamW>(comm, params_, c, zo);  // broadcasts rank 0's parameters
   } else {
-    fail("dist.zero_stage={} is not supported (0 = DDP, 1 = ZeRO-1)", s.zero_stage);
+    fail("dist.zero_stage={} is not supported (0 = DDP, 1 = ZeRO-1, 2 = ZeRO-2)", s.zero_stage);
   }
 }
 

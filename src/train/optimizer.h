@@ -1,6 +1,7 @@
 // The parameter update seen by the trainer, hiding how gradients are synchronised:
 //   zero_stage 0: DDP-style GradSync (bucketed all-reduce overlapped with backward) + torch AdamW
 //   zero_stage 1: ZeRO-1 AdamW (reduce-scatter gradients, update this rank's shard, all-gather parameters)
+//   zero_stage 2: ZeRO-2 (gradients reduce-scattered after every backward into an fp32 shard accumulator)
 //
 //   opt.zero_grad();
 //   for micro in 0..A-1: { opt.begin_micro_step(micro == A-1); loss.backward(); }

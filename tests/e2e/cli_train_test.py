@@ -71,11 +71,11 @@ class TrainGmm(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.runs = {}
-        for np_ in (1, 2):
-            d = pathlib.Path(cls.tmp.name) / f"np{np_}"
+        for name, np_, extra in ((1, 1, []), (2, 2, []), ("zero2", 2, ["dist=zero2"])):
+            d = pathlib.Path(cls.tmp.name) / f"run_{name}"
             run(["train", "experiment=gmm_sft", "train.steps=300", "train.eval.num_samples=1500",
-                 f"run.dir={d}", "run.progress=false", "run.log_every=20"], mpi_np=np_)
-            cls.runs[np_] = d
+                 f"run.dir={d}", "run.progress=false", "run.log_every=20", *extra], mpi_np=np_)
+            cls.runs[name] = d
 
     def metrics(self, np_):
         return [json.loads(l) for l in (self.runs[np_] / "metrics.jsonl").read_text().splitlines()]
@@ -100,14 +100,19 @@ class TrainGmm(unittest.TestCase):
         self.assertLess(final["eval/energy_distance"], 0.05)
         self.assertLess(final["eval/energy_distance"], 0.1 * final["eval/energy_distance_standard_normal"])
 
-    def test_two_ranks_train_the_same_model_as_one(self):
-        a, b = self.metrics(1), self.metrics(2)
+    def assert_same_training(self, a, b):
         la = [r["train/loss"] for r in a if "train/loss" in r]
         lb = [r["train/loss"] for r in b if "train/loss" in r]
         self.assertEqual(len(la), len(lb))
         for x, y in zip(la, lb):
             self.assertAlmostEqual(x, y, delta=1e-4 * max(1.0, abs(x)))
         self.assertAlmostEqual(a[-1]["eval/energy_distance"], b[-1]["eval/energy_distance"], delta=1e-3)
+
+    def test_two_ranks_train_the_same_model_as_one(self):
+        self.assert_same_training(self.metrics(1), self.metrics(2))
+
+    def test_zero2_trains_the_same_model_as_ddp(self):
+        self.assert_same_training(self.metrics(2), self.metrics("zero2"))
 
     def test_tensorboard_events_match_jsonl(self):
         tb = read_tensorboard(self.runs[2])
