@@ -5,7 +5,7 @@
 //   compute   backward without communication (begin_micro_step(false))
 //   after     backward, then every bucket all-reduced in finish()        (overlap=false)
 //   overlap   buckets launched from autograd hooks during backward        (overlap=true)
-// hidden_fraction = 1 - (overlap_total - compute_backward) / after_allreduce.
+// hidden_fraction = 1 - (overlap_total - compute_backward) / after_allreduce (medians; *_best from minima).
 // DUALIGN_MPI_POLL_US=N makes the MPI comm thread sleep-poll instead of spinning (see dist/mpi_comm.h).
 #include <mpi.h>
 #include <torch/torch.h>
@@ -32,6 +32,7 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
+double minimum(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
 std::map<std::string, double> parse_args(int argc, char** argv) {
   std::map<std::string, double> a{{"layers", 10}, {"width", 1536}, {"batch", 32}, {"iters", 5}, {"bucket_mb", 25}};
@@ -121,6 +122,9 @@ int main(int argc, char** argv) {
     const double overlap_total = median(variants[2].total);
     const double exposed = overlap_total - compute_total;
     const double hidden = 1.0 - exposed / after_allreduce;
+    // Best-of-iterations figures: on a shared machine other load only ever adds time, so minima are the
+    // closest to the uncontended cost.
+    const double hidden_best = 1.0 - (minimum(variants[2].total) - minimum(variants[0].total)) / minimum(variants[1].finish);
 
     // Raw MPI_Allreduce of the same number of bytes, same run, same ranks.
     auto raw = torch::ones({bytes / 4});
@@ -144,9 +148,9 @@ int main(int argc, char** argv) {
           "\"bucket_cap_mb\":%g,\"mpi_poll_us\":%s,\"threads_per_rank\":1,\"iters\":%d,\"backward_s\":%.4f,"
           "\"after\":{\"backward_s\":%.4f,\"allreduce_s\":%.4f,\"total_s\":%.4f},"
           "\"overlap\":{\"backward_s\":%.4f,\"finish_wait_s\":%.4f,\"total_s\":%.4f},"
-          "\"exposed_comm_s\":%.4f,\"hidden_fraction\":%.3f}\n",
+          "\"exposed_comm_s\":%.4f,\"hidden_fraction\":%.3f,\"hidden_fraction_best\":%.3f}\n",
           n, (long long)n_params, (long long)bytes, buckets, args["bucket_mb"], poll_us, iters, compute_total, after_bwd,
-          after_allreduce, after_total, overlap_bwd, overlap_wait, overlap_total, exposed, hidden);
+          after_allreduce, after_total, overlap_bwd, overlap_wait, overlap_total, exposed, hidden, hidden_best);
       std::printf("{\"bench\":\"allreduce_bandwidth\",\"impl\":\"gradsync_buckets\",\"np\":%d,\"bytes\":%lld,"
                   "\"buckets\":%zu,\"seconds\":%.4f,\"busbw_GBps\":%.3f}\n",
                   n, (long long)bytes, buckets, after_allreduce, busbw(after_allreduce));
