@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <numeric>
 
 #include "data/h5.h"
@@ -58,17 +60,39 @@ Loader::Loader(LoaderOptions options, Cursor start) : options_(std::move(options
   DUALIGN_CHECK(o.global_batch > 0 && o.global_batch % o.world_size == 0,
                 "loader for {}: global batch {} must be a positive multiple of the world size {}", o.path,
                 o.global_batch, o.world_size);
-  file_ = std::make_unique<h5::File>(h5::File::open(o.path));
-  fields_ = o.fields.empty() ? sample_fields(*file_) : o.fields;
-  DUALIGN_CHECK(!fields_.empty(), "loader: {} has no per-sample datasets", o.path);
-  rows_ = -1;
-  for (auto& f : fields_) {
-    auto info = file_->info(f);  // throws "missing dataset" with the file name
-    DUALIGN_CHECK(!info.shape.empty(), "loader: {} is a scalar, expected per-sample rows", file_->where(f));
-    if (rows_ < 0) rows_ = info.shape[0];
-    DUALIGN_CHECK(info.shape[0] == rows_, "loader: {} has {} rows, expected {} like /{}", file_->where(f),
-                  info.shape[0], rows_, fields_[0]);
+  std::vector<std::string> paths;
+  if (std::filesystem::is_directory(o.path)) {
+    for (auto& e : std::filesystem::directory_iterator(o.path))
+      if (e.path().extension() == ".h5") paths.push_back(e.path().string());
+    std::sort(paths.begin(), paths.end());
+    DUALIGN_CHECK(!paths.empty(), "loader: directory {} has no *.h5 files", o.path);
+  } else {
+    paths.push_back(o.path);
   }
+  file_start_.push_back(0);
+  for (auto& p : paths) {
+    files_.push_back(std::make_unique<h5::File>(h5::File::open(p)));
+    auto& file = *files_.back();
+    if (fields_.empty()) fields_ = o.fields.empty() ? sample_fields(file) : o.fields;
+    DUALIGN_CHECK(!fields_.empty(), "loader: {} has no per-sample datasets", p);
+    int64_t rows = -1;
+    for (auto& f : fields_) {
+      auto info = file.info(f);  // throws "missing dataset" with the file name
+      DUALIGN_CHECK(!info.shape.empty(), "loader: {} is a scalar, expected per-sample rows", file.where(f));
+      if (rows < 0) rows = info.shape[0];
+      DUALIGN_CHECK(info.shape[0] == rows, "loader: {} has {} rows, expected {} like /{}", file.where(f),
+                    info.shape[0], rows, fields_[0]);
+      auto& first = *files_.front();
+      auto ref = first.info(f);
+      DUALIGN_CHECK(ref.dtype == info.dtype && std::equal(ref.shape.begin() + 1, ref.shape.end(), info.shape.begin() + 1,
+                                                          info.shape.end()),
+                    "loader: {} is {} {}, but {} is {} {}", file.where(f), h5::dtype_name(info.dtype),
+                    info.shape_str(), first.where(f), h5::dtype_name(ref.dtype), ref.shape_str());
+      is_string_[f] = info.dtype == h5::DType::string;
+    }
+    file_start_.push_back(file_start_.back() + rows);
+  }
+  rows_ = file_start_.back();
   DUALIGN_CHECK(rows_ >= o.global_batch, "loader: {} has {} samples, fewer than one global batch of {}", o.path,
                 rows_, o.global_batch);
   consumed_ = normalized(start);
@@ -84,6 +108,38 @@ Cursor Loader::normalized(Cursor c) const {
   return c;
 }
 
+at::Tensor Loader::read_tensor_field(const std::string& field, const std::vector<int64_t>& rows) {
+  if (files_.size() == 1) return h5::read_tensor_rows(*files_[0], field, rows);
+  // Group the rows by file, read each group, and put the rows back at their batch positions.
+  std::vector<std::vector<int64_t>> local(files_.size()), slot(files_.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    size_t f = std::upper_bound(file_start_.begin(), file_start_.end(), rows[i]) - file_start_.begin() - 1;
+    local[f].push_back(rows[i] - file_start_[f]);
+    slot[f].push_back(static_cast<int64_t>(i));
+  }
+  at::Tensor out;
+  for (size_t f = 0; f < files_.size(); ++f) {
+    if (local[f].empty()) continue;
+    at::Tensor part = h5::read_tensor_rows(*files_[f], field, local[f]);
+    if (!out.defined()) {
+      auto shape = part.sizes().vec();
+      shape[0] = static_cast<int64_t>(rows.size());
+      out = torch::empty(shape, part.options());
+    }
+    out.index_copy_(0, torch::tensor(slot[f], torch::kLong), part);
+  }
+  return out;
+}
+
+std::vector<std::string> Loader::read_string_field(const std::string& field, const std::vector<int64_t>& rows) {
+  std::vector<std::string> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    size_t f = std::upper_bound(file_start_.begin(), file_start_.end(), rows[i]) - file_start_.begin() - 1;
+    out[i] = files_[f]->read_strings(field, {rows[i] - file_start_[f]})[0];
+  }
+  return out;
+}
+
 Batch Loader::read_batch(Cursor c) {
   if (order_epoch_ != c.epoch) {
     order_ = epoch_order(rows_, options_.seed, c.epoch, options_.shuffle);
@@ -94,11 +150,11 @@ Batch Loader::read_batch(Cursor c) {
   b.cursor = c;
   b.indices.assign(order_.begin() + c.position + lo, order_.begin() + c.position + hi);
   for (auto& f : fields_) {
-    if (file_->info(f).dtype == h5::DType::string) {
-      b.strings[f] = file_->read_strings(f, b.indices);
+    if (is_string_[f]) {
+      b.strings[f] = read_string_field(f, b.indices);
       continue;
     }
-    at::Tensor t = h5::read_tensor_rows(*file_, f, b.indices);
+    at::Tensor t = read_tensor_field(f, b.indices);
     if (options_.images_to_float && is_image_field(f) && t.scalar_type() == at::kByte)
       t = t.to(at::kFloat).div_(127.5).sub_(1.0);
     b.tensors[f] = t;

@@ -32,6 +32,8 @@ struct Cursor {
 };
 
 struct LoaderOptions {
+  // One dataset file, or a directory whose *.h5 files (sorted by name, e.g. pickapic-00000.h5 ...) form one
+  // dataset: global sample ids run through the files in that order.
   std::string path;
   int64_t global_batch = 64;  // G, summed over ranks; must be divisible by world_size
   int rank = 0;
@@ -79,9 +81,15 @@ class Loader {
   void stop_worker();
   void worker_loop();
 
+  // Reads the given global rows of one field from whichever files hold them, in the requested order.
+  at::Tensor read_tensor_field(const std::string& field, const std::vector<int64_t>& rows);
+  std::vector<std::string> read_string_field(const std::string& field, const std::vector<int64_t>& rows);
+
   LoaderOptions options_;
-  std::unique_ptr<h5::File> file_;
+  std::vector<std::unique_ptr<h5::File>> files_;
+  std::vector<int64_t> file_start_;  // global id of each file's first row; back() = total rows
   std::vector<std::string> fields_;
+  std::map<std::string, bool> is_string_;
   int64_t rows_ = 0;
   Cursor consumed_;  // cursor after the last batch handed out
   int64_t order_epoch_ = -1;

@@ -126,6 +126,31 @@ TEST(DataLoader, CursorFromTwoRanksContinuesAtOneRankAndBack) {
   }
 }
 
+TEST(DataLoader, DirectoryOfShardFilesIsOneDataset) {
+  auto dir = test::temp_dir() / "shards";
+  std::filesystem::create_directories(dir);
+  int64_t first = 0;
+  for (int64_t n : {30, 25, 45}) {  // pickapic-00000.h5 ... with labels = global sample id
+    auto f = h5::File::create((dir / fmt::format("part-{:05}.h5", first)).string());
+    data::write_format_attrs(f, "points");
+    auto ids = torch::arange(first, first + n);
+    h5::write_tensor(f, "points", torch::stack({ids.to(torch::kFloat), -ids.to(torch::kFloat)}, 1), {16, 4});
+    h5::write_tensor(f, "labels", ids);
+    std::vector<std::string> prompts;
+    for (int64_t i = first; i < first + n; ++i) prompts.push_back("p" + std::to_string(i));
+    f.write_strings("prompt", prompts);
+    first += n;
+  }
+  auto o = options(dir.string(), 1, 2);
+  data::Loader loader(o);
+  EXPECT_EQ(loader.size(), 100);
+  for (int i = 0; i < 30; ++i) {
+    auto b = loader.next();
+    EXPECT_EQ(ids_of(b), b.indices);
+    EXPECT_EQ(b.strings.at("prompt")[1], "p" + std::to_string(b.indices[1]));
+  }
+}
+
 TEST(DataLoader, ClearErrors) {
   auto path = write_indexed_points(test::temp_dir(), 20);
   auto o = options(path, 0, 3);
