@@ -63,6 +63,9 @@ class Loader {
   Batch next();
   Cursor cursor() const { return consumed_; }  // where the next next() starts: store this in checkpoints
   void seek(Cursor cursor);                    // restart from a saved cursor (drops prefetched batches)
+  // The cursor of the k-th global batch since epoch 0 (k = step * grad_accum + micro for a trainer that never
+  // changes G): lets a step-indexed trainer derive the cursor from the step instead of storing it.
+  Cursor cursor_of_batch(int64_t k) const { return {k / batches_per_epoch(), (k % batches_per_epoch()) * options_.global_batch}; }
 
   int64_t size() const { return rows_; }
   int64_t batches_per_epoch() const { return rows_ / options_.global_batch; }

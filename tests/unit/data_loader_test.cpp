@@ -98,6 +98,11 @@ TEST(DataLoader, ResumeFromCursorReproducesTheSequence) {
   for (int i = 9; i < 20; ++i) EXPECT_EQ(ids_of(resumed.next()), expected[i]) << "batch " << i;
   first.seek(saved);
   EXPECT_EQ(ids_of(first.next()), expected[9]);
+  // The cursor of batch k is computable from k alone (50 rows, G = 8: 6 batches per epoch).
+  EXPECT_EQ(first.cursor_of_batch(9), saved);
+  EXPECT_EQ(first.cursor_of_batch(13), (data::Cursor{2, 8}));
+  data::Loader from_step(options(path, 1, 2), first.cursor_of_batch(17));
+  EXPECT_EQ(ids_of(from_step.next()), expected[17]);
 }
 
 TEST(DataLoader, CursorFromTwoRanksContinuesAtOneRankAndBack) {

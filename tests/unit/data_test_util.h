@@ -4,17 +4,29 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "util/error.h"
 
 namespace dualign::test {
 
+// Removes the test's directories when the process exits normally (ctest runs one test per process).
+struct TempDirs {
+  std::vector<std::filesystem::path> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    for (auto& d : dirs) std::filesystem::remove_all(d, ec);
+  }
+};
+
 inline std::filesystem::path temp_dir() {
+  static TempDirs created;
   auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   auto dir = std::filesystem::temp_directory_path() /
              (std::string("dualign-") + info->test_suite_name() + "-" + info->name() + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  created.dirs.push_back(dir);
   return dir;
 }
 
