@@ -10,10 +10,11 @@ add_executable(test_parity_unet ${CMAKE_CURRENT_SOURCE_DIR}/test_unet_parity.cpp
                ${CMAKE_CURRENT_SOURCE_DIR}/test_scheduler_parity.cpp)
 target_link_libraries(test_parity_unet PRIVATE dualign_models GTest::gtest GTest::gtest_main)
 target_precompile_headers(test_parity_unet REUSE_FROM dualign_torch_pch)
-gtest_discover_tests(test_parity_unet
-  PROPERTIES LABELS parity TIMEOUT 300 FIXTURES_REQUIRED unet_fixtures
-             ENVIRONMENT "DUALIGN_PARITY_DIR=${_fixtures};OMP_NUM_THREADS=1;DUALIGN_THREADS=1"
-  DISCOVERY_TIMEOUT 60)
+# gtest_discover_tests keeps only the first entry of an ENVIRONMENT list; run the tests through `env` instead.
+set_target_properties(test_parity_unet PROPERTIES CROSSCOMPILING_EMULATOR
+                      "env;DUALIGN_PARITY_DIR=${_fixtures};OMP_NUM_THREADS=1;DUALIGN_THREADS=1")
+gtest_discover_tests(test_parity_unet PROPERTIES LABELS parity TIMEOUT 300 FIXTURES_REQUIRED unet_fixtures
+                     DISCOVERY_TIMEOUT 60)
 
 # SD-1.5: exact parameter count (cheap-ish: allocation only) and one checkpointed forward+backward at a
 # 4x32x32 latent on CPU (heavy: label sd15, opt-in below).
