@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "models/diffusers_io.h"
 #include "models/safetensors.h"
@@ -72,5 +74,24 @@ TEST(UNetParity, ExportRoundTrip) {
   }
   auto again = load_diffusers_unet(dir.string());  // our config.json parses back to the same architecture
   EXPECT_EQ(again->num_parameters(), unet->num_parameters());
+  // diffusers itself loads the export and reproduces the reference output.
+  const char* python = std::getenv("DUALIGN_PYTHON");
+  ASSERT_NE(python, nullptr) << "DUALIGN_PYTHON not set";
+  const std::string script =
+      "import sys, torch\n"
+      "from diffusers import UNet2DConditionModel\n"
+      "from safetensors.torch import load_file\n"
+      "m = UNet2DConditionModel.from_pretrained(sys.argv[1])\n"
+      "io = load_file(sys.argv[2])\n"
+      "with torch.no_grad():\n"
+      "    out = m(io['sample'], io['timesteps'], encoder_hidden_states=io['encoder_hidden_states']).sample\n"
+      "err = (out - io['output']).abs().max().item()\n"
+      "print('diffusers on dualign export: max abs err', err)\n"
+      "sys.exit(0 if err < 1e-5 else 1)\n";
+  const auto script_path = dir / "check.py";
+  std::ofstream(script_path) << script;
+  const std::string cmd = std::string(python) + " " + script_path.string() + " " + dir.string() + " " + parity_dir() +
+                          "/cross_attn_io.safetensors";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::filesystem::remove_all(dir);
 }

@@ -12,7 +12,7 @@ target_link_libraries(test_parity_unet PRIVATE dualign_models GTest::gtest GTest
 target_precompile_headers(test_parity_unet REUSE_FROM dualign_torch_pch)
 # gtest_discover_tests keeps only the first entry of an ENVIRONMENT list; run the tests through `env` instead.
 set_target_properties(test_parity_unet PROPERTIES CROSSCOMPILING_EMULATOR
-                      "env;DUALIGN_PARITY_DIR=${_fixtures};OMP_NUM_THREADS=1;DUALIGN_THREADS=1")
+                      "env;DUALIGN_PARITY_DIR=${_fixtures};DUALIGN_PYTHON=${DUALIGN_PYTHON};OMP_NUM_THREADS=1;DUALIGN_THREADS=1")
 gtest_discover_tests(test_parity_unet PROPERTIES LABELS parity TIMEOUT 300 FIXTURES_REQUIRED unet_fixtures
                      DISCOVERY_TIMEOUT 60)
 
