@@ -2,15 +2,52 @@
 // gmm-labelled write datasets (formats in src/data/README.md).
 #include <CLI/CLI.hpp>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 #include "app/commands.h"
+#include "data/loader.h"
 #include "data/schema.h"
 #include "data/synthetic.h"
 #include "util/log.h"
 
 namespace dualign::app {
 namespace {
+
+// Rank and world size from the launcher's environment (mpirun, srun) when not given: `peek` needs no MPI.
+int env_int(std::initializer_list<const char*> names, int fallback) {
+  for (auto* n : names)
+    if (const char* v = std::getenv(n)) return std::atoi(v);
+  return fallback;
+}
+
+struct PeekArgs {
+  std::string file;
+  int64_t global_batch = 8, batches = 4, epoch = 0, position = 0;
+  uint64_t seed = 0;
+  int rank = -1, world_size = -1;
+};
+
+// Prints, for each of the next batches, this rank's sample ids and the cursor after it (one JSON line each).
+void peek(const PeekArgs& a) {
+  data::LoaderOptions o;
+  o.path = a.file;
+  o.global_batch = a.global_batch;
+  o.rank = a.rank >= 0 ? a.rank : env_int({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"}, 0);
+  o.world_size = a.world_size >= 0 ? a.world_size : env_int({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, 1);
+  o.seed = a.seed;
+  data::Loader loader(o, {a.epoch, a.position});
+  for (int64_t i = 0; i < a.batches; ++i) {
+    auto b = loader.next();
+    auto after = loader.cursor();
+    std::printf("%s\n", fmt::format(R"({{"rank": {}, "world_size": {}, "cursor": [{}, {}], "indices": [{}], "next_cursor": [{}, {}]}})",
+                                    o.rank, o.world_size, b.cursor.epoch, b.cursor.position, fmt::join(b.indices, ", "),
+                                    after.epoch, after.position).c_str());
+  }
+}
 
 struct DataArgs {
   std::string file, format, idx_dir = "/usr/share/datasets/fashion-mnist", out;
@@ -36,7 +73,7 @@ void add_oracle_options(CLI::App* cmd, DataArgs& a) {
 
 void add_data_command(CLI::App& cli) {
   auto args = std::make_shared<DataArgs>();
-  auto* data = cli.add_subcommand("data", "Dataset tools: validate, fmnist, gmm, gmm-pairs, gmm-labelled");
+  auto* data = cli.add_subcommand("data", "Dataset tools: validate, peek, fmnist, gmm, gmm-pairs, gmm-labelled");
   data->require_subcommand(1);
 
   auto* validate = data->add_subcommand("validate", "Check a dataset file against its schema and summarise it");
@@ -57,6 +94,18 @@ void add_data_command(CLI::App& cli) {
     for (auto* split : {"train", "test"})
       std::fputs(data::validate(args->out + "/fmnist-" + split + ".h5", "images").str().c_str(), stdout);
   });
+
+  auto peek_args = std::make_shared<PeekArgs>();
+  auto* pk = data->add_subcommand("peek", "Print this rank's sample ids of the next batches (loader order, JSON lines)");
+  pk->add_option("file", peek_args->file, "Dataset file or directory of shards")->required();
+  pk->add_option("--global-batch", peek_args->global_batch, "Global batch G")->capture_default_str();
+  pk->add_option("--batches", peek_args->batches, "Batches to print")->capture_default_str();
+  pk->add_option("--seed", peek_args->seed, "Shuffle seed")->capture_default_str();
+  pk->add_option("--epoch", peek_args->epoch, "Start cursor: epoch")->capture_default_str();
+  pk->add_option("--position", peek_args->position, "Start cursor: position in the epoch's order")->capture_default_str();
+  pk->add_option("--rank", peek_args->rank, "Rank (default: from mpirun/srun environment, else 0)");
+  pk->add_option("--world-size", peek_args->world_size, "World size (default: from the environment, else 1)");
+  pk->callback([peek_args] { peek(*peek_args); });
 
   auto* gmm = data->add_subcommand("gmm", "2-D Gaussian-mixture samples (format points)");
   add_mixture_options(gmm, *args);

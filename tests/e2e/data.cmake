@@ -3,3 +3,5 @@
 dualign_add_py_test(data_pickapic_converter SCRIPT ${CMAKE_SOURCE_DIR}/tests/e2e/data_pickapic_test.py LABELS e2e)
 # `dualign data` writers + validate (h5py reads the files; Bradley-Terry statistics; bad files exit 1).
 dualign_add_py_test(data_cli SCRIPT ${CMAKE_SOURCE_DIR}/tests/e2e/data_cli_test.py LABELS e2e)
+# The loader in real processes: mpirun -np 2 `dualign data peek` shards vs np=1, cursors across world sizes.
+dualign_add_py_test(data_loader_mpi SCRIPT ${CMAKE_SOURCE_DIR}/tests/e2e/data_loader_mpi_test.py LABELS e2e)
