@@ -41,6 +41,7 @@ struct SampleOptions {
 std::vector<int64_t> inference_timesteps(int64_t num_train_timesteps, int64_t num_inference_steps,
                                          const std::string& spacing, int64_t steps_offset = 0);
 
+// Holds a reference to `schedule`: it must outlive the sampler.
 class DiscreteSampler {
  public:
   DiscreteSampler(const NoiseSchedule& schedule, SamplerConfig config);
