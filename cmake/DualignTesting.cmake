@@ -16,9 +16,11 @@ function(dualign_add_gtest name)
   endif()
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
-  gtest_discover_tests(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
-                       ENVIRONMENT "DUALIGN_SOURCE_DIR=${CMAKE_SOURCE_DIR};DUALIGN_PYTHON=${DUALIGN_PYTHON};OMP_NUM_THREADS=1"
-                       DISCOVERY_TIMEOUT 60)
+  # gtest_discover_tests keeps only the first ENVIRONMENT entry, so the environment goes in through the
+  # emulator property (read when gtest_discover_tests is called).
+  set_target_properties(${name} PROPERTIES CROSSCOMPILING_EMULATOR
+      "env;DUALIGN_SOURCE_DIR=${CMAKE_SOURCE_DIR};DUALIGN_PYTHON=${DUALIGN_PYTHON};OMP_NUM_THREADS=1;DUALIGN_THREADS=1")
+  gtest_discover_tests(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} DISCOVERY_TIMEOUT 60)
 endfunction()
 
 # dualign_add_mpi_test(NAME SOURCES ... LIBS ... NP 1 2 4 [TIMEOUT s])

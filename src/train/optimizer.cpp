@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "ckpt/state.h"
 #include "dist/grad_sync.h"
 #include "dist/zero.h"
 #include "train/settings.h"
@@ -54,6 +55,17 @@ double DistributedOptimizer::step(double lr) {
   for (auto& group : adamw_->param_groups()) group.options().set_lr(lr);
   adamw_->step();
   return norm;
+}
+
+std::map<std::string, torch::Tensor> DistributedOptimizer::state(const torch::nn::Module& module) const {
+  DUALIGN_CHECK(adamw_, "optimizer state of a sharded (ZeRO) optimizer is per rank");
+  return ckpt::adam_state(*adamw_, module);
+}
+
+void DistributedOptimizer::load_state(const torch::nn::Module& module,
+                                      const std::map<std::string, torch::Tensor>& state, const std::string& source) {
+  DUALIGN_CHECK(adamw_, "optimizer state of a sharded (ZeRO) optimizer is per rank");
+  ckpt::load_adam_state(*adamw_, module, state, source);
 }
 
 }  // namespace dualign::train

@@ -9,7 +9,9 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "dist/comm.h"
@@ -33,6 +35,12 @@ class DistributedOptimizer {
   // Synchronises gradients, clips them to train.grad_clip (global norm) and updates the parameters.
   // Returns the global gradient norm before clipping.
   double step(double lr);
+
+  // Checkpointing. Unsharded (DDP) state: AdamW moments and steps by parameter name.
+  bool sharded() const { return zero_ != nullptr; }
+  std::map<std::string, torch::Tensor> state(const torch::nn::Module& module) const;
+  void load_state(const torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
+                  const std::string& source);
 
  private:
   std::vector<torch::Tensor> params_;

@@ -25,6 +25,8 @@ TrainSettings read_settings(const config::Config& cfg) {
   s.lr_schedule = t.get<std::string>("lr_schedule", "constant");
   s.grad_clip = t.get<double>("grad_clip", 0.0);
   s.ema_decay = t.get<double>("ema_decay", 0.0);
+  s.checkpoint_every = t.get<int64_t>("checkpoint_every", 0);
+  s.keep_checkpoints = t.get<int>("keep_checkpoints", 3);
   auto e = t.section("eval");
   s.eval_num_samples = e.get<int64_t>("num_samples");
   s.eval_sampler = e.get<std::string>("sampler");
@@ -42,6 +44,7 @@ TrainSettings read_settings(const config::Config& cfg) {
   auto r = cfg.section("run");
   s.run_dir = r.get<std::string>("dir");
   s.log_every = r.get<int64_t>("log_every", 10);
+  s.resume = r.get<std::string>("resume", "auto");
   s.per_rank_logs = r.get<bool>("per_rank_logs", true);
   s.progress = r.get<bool>("progress", true);
   r.finish({"root", "job_num"});

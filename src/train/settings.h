@@ -17,6 +17,8 @@ struct TrainSettings {
   int64_t steps = 0, global_batch = 0, grad_accum = 1, warmup_steps = 0;
   double lr = 0, weight_decay = 0, beta1 = 0.9, beta2 = 0.999, grad_clip = 0, ema_decay = 0;
   std::string lr_schedule = "constant";
+  int64_t checkpoint_every = 0;  // steps between checkpoints; 0: only at the end; -1: never
+  int keep_checkpoints = 3;
   int64_t eval_num_samples = 0, eval_steps = 50;
   std::string eval_sampler = "ddim";
   // dist.*
@@ -24,6 +26,7 @@ struct TrainSettings {
   double bucket_mb = 25;
   // run.*
   std::string run_dir;
+  std::string resume = "auto";  // auto (latest checkpoint in run.dir, if any) | none | <checkpoint or dir>
   int64_t log_every = 10;
   bool per_rank_logs = true, progress = true;
 

@@ -10,6 +10,8 @@
 #include "dist/runtime.h"
 #include "dist/stats.h"
 #include "methods/method.h"
+#include "models/ema.h"
+#include "train/checkpointing.h"
 #include "train/data_source.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
@@ -71,6 +73,11 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.seed, device};
   auto data = make_data_source(cfg.section("data"), shard);
   DistributedOptimizer optimizer(*comm, policy->parameters(), s);  // starts from rank 0's weights
+  std::unique_ptr<models::EMA> ema;
+  if (s.ema_decay > 0) ema = std::make_unique<models::EMA>(policy->module(), s.ema_decay);
+  Checkpointer checkpointer(s, cfg, *comm);
+  const TrainState state{policy->module(), optimizer, ema.get()};
+  const int64_t start_step = checkpointer.restore(state);
   log::info("method {} | global batch {} = {} ranks x {} x {} accum | {} steps", method->name(), s.global_batch,
             world.size, shard.local_size(), s.grad_accum, s.steps);
 
@@ -78,7 +85,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   Progress progress("train", s.steps, rank0 && s.progress);
   dist::StatsReducer stats;
   double last_loss = 0;
-  for (int64_t step = 0; step < s.steps; ++step) {
+  for (int64_t step = start_step; step < s.steps; ++step) {
     const double lr = learning_rate(step, s.steps, s.lr, s.warmup_steps, s.lr_schedule);
     optimizer.zero_grad();
 
@@ -90,7 +97,8 @@ int run_training(const config::Config& cfg, const dist::World& world) {
       stats.add("loss_sum", out.loss.item<double>() * static_cast<double>(batch.local_size()));
       for (const auto& [name, value] : out.stats) stats.add(name, value);
     }
-    const double grad_norm = optimizer.step(lr);  // gradient sync, clipping, AdamW (or ZeRO-1)
+    const double grad_norm = optimizer.step(lr);  // gradient sync, clipping, AdamW (or ZeRO)
+    if (ema) ema->update(policy->module());
 
     if ((step + 1) % s.log_every == 0 || step + 1 == s.steps) {
       auto reduced = stats.reduce(*comm);
@@ -102,10 +110,12 @@ int run_training(const config::Config& cfg, const dist::World& world) {
       metrics.log(step + 1, record);
       progress.update(step + 1, fmt::format("loss={:.4f}", last_loss));
     }
+    checkpointer.maybe_save(step + 1, /*last=*/step + 1 == s.steps, state);
   }
   progress.finish(fmt::format("loss={:.4f}", last_loss));
 
-  // ---- evaluation -----------------------------------------------------------------------------------------------
+  // ---- evaluation (with the EMA weights when enabled) -------------------------------------------------------------
+  if (ema) ema->copy_to(policy->module());
   auto results = evaluate(cfg, s, *policy, schedule, *comm);
   metrics.log(s.steps, results);
   metrics.flush();

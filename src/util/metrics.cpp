@@ -50,6 +50,7 @@ void MetricsWriter::log(int64_t step, const std::map<std::string, double>& scala
   }
   std::string line = record.dump() + "\n";
   std::fputs(line.c_str(), jsonl_);
+  flush();  // a preempted (SIGKILLed) job keeps every record it logged
 }
 
 void MetricsWriter::flush() {
