@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <functional>
+
 #include "config/suggest.h"
 #include "config/yaml_path.h"
 #include "util/error.h"
@@ -121,41 +123,30 @@ template <typename T> T Section::get(const std::string& key, const T& fallback) 
   return get<T>(key);
 }
 
-template <> std::vector<double> Section::get<std::vector<double>>(const std::string& key) const {
-  YAML::Node n = child(key);
-  if (!n.IsDefined()) fail("missing required config key '{}'{}{}", path(key), where(key), did_you_mean(key, keys()));
-  if (!n.IsSequence()) type_error(key, "a list of numbers", n);
-  std::vector<double> out;
+// Lists: every element must convert to T; the error shows the whole list.
+template <typename T>
+std::vector<T> read_list(const YAML::Node& n, const std::function<void(const char*)>& type_error, const char* expected) {
+  if (!n.IsSequence()) type_error(expected);
+  std::vector<T> out;
   for (const auto& item : n) {
-    double v;
-    if (!convert(item, v)) type_error(key, "a list of numbers", n);
+    T v{};
+    if (!convert(item, v)) type_error(expected);
     out.push_back(v);
   }
   return out;
 }
-template <> std::vector<int64_t> Section::get<std::vector<int64_t>>(const std::string& key) const {
-  YAML::Node n = child(key);
-  if (!n.IsDefined()) fail("missing required config key '{}'{}{}", path(key), where(key), did_you_mean(key, keys()));
-  if (!n.IsSequence()) type_error(key, "a list of integers", n);
-  std::vector<int64_t> out;
-  for (const auto& item : n) {
-    int64_t v;
-    if (!convert(item, v)) type_error(key, "a list of integers", n);
-    out.push_back(v);
+
+#define DUALIGN_LIST_GETTER(T, expected)                                                                      \
+  template <> std::vector<T> Section::get<std::vector<T>>(const std::string& key) const {                    \
+    YAML::Node n = child(key);                                                                                \
+    if (!n.IsDefined())                                                                                       \
+      fail("missing required config key '{}'{}{}", path(key), where(key), did_you_mean(key, keys()));         \
+    return read_list<T>(n, [&](const char* e) { type_error(key, e, n); }, expected);                          \
   }
-  return out;
-}
-template <> std::vector<std::string> Section::get<std::vector<std::string>>(const std::string& key) const {
-  YAML::Node n = child(key);
-  if (!n.IsDefined()) fail("missing required config key '{}'{}{}", path(key), where(key), did_you_mean(key, keys()));
-  if (!n.IsSequence()) type_error(key, "a list of strings", n);
-  std::vector<std::string> out;
-  for (const auto& item : n) {
-    if (!item.IsScalar()) type_error(key, "a list of strings", n);
-    out.push_back(item.Scalar());
-  }
-  return out;
-}
+DUALIGN_LIST_GETTER(double, "a list of numbers")
+DUALIGN_LIST_GETTER(int64_t, "a list of integers")
+DUALIGN_LIST_GETTER(std::string, "a list of strings")
+#undef DUALIGN_LIST_GETTER
 
 template <>
 std::vector<std::vector<double>> Section::get<std::vector<std::vector<double>>>(const std::string& key) const {
