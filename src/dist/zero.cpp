@@ -63,6 +63,18 @@ ZeroAdamW::~ZeroAdamW() {
   for (const auto& p : params_) remove_grad_hook(p);
 }
 
+void ZeroAdamW::restore_shard(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                              int64_t step_count) {
+  for (const auto* t : {&master, &exp_avg, &exp_avg_sq})
+    DUALIGN_CHECK(t->numel() == layout_.shard, "ZeRO shard restore: a saved shard has {} elements, this rank's shard "
+                  "has {} (was the checkpoint written with another world size or model?)", t->numel(), layout_.shard);
+  at::NoGradGuard no_grad;
+  master_.copy_(master.reshape({-1}));
+  exp_avg_.copy_(exp_avg.reshape({-1}));
+  exp_avg_sq_.copy_(exp_avg_sq.reshape({-1}));
+  step_ = step_count;
+}
+
 int64_t ZeroAdamW::moment_bytes() const { return (exp_avg_.numel() + exp_avg_sq_.numel()) * 4; }
 int64_t ZeroAdamW::state_bytes() const { return moment_bytes() + master_.numel() * 4; }
 int64_t ZeroAdamW::accumulated_grad_bytes() const {

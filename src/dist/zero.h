@@ -67,6 +67,10 @@ class ZeroAdamW {
   at::Tensor master_shard() const { return master_; }
   at::Tensor exp_avg() const { return exp_avg_; }
   at::Tensor exp_avg_sq() const { return exp_avg_sq_; }
+  // Restores this rank's shard state saved at the same world size (checkpoint resume). The model's
+  // parameters must be restored separately (they equal the gathered master shards).
+  void restore_shard(const at::Tensor& master, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                     int64_t step_count);
 
  private:
   void on_grad_ready(size_t param_index);

@@ -46,15 +46,16 @@ void Checkpointer::maybe_save(int64_t step, bool last, const TrainState& state) 
 }
 
 void Checkpointer::save(int64_t step, const TrainState& state) {
-  if (state.optimizer.sharded())
-    fail("checkpointing with dist.zero_stage={} is not supported yet (sharded optimizer state); use dist=ddp or "
-         "set train.checkpoint_every=-1",
-         s_.zero_stage);
+  ckpt::CheckpointStore store(dir_, s_.keep_checkpoints);
+  if (state.optimizer.sharded()) {  // every rank's shard first, so `latest` only names complete steps
+    store.save_shard(step, comm_.rank(), comm_.size(),
+                     [&](ckpt::CheckpointWriter& w) { w.put_group("optimizer_shard", state.optimizer.shard_state()); });
+    comm_.barrier();
+  }
   if (comm_.rank() == 0) {
-    ckpt::CheckpointStore store(dir_, s_.keep_checkpoints);
     auto path = store.save(step, [&](ckpt::CheckpointWriter& w) {
       w.put_group("model", ckpt::module_state(state.model));
-      w.put_group("optimizer", state.optimizer.state(state.model));
+      if (!state.optimizer.sharded()) w.put_group("optimizer", state.optimizer.state(state.model));
       if (state.ema) {
         w.put_group("ema", state.ema->state());
         w.set_attr("ema_updates", state.ema->num_updates());
@@ -79,12 +80,22 @@ int64_t Checkpointer::restore(const TrainState& state) {
   } else {
     source = ckpt::CheckpointStore::resolve(s_.resume);
   }
-  if (state.optimizer.sharded())
-    fail("run.resume with dist.zero_stage={} is not supported yet; resume with dist=ddp", s_.zero_stage);
   ckpt::CheckpointReader r(source);
   const int64_t step = r.attr_int("step");
   r.load_into("model", ckpt::module_state(state.model));
-  state.optimizer.load_state(state.model, r.group("optimizer"), source);
+  if (state.optimizer.sharded()) {
+    const int64_t saved_world = r.attr_int("world_size");
+    if (saved_world != comm_.size())
+      fail("checkpoint {} holds ZeRO optimizer shards for {} ranks; resuming sharded state on {} ranks is not "
+           "supported yet (resume with the same number of ranks)",
+           source, saved_world, comm_.size());
+    auto shard = ckpt::CheckpointStore(dir_, s_.keep_checkpoints).shard_path(step, comm_.rank(), comm_.size());
+    if (!s_.resume.empty() && s_.resume != "auto")
+      shard = (std::filesystem::path(source).parent_path() / std::filesystem::path(shard).filename()).string();
+    state.optimizer.load_shard_state(ckpt::CheckpointReader(shard).group("optimizer_shard"), shard);
+  } else {
+    state.optimizer.load_state(state.model, r.group("optimizer"), source);
+  }
   if (state.ema) {
     if (!r.has_group("ema")) fail("checkpoint {} has no 'ema' group but train.ema_decay > 0", source);
     state.ema->load_state(r.group("ema"), r.attr_int("ema_updates"));

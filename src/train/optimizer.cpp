@@ -68,4 +68,21 @@ void DistributedOptimizer::load_state(const torch::nn::Module& module,
   ckpt::load_adam_state(*adamw_, module, state, source);
 }
 
+std::map<std::string, torch::Tensor> DistributedOptimizer::shard_state() const {
+  DUALIGN_CHECK(zero_, "shard_state() needs a ZeRO optimizer");
+  return {{"master", zero_->master_shard()},
+          {"exp_avg", zero_->exp_avg()},
+          {"exp_avg_sq", zero_->exp_avg_sq()},
+          {"step", torch::tensor(zero_->step_count(), torch::kInt64)}};
+}
+
+void DistributedOptimizer::load_shard_state(const std::map<std::string, torch::Tensor>& state,
+                                            const std::string& source) {
+  DUALIGN_CHECK(zero_, "load_shard_state() needs a ZeRO optimizer");
+  for (const char* key : {"master", "exp_avg", "exp_avg_sq", "step"})
+    if (!state.count(key)) fail("ZeRO shard checkpoint {}: tensor 'optimizer_shard/{}' is missing", source, key);
+  zero_->restore_shard(state.at("master"), state.at("exp_avg"), state.at("exp_avg_sq"),
+                       state.at("step").item<int64_t>());
+}
+
 }  // namespace dualign::train

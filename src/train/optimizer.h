@@ -36,8 +36,11 @@ class DistributedOptimizer {
   // Returns the global gradient norm before clipping.
   double step(double lr);
 
-  // Checkpointing. Unsharded (DDP) state: AdamW moments and steps by parameter name.
+  // Checkpointing. Unsharded (DDP) state: AdamW moments and steps by parameter name. Sharded (ZeRO) state:
+  // this rank's master/exp_avg/exp_avg_sq shard and the step count, restorable at the same world size.
   bool sharded() const { return zero_ != nullptr; }
+  std::map<std::string, torch::Tensor> shard_state() const;
+  void load_shard_state(const std::map<std::string, torch::Tensor>& state, const std::string& source);
   std::map<std::string, torch::Tensor> state(const torch::nn::Module& module) const;
   void load_state(const torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
                   const std::string& source);

@@ -16,14 +16,14 @@ SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
 N = 60
 
 
-def train(run_dir, np_, steps=2 * N, kill_after=None):
+def train(run_dir, np_, steps=2 * N, kill_after=None, extra=()):
     env = dict(os.environ)
     env.pop("DUALIGN_SIGKILL_AFTER_CHECKPOINT", None)
     if kill_after is not None:
         env["DUALIGN_SIGKILL_AFTER_CHECKPOINT"] = str(kill_after)
     cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", str(np_), str(BIN),
            "train", "experiment=gmm_sft", f"train.steps={steps}", f"train.checkpoint_every={N}",
-           "train.eval.num_samples=0", "run.progress=false", "run.log_every=10", f"run.dir={run_dir}"]
+           "train.eval.num_samples=0", "run.progress=false", "run.log_every=10", f"run.dir={run_dir}", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, env=env, timeout=600)
 
 
@@ -49,12 +49,12 @@ class Resume(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return p
 
-    def killed_then_resumed(self, name, np_first, np_second):
+    def killed_then_resumed(self, name, np_first, np_second, extra=()):
         d = self.tmp / name
-        p = train(d, np_first, kill_after=N)
+        p = train(d, np_first, kill_after=N, extra=extra)
         self.assertNotEqual(p.returncode, 0, "the injected SIGKILL should end the first run")
         self.assertEqual((d / "ckpt" / "latest").read_text().strip(), f"ckpt-{N:08d}.h5")
-        p = self.run_ok(d, np_second)
+        p = self.run_ok(d, np_second, extra=extra)
         self.assertIn(f"at step {N}", p.stdout + p.stderr)
         return d
 
@@ -65,6 +65,15 @@ class Resume(unittest.TestCase):
         self.assertEqual(losses(straight), losses(resumed))  # exact float equality, every logged step
         a, b = final_model(straight), final_model(resumed)
         self.assertEqual(sorted(a), sorted(b))
+        for k in a:
+            self.assertTrue(np.array_equal(a[k], b[k]), k)
+
+    def test_zero2_sharded_state_resumes_bitwise(self):
+        straight = self.tmp / "straight_zero2"
+        self.run_ok(straight, 2, extra=["dist=zero2"])
+        resumed = self.killed_then_resumed("resumed_zero2", 2, 2, extra=["dist=zero2"])
+        self.assertEqual(losses(straight), losses(resumed))
+        a, b = final_model(straight), final_model(resumed)
         for k in a:
             self.assertTrue(np.array_equal(a[k], b[k]), k)
 
