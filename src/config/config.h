@@ -56,6 +56,10 @@ class Section {
   // `also_known` lists keys that are valid but intentionally not read here.
   void finish(const std::vector<std::string>& also_known = {}) const;
 
+  // The resolved YAML of this section, for consumers that parse a whole foreign schema (e.g. a diffusers UNet
+  // config); they validate keys themselves.
+  const YAML::Node& node() const { return node_; }
+
  private:
   YAML::Node child(const std::string& key) const;
   std::string where(const std::string& key) const;

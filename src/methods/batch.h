@@ -6,11 +6,17 @@
 
 #include <cstdint>
 
+#include "methods/score_model.h"
+
 namespace dualign::methods {
 
 struct Batch {
-  torch::Tensor x;       // [local, ...] samples (SFT), or winners for pair methods
-  torch::Tensor labels;  // [local] int64 class ids, or undefined
+  torch::Tensor x;          // [local, ...] samples (SFT, KTO), or the preferred sample of each pair
+  torch::Tensor x_l;        // [local, ...] the rejected sample of each pair (pair methods), else undefined
+  Condition cond;           // class ids and/or text embeddings of each row (shared by winner and loser)
+  torch::Tensor score_w;    // [local] reward of x (pairs: the winner), if the dataset has it
+  torch::Tensor score_l;    // [local] reward of the loser, if known
+  torch::Tensor desirable;  // [local] 1/0 labels of unpaired samples (KTO), else undefined
   int64_t offset = 0;    // first global index of this rank's slice
   int64_t global_size = 0;
   int64_t step = 0, micro = 0;

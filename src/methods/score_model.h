@@ -1,10 +1,11 @@
 // The denoiser as methods see it: ε/v prediction from (x_t, t, condition), plus its parameters. Built from
-// the `model` config group; one implementation per architecture (MLP for toys, UNet for images).
+// the `model` config group; one implementation per architecture (MLP for toys, UNet for images and latents).
 #pragma once
 #include <torch/torch.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace dualign::config {
 class Section;
@@ -12,11 +13,23 @@ class Section;
 
 namespace dualign::methods {
 
+// What a sample is conditioned on; both parts are optional (undefined = unconditional).
+struct Condition {
+  torch::Tensor class_id;  // [B] int64
+  torch::Tensor text;      // [B, L, D] text-encoder hidden states
+
+  // The condition of rows [start, start + length).
+  Condition slice(int64_t start, int64_t length) const;
+  // This condition stacked `times` times along the batch (e.g. for winner and loser in one forward).
+  Condition repeat(int64_t times) const;
+  Condition to(const torch::Device& device) const;
+};
+
 class ScoreModel {
  public:
   virtual ~ScoreModel() = default;
-  // x_t [B, ...], t [B] int64 timesteps, labels [B] int64 or undefined → model output shaped like x_t.
-  virtual torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& labels) = 0;
+  // x_t [B, ...], t [B] int64 timesteps → model output shaped like x_t.
+  virtual torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const Condition& cond) = 0;
   virtual torch::nn::Module& module() = 0;
   virtual std::string describe() const = 0;
   // Shape of one sample (e.g. {2} or {1, 28, 28}), for samplers.
@@ -24,9 +37,22 @@ class ScoreModel {
 
   std::vector<torch::Tensor> parameters() { return module().parameters(); }
   int64_t num_parameters();
+  // Freezes the model for use as a reference: eval mode, no gradients, stored in `dtype` (e.g. bf16 on GPU).
+  void freeze(torch::ScalarType dtype = torch::kFloat32);
 };
 
 // Reads and validates the `model` section (strict: unknown keys are errors) and builds the network on `device`.
+// `model.init_from` (optional: a checkpoint file or run dir) loads its weights (EMA weights when the checkpoint
+// has them, unless `model.init_weights: model`).
 std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, const torch::Device& device);
+
+// Rebuilds the model a training run saved: the `model` section of the checkpoint's config plus its weights
+// (group "ema" when present and prefer_ema, else "model"). `checkpoint` is a file or a run/ckpt directory.
+std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, const torch::Device& device,
+                                             bool prefer_ema = true);
+
+// Copies weights from a checkpoint file/dir into `model` (group "ema" if present and prefer_ema, else "model").
+// Errors name the checkpoint and every missing or mis-shaped tensor.
+void load_weights(ScoreModel& model, const std::string& checkpoint, bool prefer_ema = true);
 
 }  // namespace dualign::methods

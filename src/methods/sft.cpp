@@ -12,7 +12,7 @@ LossOutput Sft::loss(ScoreModel& policy, const Batch& batch) {
   auto eps = draw_global_normal(batch, "sft/eps", sample_shape, device_);
   auto t = draw_global_int(batch, "sft/t", schedule_.num_train_timesteps(), device_);
   auto x_t = schedule_.add_noise(x0, eps, t);
-  auto out = policy.forward(x_t, t, batch.labels);
+  auto out = policy.forward(x_t, t, batch.cond);
   auto per_sample = (out - schedule_.target(x0, eps, t)).pow(2).flatten(1).mean(1);
   auto loss = per_sample.mean();
   return {loss, {{"mse_sum", per_sample.sum().item<double>()}, {"count", static_cast<double>(batch.local_size())}}};

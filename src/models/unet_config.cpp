@@ -129,6 +129,13 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& ori
   return c;
 }
 
+UNetConfig UNetConfig::from_yaml(const YAML::Node& node, const std::string& origin,
+                                 const std::vector<std::string>& ignore) {
+  auto j = yaml_to_json(node);
+  for (const auto& key : ignore) j.erase(key);
+  return from_json(j, origin);
+}
+
 UNetConfig UNetConfig::from_file(const std::string& path) {
   std::ifstream in(path);
   DUALIGN_CHECK(in.good(), "cannot open UNet config '{}'", path);

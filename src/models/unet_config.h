@@ -3,6 +3,8 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
+#include <yaml-cpp/node/node.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +44,9 @@ struct UNetConfig {
   bool class_conditional() const { return num_class_embeds.has_value() || !class_embed_type.empty(); }
 
   static UNetConfig from_json(const nlohmann::json& j, const std::string& origin = "<json>");
+  // A YAML mapping with diffusers keys; `ignore` lists extra keys that belong to the caller (e.g. `kind`).
+  static UNetConfig from_yaml(const YAML::Node& node, const std::string& origin,
+                              const std::vector<std::string>& ignore = {});
   // .json (diffusers config.json) or .yaml/.yml with the same keys.
   static UNetConfig from_file(const std::string& path);
   nlohmann::json to_json() const;  // diffusers-compatible config.json

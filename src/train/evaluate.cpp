@@ -36,7 +36,7 @@ torch::Tensor sample_model(methods::ScoreModel& model, const diffusion::NoiseSch
   diffusion::SampleOptions opts;
   opts.generator = gen;
   auto score = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    return model.forward(x, t.to(torch::kInt64), torch::Tensor());
+    return model.forward(x, t.to(torch::kInt64), methods::Condition{});
   };
   auto x0 = sampler.sample(score, x_T, opts);
   model.module().train();
