@@ -138,14 +138,14 @@ std::shared_ptr<ScoreModel> build_unet(const config::Section& m) {
   return std::make_shared<UNetScoreModel>(net);
 }
 
+}  // namespace
+
 std::string resolve_checkpoint(const std::string& path) {
   std::string p = path;
   if (std::filesystem::is_directory(p) && std::filesystem::exists(std::filesystem::path(p) / "ckpt"))
     p = (std::filesystem::path(p) / "ckpt").string();  // a run dir
   return ckpt::CheckpointStore::resolve(p);
 }
-
-}  // namespace
 
 void load_weights(ScoreModel& model, const std::string& checkpoint, bool prefer_ema) {
   const auto file = resolve_checkpoint(checkpoint);

@@ -51,6 +51,9 @@ std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, cons
 std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, const torch::Device& device,
                                              bool prefer_ema = true);
 
+// A checkpoint file, a ckpt directory (its `latest`) or a run directory (<run>/ckpt/latest) → the file.
+std::string resolve_checkpoint(const std::string& path);
+
 // Copies weights from a checkpoint file/dir into `model` (group "ema" if present and prefer_ema, else "model").
 // Errors name the checkpoint and every missing or mis-shaped tensor.
 void load_weights(ScoreModel& model, const std::string& checkpoint, bool prefer_ema = true);

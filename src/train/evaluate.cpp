@@ -3,10 +3,10 @@
 #include <torch/torch.h>
 
 #include "config/config.h"
-#include "diffusion/sampler.h"
 #include "dist/comm.h"
 #include "eval/distances.h"
 #include "eval/gmm.h"
+#include "eval/sampling.h"
 #include "methods/score_model.h"
 #include "train/settings.h"
 #include "util/seed.h"
@@ -19,30 +19,6 @@ eval::Gmm gmm_from(const config::Section& data) {
                    data.get<double>("std"));
 }
 
-// Samples n points from the model with the configured sampler, deterministically from `seed`.
-torch::Tensor sample_model(methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule,
-                           const TrainSettings& s, int64_t n, uint64_t seed) {
-  torch::NoGradGuard no_grad;
-  model.module().eval();
-  diffusion::SamplerConfig sc;
-  sc.kind = s.eval_sampler;
-  sc.num_inference_steps = s.eval_steps;
-  diffusion::DiscreteSampler sampler(schedule, sc);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  std::vector<int64_t> shape{n};
-  for (auto d : model.sample_shape()) shape.push_back(d);
-  auto param = model.parameters().front();
-  auto x_T = at::normal(0.0, 1.0, shape, gen).to(param.device());
-  diffusion::SampleOptions opts;
-  opts.generator = gen;
-  auto score = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    return model.forward(x, t.to(torch::kInt64), methods::Condition{});
-  };
-  auto x0 = sampler.sample(score, x_T, opts);
-  model.module().train();
-  return x0.cpu();
-}
-
 }  // namespace
 
 std::map<std::string, double> evaluate(const config::Config& cfg, const TrainSettings& s, methods::ScoreModel& model,
@@ -52,7 +28,11 @@ std::map<std::string, double> evaluate(const config::Config& cfg, const TrainSet
   if (data.get<std::string>("kind") != "gmm" || s.eval_num_samples <= 0 || comm.rank() != 0) return out;
   auto gmm = gmm_from(data);
   const int64_t n = s.eval_num_samples;
-  auto generated = sample_model(model, schedule, s, n, derive_seed(s.seed, "eval/sample"));
+  eval::SampleSpec spec;
+  spec.sampler.kind = s.eval_sampler;
+  spec.sampler.num_inference_steps = s.eval_steps;
+  spec.batch_size = n;
+  auto generated = eval::sample(model, schedule, spec, n, derive_seed(s.seed, "eval/sample"));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(s.seed, "eval/exact"));
   auto exact_a = gmm.sample(n, gen), exact_b = gmm.sample(n, gen);
   out["eval/energy_distance"] = eval::energy_distance(generated, exact_a);

@@ -9,6 +9,7 @@
 #include "dist/comm.h"
 #include "dist/runtime.h"
 #include "dist/stats.h"
+#include "eval/sampling.h"
 #include "methods/method.h"
 #include "models/ema.h"
 #include "train/checkpointing.h"
@@ -38,17 +39,6 @@ void set_threads(const TrainSettings& s, const dist::World& world) {
   at::set_num_interop_threads(1);
 }
 
-diffusion::ScheduleConfig read_schedule(const config::Section& d) {
-  diffusion::ScheduleConfig c;
-  c.kind = d.get<std::string>("schedule");
-  c.num_train_timesteps = d.get<int64_t>("num_train_timesteps");
-  c.beta_start = d.get<double>("beta_start");
-  c.beta_end = d.get<double>("beta_end");
-  c.prediction = d.get<std::string>("prediction");
-  d.finish();
-  return c;
-}
-
 }  // namespace
 
 int run_training(const config::Config& cfg, const dist::World& world) {
@@ -65,7 +55,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   log::info("run dir: {}", s.run_dir);
 
   // ---- model, method, data, optimizer -----------------------------------------------------------------------
-  diffusion::NoiseSchedule schedule(read_schedule(cfg.section("diffusion")));
+  diffusion::NoiseSchedule schedule(eval::read_schedule(cfg.section("diffusion")));
   torch::manual_seed(derive_seed(s.seed, "init"));
   auto policy = methods::build_score_model(cfg.section("model"), device);
   log::info("model: {} with {} parameters", policy->describe(), policy->num_parameters());
