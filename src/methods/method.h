@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -14,6 +15,9 @@
 
 namespace dualign::config {
 class Section;
+}
+namespace dualign::dist {
+class Comm;
 }
 
 namespace dualign::methods {
@@ -33,6 +37,12 @@ class Method {
 struct MethodContext {
   const diffusion::NoiseSchedule& schedule;
   torch::Device device;
+  // Builds a fresh copy of the policy's starting point (same config, same init weights): methods that need a
+  // frozen reference call it once and freeze the result.
+  std::function<std::shared_ptr<ScoreModel>()> build_reference;
+  // For statistics a loss needs from the whole global batch (KTO's reference point). May be null in tests of
+  // methods that do not need it.
+  dist::Comm* comm = nullptr;
 };
 
 // Builds the method named by `method.name` (strict: unknown keys are errors).

@@ -2,6 +2,7 @@
 
 #include "config/config.h"
 #include "eval/gmm.h"
+#include "train/h5_source.h"
 #include "util/error.h"
 #include "util/seed.h"
 
@@ -50,7 +51,8 @@ std::unique_ptr<DataSource> make_data_source(const config::Section& data, const 
     data.finish({"kind"});
     return std::make_unique<GmmSource>(std::move(gmm), shard);
   }
-  fail("config key '{}': unknown data kind '{}' (known: gmm)", data.path("kind"), kind);
+  if (kind == "h5") return make_h5_source(data, shard);
+  fail("config key '{}': unknown data kind '{}' (known: gmm, h5)", data.path("kind"), kind);
 }
 
 }  // namespace dualign::train

@@ -16,6 +16,7 @@ namespace dualign::train {
 struct ShardSpec {
   int rank = 0, world_size = 1;
   int64_t global_micro_batch = 0;  // samples per micro-step over all ranks
+  int64_t grad_accum = 1;          // micro-steps per optimizer step
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
   int64_t local_size() const { return global_micro_batch / world_size; }

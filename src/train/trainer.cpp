@@ -17,6 +17,7 @@
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
+#include "train/throughput.h"
 #include "train/run_dir.h"
 #include "train/settings.h"
 #include "util/log.h"
@@ -56,11 +57,16 @@ int run_training(const config::Config& cfg, const dist::World& world) {
 
   // ---- model, method, data, optimizer -----------------------------------------------------------------------
   diffusion::NoiseSchedule schedule(eval::read_schedule(cfg.section("diffusion")));
-  torch::manual_seed(derive_seed(s.seed, "init"));
+  const uint64_t init_seed = derive_seed(s.seed, "init");
+  torch::manual_seed(init_seed);
   auto policy = methods::build_score_model(cfg.section("model"), device);
   log::info("model: {} with {} parameters", policy->describe(), policy->num_parameters());
-  auto method = methods::make_method(cfg.section("method"), {schedule, device});
-  ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.seed, device};
+  auto build_reference = [&] {  // the policy's starting point again (same init seed, same model.init_from)
+    torch::manual_seed(init_seed);
+    return methods::build_score_model(cfg.section("model"), device);
+  };
+  auto method = methods::make_method(cfg.section("method"), {schedule, device, build_reference, comm.get()});
+  ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.grad_accum, s.seed, device};
   auto data = make_data_source(cfg.section("data"), shard);
   DistributedOptimizer optimizer(*comm, policy->parameters(), s);  // starts from rank 0's weights
   std::unique_ptr<models::EMA> ema;
@@ -75,6 +81,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   Progress progress("train", s.steps, rank0 && s.progress);
   dist::StatsReducer stats;
   double last_loss = 0;
+  Throughput throughput(s.global_batch, start_step);
   for (int64_t step = start_step; step < s.steps; ++step) {
     const double lr = learning_rate(step, s.steps, s.lr, s.warmup_steps, s.lr_schedule);
     optimizer.zero_grad();
@@ -93,7 +100,9 @@ int run_training(const config::Config& cfg, const dist::World& world) {
     if ((step + 1) % s.log_every == 0 || step + 1 == s.steps) {
       auto reduced = stats.reduce(*comm);
       last_loss = dist::StatsReducer::ratio(reduced, "loss_sum", "count");
-      std::map<std::string, double> record{{"train/loss", last_loss}, {"train/lr", lr}, {"train/grad_norm", grad_norm}};
+      std::map<std::string, double> record{{"train/loss", last_loss}, {"train/lr", lr}, {"train/grad_norm", grad_norm},
+                                           {"train/samples_per_s", throughput.samples_per_second(step + 1)},
+                                           {"train/peak_rss_mb", comm->all_reduce_double(peak_rss_mb(), dist::ReduceOp::max)}};
       for (const auto& [name, value] : reduced)
         if (name.size() > 4 && name.ends_with("_sum") && name != "loss_sum")
           record["train/" + name.substr(0, name.size() - 4)] = value / dist::StatsReducer::get(reduced, "count");

@@ -1,0 +1,68 @@
+// Diffusion-KTO (Li et al. 2024) on unpaired samples with desirable (1) / undesirable (0) labels:
+//   g = −(m_θ − m_ref)                  implicit reward of each sample (independent t, ε per sample)
+//   z = max(0, mean g over the GLOBAL micro-batch), detached   the KL reference point (all-reduced over ranks,
+//                                                             as the reference code does)
+//   loss = mean λ_y (1 − σ(s_y β (g − z))),  s = +1 desirable, −1 undesirable
+// (U = σ, the Kahneman–Tversky utility the paper found best.) β plays the role of the paper's β·T·ω.
+#include "config/config.h"
+#include "dist/comm.h"
+#include "methods/preference.h"
+#include "util/error.h"
+
+namespace dualign::methods {
+namespace {
+
+class Kto : public Method {
+ public:
+  Kto(const config::Section& cfg, const MethodContext& ctx)
+      : schedule_(ctx.schedule),
+        device_(ctx.device),
+        comm_(ctx.comm),
+        beta_(cfg.get<double>("beta")),
+        desirable_weight_(cfg.get<double>("desirable_weight", 1.0)),
+        undesirable_weight_(cfg.get<double>("undesirable_weight", 1.0)) {
+    reference_ = frozen_reference(ctx, cfg.get<std::string>("reference_dtype", "float32"), cfg.path("reference_dtype"));
+  }
+  std::string name() const override { return "kto"; }
+
+  LossOutput loss(ScoreModel& policy, const Batch& batch) override {
+    DUALIGN_CHECK(batch.desirable.defined(), "method kto needs labelled samples (data format labelled_samples)");
+    SampleMse m = sample_mse(policy, *reference_, schedule_, batch, device_);
+    auto g = -(m.policy - m.ref);
+    const double z = reference_point(g);
+    auto sign = batch.desirable * 2 - 1;
+    auto weight = batch.desirable * desirable_weight_ + (1 - batch.desirable) * undesirable_weight_;
+    auto utility = torch::sigmoid(sign * beta_ * (g - z));
+    LossOutput out{(weight * (1 - utility)).mean(), {}};
+    auto sum = [](const torch::Tensor& t) { return t.detach().sum().item<double>(); };
+    out.stats = {{"kl_ref_point_sum", z * static_cast<double>(batch.local_size())},
+                 {"implicit_acc_sum", sum((sign * g) > 0)},
+                 {"desirable_sum", sum(batch.desirable)},
+                 {"model_mse_sum", sum(m.policy)},
+                 {"ref_mse_sum", sum(m.ref)},
+                 {"count", static_cast<double>(batch.local_size())}};
+    return out;
+  }
+
+ private:
+  // Mean implicit reward over the global micro-batch, clamped at 0: identical on every rank.
+  double reference_point(const torch::Tensor& g) {
+    std::vector<double> sums{g.detach().sum().item<double>(), static_cast<double>(g.size(0))};
+    if (comm_) sums = comm_->all_reduce_doubles(sums);
+    return std::max(0.0, sums[0] / sums[1]);
+  }
+
+  const diffusion::NoiseSchedule& schedule_;
+  torch::Device device_;
+  dist::Comm* comm_;
+  double beta_, desirable_weight_, undesirable_weight_;
+  std::shared_ptr<ScoreModel> reference_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_kto(const config::Section& cfg, const MethodContext& ctx) {
+  return std::make_unique<Kto>(cfg, ctx);
+}
+
+}  // namespace dualign::methods

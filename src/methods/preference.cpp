@@ -1,0 +1,72 @@
+#include "methods/preference.h"
+
+#include "config/config.h"
+#include "util/error.h"
+
+namespace dualign::methods {
+namespace {
+
+torch::Tensor per_image_mse(const torch::Tensor& out, const torch::Tensor& target) {
+  return (out.to(torch::kFloat32) - target).pow(2).flatten(1).mean(1);
+}
+
+}  // namespace
+
+std::shared_ptr<ScoreModel> frozen_reference(const MethodContext& ctx, const std::string& dtype_name,
+                                             const std::string& key) {
+  DUALIGN_CHECK(ctx.build_reference, "this method needs a reference model but none can be built here");
+  torch::ScalarType dtype = torch::kFloat32;
+  if (dtype_name == "bfloat16") {
+    dtype = torch::kBFloat16;
+  } else if (dtype_name != "float32") {
+    fail("config key '{}': expected float32 or bfloat16, got '{}'", key, dtype_name);
+  }
+  auto ref = ctx.build_reference();
+  ref->freeze(dtype);
+  return ref;
+}
+
+PairMse pair_mse(ScoreModel& policy, ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
+                 const Batch& batch, const torch::Device& device) {
+  DUALIGN_CHECK(batch.x_l.defined(), "a pair method needs preference pairs (data format preference_pairs)");
+  const int64_t n = batch.local_size();
+  auto eps = draw_global_normal(batch, "pair/eps", batch.x.sizes().slice(1), device);
+  auto t = draw_global_int(batch, "pair/t", schedule.num_train_timesteps(), device);
+  auto x0 = torch::cat({batch.x, batch.x_l}, 0);
+  auto eps2 = torch::cat({eps, eps}, 0), t2 = torch::cat({t, t}, 0);
+  auto x_t = schedule.add_noise(x0, eps2, t2);
+  auto target = schedule.target(x0, eps2, t2);
+  auto cond = batch.cond.repeat(2);
+
+  auto policy_mse = per_image_mse(policy.forward(x_t, t2, cond), target);
+  torch::Tensor ref_mse;
+  {
+    torch::NoGradGuard no_grad;
+    ref_mse = per_image_mse(reference.forward(x_t, t2, cond), target);
+  }
+  return {policy_mse.narrow(0, 0, n), policy_mse.narrow(0, n, n), ref_mse.narrow(0, 0, n), ref_mse.narrow(0, n, n)};
+}
+
+SampleMse sample_mse(ScoreModel& policy, ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
+                     const Batch& batch, const torch::Device& device) {
+  auto eps = draw_global_normal(batch, "sample/eps", batch.x.sizes().slice(1), device);
+  auto t = draw_global_int(batch, "sample/t", schedule.num_train_timesteps(), device);
+  auto x_t = schedule.add_noise(batch.x, eps, t);
+  auto target = schedule.target(batch.x, eps, t);
+  auto policy_mse = per_image_mse(policy.forward(x_t, t, batch.cond), target);
+  torch::NoGradGuard no_grad;
+  return {policy_mse, per_image_mse(reference.forward(x_t, t, batch.cond), target)};
+}
+
+void add_pair_stats(LossOutput& out, const PairMse& m, const torch::Tensor& margin) {
+  auto sum = [](const torch::Tensor& t) { return t.detach().sum().item<double>(); };
+  out.stats.emplace_back("implicit_acc_sum", (margin.detach() > 0).sum().item<double>());
+  out.stats.emplace_back("reward_margin_sum", sum(margin));
+  out.stats.emplace_back("model_mse_w_sum", sum(m.policy_w));
+  out.stats.emplace_back("model_mse_l_sum", sum(m.policy_l));
+  out.stats.emplace_back("ref_mse_w_sum", sum(m.ref_w));
+  out.stats.emplace_back("ref_mse_l_sum", sum(m.ref_l));
+  out.stats.emplace_back("count", static_cast<double>(margin.size(0)));
+}
+
+}  // namespace dualign::methods

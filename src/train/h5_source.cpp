@@ -1,0 +1,131 @@
+#include "train/h5_source.h"
+
+#include <filesystem>
+
+#include "config/config.h"
+#include "data/loader.h"
+#include "data/schema.h"
+#include "util/error.h"
+#include "util/seed.h"
+
+namespace dualign::train {
+namespace {
+
+// The first shard of a dataset directory, or the file itself: enough to learn the format and the fields.
+std::string first_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(path)) return path;
+  std::vector<std::string> shards;
+  for (const auto& e : fs::directory_iterator(path))
+    if (e.path().extension() == ".h5") shards.push_back(e.path().string());
+  DUALIGN_CHECK(!shards.empty(), "dataset directory '{}' holds no *.h5 files", path);
+  std::sort(shards.begin(), shards.end());
+  return shards.front();
+}
+
+struct Layout {
+  std::string x, x_l, score_w, score_l, desirable, class_id, text;
+};
+
+Layout layout_of(const std::string& format, const std::string& condition, const std::string& file,
+                 const std::string& key) {
+  Layout l;
+  if (format == "images") {
+    l.x = "images";
+    l.class_id = "labels";
+  } else if (format == "points") {
+    l.x = "points";
+    l.class_id = "labels";
+  } else if (format == "preference_pairs") {
+    l.x = "winner", l.x_l = "loser", l.score_w = "score_w", l.score_l = "score_l";
+    l.class_id = "class_id", l.text = "text_embedding";
+  } else if (format == "labelled_samples") {
+    l.x = "samples", l.desirable = "desirable", l.score_w = "score";
+    l.class_id = "class_id", l.text = "text_embedding";
+  } else {
+    fail("dataset '{}' has format '{}', which the trainer cannot read", file, format);
+  }
+  if (condition != "class") l.class_id.clear();
+  if (condition != "text") l.text.clear();
+  DUALIGN_CHECK(condition == "none" || !(condition == "class" ? l.class_id : l.text).empty(),
+                "config key '{}': format '{}' of '{}' has no {} condition", key, format, file, condition);
+  return l;
+}
+
+class H5Source : public DataSource {
+ public:
+  H5Source(data::LoaderOptions options, Layout layout, ShardSpec shard)
+      : layout_(std::move(layout)), shard_(shard), loader_(std::move(options)) {}
+
+  methods::Batch next(int64_t step, int64_t micro) override {
+    const int64_t k = step * shard_.grad_accum + micro;
+    if (k != next_k_) loader_.seek(loader_.cursor_of_batch(k));  // a resume or a jump: continue the global order
+    next_k_ = k + 1;
+    data::Batch raw = loader_.next();
+
+    methods::Batch b;
+    b.step = step;
+    b.micro = micro;
+    b.seed = derive_seed(shard_.seed, "batch", {step, micro});
+    b.global_size = shard_.global_micro_batch;
+    b.offset = shard_.local_offset();
+    auto field = [&](const std::string& name, torch::ScalarType dtype) -> torch::Tensor {
+      if (name.empty() || !raw.tensors.count(name)) return {};
+      return raw.tensors.at(name).to(shard_.device, dtype);
+    };
+    b.x = field(layout_.x, torch::kFloat32);
+    b.x_l = field(layout_.x_l, torch::kFloat32);
+    b.score_w = field(layout_.score_w, torch::kFloat32);
+    b.score_l = field(layout_.score_l, torch::kFloat32);
+    b.desirable = field(layout_.desirable, torch::kFloat32);
+    b.cond.class_id = field(layout_.class_id, torch::kInt64);
+    b.cond.text = field(layout_.text, torch::kFloat32);
+    return b;
+  }
+
+ private:
+  Layout layout_;
+  ShardSpec shard_;
+  data::Loader loader_;
+  int64_t next_k_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const ShardSpec& shard) {
+  const auto path = data.get<std::string>("path");
+  const auto condition = data.get<std::string>("condition", "none");
+  const bool shuffle = data.get<bool>("shuffle", true);
+  const int prefetch = static_cast<int>(data.get<int64_t>("prefetch", 2));
+  data.finish({"kind"});
+  DUALIGN_CHECK(condition == "none" || condition == "class" || condition == "text",
+                "config key '{}': expected none, class or text, got '{}'", data.path("condition"), condition);
+  DUALIGN_CHECK(std::filesystem::exists(path), "config key '{}': dataset '{}' does not exist", data.path("path"),
+                path);
+  const auto file = first_file(path);
+  const auto summary = data::validate(file, "", /*read_data=*/false);
+  Layout layout = layout_of(summary.format, condition, file, data.path("condition"));
+
+  data::LoaderOptions o;
+  o.path = path;
+  o.global_batch = shard.global_micro_batch;
+  o.rank = shard.rank;
+  o.world_size = shard.world_size;
+  o.seed = derive_seed(shard.seed, "data/order");
+  o.shuffle = shuffle;
+  o.prefetch = prefetch;
+  o.images_to_float = true;
+  for (const auto* f : {&layout.x, &layout.x_l, &layout.score_w, &layout.score_l, &layout.desirable,
+                        &layout.class_id, &layout.text}) {
+    if (f->empty()) continue;
+    bool present = false;
+    for (const auto& d : summary.datasets) present |= d.name == *f;
+    if (present) o.fields.push_back(*f);
+  }
+  DUALIGN_CHECK(summary.rows >= shard.global_micro_batch || std::filesystem::is_directory(path),
+                "dataset '{}' has {} samples, fewer than one global micro-batch of {}", path, summary.rows,
+                shard.global_micro_batch);
+  return std::make_unique<H5Source>(std::move(o), std::move(layout), shard);
+}
+
+}  // namespace dualign::train

@@ -1,0 +1,18 @@
+// Micro-batches from a dualign HDF5 dataset (src/data/README.md) through the sharded, prefetching Loader.
+// The file's `format` attribute decides what a Batch holds:
+//   images            x = images (uint8 → [-1, 1]), cond.class_id = labels (when data.condition = class)
+//   points            x = points, cond.class_id = labels (when data.condition = class)
+//   preference_pairs  x = winner, x_l = loser, score_w / score_l when present, cond = class_id or text_embedding
+//   labelled_samples  x = samples, desirable, score_w = score when present, cond as for pairs
+// Global micro-batch k = step · grad_accum + micro is the Loader's k-th global batch, so the order (and a resume
+// from any step) is the same for every number of ranks.
+#pragma once
+#include <memory>
+
+#include "train/data_source.h"
+
+namespace dualign::train {
+
+std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const ShardSpec& shard);
+
+}  // namespace dualign::train
