@@ -108,5 +108,94 @@ class Report(unittest.TestCase):
         self.assertIn("config.yaml", p.stderr)
 
 
+def write_samples(path, latents, prompts):
+    """A `dualign sample` output file (src/eval/samples_io.h) holding latents and their prompts."""
+    import h5py
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "samples"
+        f.attrs["version"] = np.int64(1)
+        f.create_dataset("samples", data=latents.astype(np.float32))
+        f.create_dataset("prompt", data=prompts, dtype=h5py.string_dtype())
+
+
+class Prompts(unittest.TestCase):
+    def test_encode_prompts_tiny_random(self):
+        import h5py
+        import pickapic_to_h5 as pickapic
+        tmp = temp_dir(self, "prompts-test-")
+        with open(os.path.join(tmp, "prompts.txt"), "w") as f:
+            f.write("a cat on a mat\n\n# a comment\na red bicycle\nan astronaut riding a horse\n")
+        out = os.path.join(tmp, "prompts.h5")
+        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "encode_prompts.py"), "--prompts",
+                            os.path.join(tmp, "prompts.txt"), "--out", out, "--tiny-random", "--batch-size", "2",
+                            "--threads", "1"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with h5py.File(out, "r") as f:
+            self.assertEqual(f.attrs["format"], "prompts")
+            self.assertEqual(f.attrs["version"], 1)
+            prompts = [s.decode() if isinstance(s, bytes) else s for s in f["prompt"][:]]
+            emb = f["text_embedding"][:]
+        self.assertEqual(prompts, ["a cat on a mat", "a red bicycle", "an astronaut riding a horse"])
+        self.assertEqual(emb.shape, (3, 16, 32))
+        self.assertEqual(emb.dtype, np.float32)
+        # The converter's encoder with the same seed: prompts and tiny training pairs share the embedding space.
+        _, encoder, tokenizer, _ = pickapic.tiny_random_models(seed=0)
+        ref = pickapic.encode_prompts(encoder, tokenizer, prompts, "cpu")
+        np.testing.assert_allclose(emb, ref, rtol=1e-5, atol=1e-5)
+        self.assertFalse(np.allclose(emb[0], emb[1]))
+
+
+class PickScore(unittest.TestCase):
+    def test_tiny_random_scores_match_a_direct_computation(self):
+        import torch
+        import pickscore
+        tmp = temp_dir(self, "pickscore-test-")
+        rng = np.random.default_rng(0)
+        latents = rng.standard_normal((5, 4, 16, 16)).astype(np.float32)
+        latents[4] = latents[0]  # same latent, other prompt
+        prompts = ["a cat", "a dog", "a red bicycle", "a blue sky", "a dog"]
+        samples = os.path.join(tmp, "samples.h5")
+        write_samples(samples, latents, prompts)
+        out, png = os.path.join(tmp, "scores.json"), os.path.join(tmp, "grid.png")
+        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "pickscore.py"), "--samples", samples, "--out", out,
+                            "--tiny-random", "--png", png, "--batch-size", "2", "--threads", "1"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        result = json.loads(read_text(out))
+        scores = np.array(result["scores"])
+        self.assertEqual(result["n"], 5)
+        self.assertEqual(result["prompts"], prompts)
+        self.assertTrue(np.all(np.isfinite(scores)))
+        self.assertAlmostEqual(result["pickscore/mean"], scores.mean(), places=9)
+        self.assertAlmostEqual(result["pickscore/se"], scores.std(ddof=1) / math.sqrt(5), places=9)
+
+        # Direct computation for sample 1: decode, CLIP-normalise, cosine times logit_scale.
+        vae, clip, processor = pickscore.tiny_random_scorer(0)
+        with torch.no_grad():
+            x = vae.decode(torch.from_numpy(latents[1:2]) / vae.config.scaling_factor).sample
+            img = ((x.clamp(-1, 1) + 1) * 127.5).round() / 255.0  # [1, 3, 32, 32]; the crop is the whole image
+            mean = torch.tensor(pickscore.CLIP_MEAN).view(1, 3, 1, 1)
+            std = torch.tensor(pickscore.CLIP_STD).view(1, 3, 1, 1)
+            image_emb = pickscore.features(clip.get_image_features(pixel_values=(img - mean) / std))
+            ids = processor.tokenizer([prompts[1]], padding=True, return_tensors="pt")
+            text_emb = pickscore.features(clip.get_text_features(**ids))
+            cos = torch.nn.functional.cosine_similarity(image_emb, text_emb).item()
+        self.assertAlmostEqual(scores[1], clip.logit_scale.exp().item() * cos, delta=1e-3)
+        self.assertLessEqual(abs(scores).max(), clip.logit_scale.exp().item() + 1e-4)
+        self.assertNotAlmostEqual(scores[0], scores[4], places=6)  # the prompt matters
+        self.assertTrue(is_png(png))
+
+    def test_rejects_files_that_are_not_samples(self):
+        import h5py
+        tmp = temp_dir(self, "pickscore-test-")
+        bad = os.path.join(tmp, "pairs.h5")
+        with h5py.File(bad, "w") as f:
+            f.attrs["format"] = "preference_pairs"
+        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "pickscore.py"), "--samples", bad, "--out",
+                            os.path.join(tmp, "s.json"), "--tiny-random"], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("format samples", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

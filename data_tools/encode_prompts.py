@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Text prompts -> dualign `prompts` HDF5 (the input of `dualign sample --prompts` for text-conditional UNets).
+
+Input: a text file with one prompt per line (blank lines and lines starting with '#' are skipped).
+Output datasets:
+  prompt            string  [P]
+  text_embedding    float32 [P, L, D]   last hidden state of the CLIP text encoder, padded to L tokens
+                                        (SD-1.5: L = 77, D = 768) — the same encoding as pickapic_to_h5.py
+and root attributes format=prompts, version=1, models, source.
+
+--pretrained SD_DIR reads text_encoder/ and tokenizer/ of a Stable Diffusion directory (diffusers layout);
+--tiny-random uses pickapic_to_h5.py's tiny random CLIP text encoder and byte-level tokenizer (same --seed gives
+the same encoder as the converter, so prompts and tiny training pairs live in the same embedding space; tests only).
+
+  python data_tools/encode_prompts.py --prompts prompts.txt --out prompts.h5 --pretrained /models/sd15
+"""
+import argparse
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pickapic_to_h5 as pickapic  # noqa: E402  (the shared model construction and text encoding)
+
+FORMAT_VERSION = 1
+
+
+def read_prompt_lines(path):
+    with open(path, encoding="utf-8") as f:
+        prompts = [line.strip() for line in f]
+    prompts = [p for p in prompts if p and not p.startswith("#")]
+    if not prompts:
+        raise SystemExit(f"error: {path} holds no prompts (one per line expected)")
+    return prompts
+
+
+def text_models(pretrained, seed):
+    """(text_encoder, tokenizer, model name) from an SD directory or the converter's tiny random models."""
+    if pretrained:
+        from transformers import CLIPTextModel, CLIPTokenizer
+        encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder").eval()
+        tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
+        return encoder, tokenizer, os.path.abspath(pretrained)
+    _, encoder, tokenizer, name = pickapic.tiny_random_models(seed)
+    return encoder, tokenizer, name
+
+
+def encode(prompts, encoder, tokenizer, device, batch_size):
+    chunks = [pickapic.encode_prompts(encoder, tokenizer, prompts[i:i + batch_size], device)
+              for i in range(0, len(prompts), batch_size)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def write_prompts(path, prompts, embeddings, attrs):
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = "prompts"
+        f.attrs["version"] = np.int64(FORMAT_VERSION)
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        f.create_dataset("prompt", data=prompts, dtype=h5py.string_dtype())
+        f.create_dataset("text_embedding", data=embeddings)
+    os.replace(tmp, path)  # complete or absent
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prompts", required=True, help="text file, one prompt per line")
+    p.add_argument("--out", required=True, help="output HDF5 file (format prompts)")
+    models = p.add_mutually_exclusive_group(required=True)
+    models.add_argument("--pretrained", help="Stable Diffusion directory (text_encoder/, tokenizer/)")
+    models.add_argument("--tiny-random", action="store_true", help="tiny random CLIP text encoder (tests)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --tiny-random models")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    prompts = read_prompt_lines(args.prompts)
+    encoder, tokenizer, name = text_models(args.pretrained, args.seed)
+    if args.tiny_random:
+        print("WARNING: --tiny-random: random text encoder and a byte-level tokenizer (tests only)", flush=True)
+    encoder.to(args.device)
+    embeddings = encode(prompts, encoder, tokenizer, args.device, args.batch_size)
+    write_prompts(args.out, prompts, embeddings, {
+        "models": name, "source": os.path.basename(args.prompts),
+        "text_embedding": "text encoder last hidden state"})
+    print(json.dumps({"out": args.out, "prompts": len(prompts), "text_embedding": list(embeddings.shape)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
