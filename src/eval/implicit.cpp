@@ -45,8 +45,8 @@ ImplicitAccuracy implicit_accuracy(const Denoiser& policy, const Denoiser& refer
                                    int64_t t_draws, uint64_t seed, double beta, int64_t batch_size) {
   DUALIGN_CHECK(t_draws >= 1 && batch_size >= 1 && beta > 0, "implicit accuracy: need t_draws, batch_size >= 1, beta > 0");
   DUALIGN_CHECK(pairs.winner.sizes() == pairs.loser.sizes() && pairs.winner.size(0) > 0,
-                "implicit accuracy: winner {} and loser {} must have the same non-empty shape", pairs.winner.sizes(),
-                pairs.loser.sizes());
+                "implicit accuracy: winner {} and loser {} must have the same non-empty shape",
+                c10::str(pairs.winner.sizes()), c10::str(pairs.loser.sizes()));
   torch::NoGradGuard no_grad;
   const int64_t n = pairs.winner.size(0), T = schedule.num_train_timesteps();
   const bool conditional = pairs.cond.class_id.defined() || pairs.cond.text.defined();

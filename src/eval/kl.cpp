@@ -8,7 +8,7 @@ namespace dualign::eval {
 namespace {
 
 // The denoiser with its condition rows bound, as the diffusion core's ScoreFn.
-diffusion::ScoreFn bind(const Denoiser& model, const methods::Condition& cond) {
+diffusion::ScoreFn bind_condition(const Denoiser& model, const methods::Condition& cond) {
   return [&model, cond](const at::Tensor& x, const at::Tensor& t) { return model(x, t, cond); };
 }
 
@@ -35,8 +35,8 @@ torch::Tensor pfode_log_ratio(const Denoiser& policy, const diffusion::NoiseSche
     const int64_t len = std::min(o.batch_size, x.size(0) - start);
     const auto c = rows(cond, start, len);
     auto xb = x.narrow(0, start, len);
-    auto lp = diffusion::pf_ode_log_likelihood(policy_schedule, bind(policy, c), xb, cfg);
-    auto lr = diffusion::pf_ode_log_likelihood(reference_schedule, bind(reference, c), xb, cfg);
+    auto lp = diffusion::pf_ode_log_likelihood(policy_schedule, bind_condition(policy, c), xb, cfg);
+    auto lr = diffusion::pf_ode_log_likelihood(reference_schedule, bind_condition(reference, c), xb, cfg);
     out.push_back((lp - lr).detach().to(torch::kCPU, torch::kFloat64));
   }
   return torch::cat(out, 0);
@@ -51,7 +51,7 @@ KlEstimate pfode_kl(const Denoiser& policy, const diffusion::NoiseSchedule& poli
   std::vector<torch::Tensor> samples;
   for (int64_t start = 0; start < x_T.size(0); start += o.batch_size) {
     const int64_t len = std::min(o.batch_size, x_T.size(0) - start);
-    samples.push_back(diffusion::pf_ode_sample(policy_schedule, bind(policy, rows(cond, start, len)),
+    samples.push_back(diffusion::pf_ode_sample(policy_schedule, bind_condition(policy, rows(cond, start, len)),
                                                x_T.narrow(0, start, len), time));
   }
   KlEstimate est;

@@ -50,7 +50,7 @@ ClassHistogram class_histogram_from_labels(const torch::Tensor& labels_in, int64
 
 ClassHistogram class_histogram(const torch::Tensor& probs_in, double min_share) {
   DUALIGN_CHECK(probs_in.dim() == 2 && probs_in.size(0) > 0 && probs_in.size(1) > 0,
-                "class histogram: expected probabilities [N, K], got {}", probs_in.sizes());
+                "class histogram: expected probabilities [N, K], got {}", c10::str(probs_in.sizes()));
   auto probs = probs_in.detach().to(torch::kCPU, torch::kFloat64);
   auto h = class_histogram_from_labels(probs.argmax(1), probs.size(1), min_share);
   h.mean_max_prob = std::get<0>(probs.max(1)).mean().item<double>();
@@ -63,7 +63,7 @@ torch::Tensor class_probabilities(const ClassProbFn& classifier, const torch::Te
   std::vector<torch::Tensor> chunks;
   for (int64_t start = 0; start < x.size(0); start += batch_size) {
     auto p = classifier(x.narrow(0, start, std::min(batch_size, x.size(0) - start)));
-    DUALIGN_CHECK(p.dim() == 2, "classifier returned {} for a batch; expected probabilities [B, K]", p.sizes());
+    DUALIGN_CHECK(p.dim() == 2, "classifier returned {} for a batch; expected probabilities [B, K]", c10::str(p.sizes()));
     chunks.push_back(p.detach().to(torch::kCPU, torch::kFloat32));
   }
   return torch::cat(chunks, 0);

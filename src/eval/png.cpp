@@ -17,7 +17,7 @@ namespace dualign::eval {
 
 torch::Tensor make_grid(const torch::Tensor& images_in, const GridOptions& o) {
   DUALIGN_CHECK(images_in.dim() == 4 && (images_in.size(1) == 1 || images_in.size(1) == 3),
-                "image grid: expected images [N, C, H, W] with C = 1 or 3, got {}", images_in.sizes());
+                "image grid: expected images [N, C, H, W] with C = 1 or 3, got {}", c10::str(images_in.sizes()));
   DUALIGN_CHECK(images_in.size(0) > 0 && o.nrow > 0 && o.padding >= 0, "image grid: need N > 0, nrow > 0, padding >= 0");
   auto images = images_in.detach().to(torch::kCPU, torch::kFloat32);
   if (o.max_images > 0 && images.size(0) > o.max_images) images = images.narrow(0, 0, o.max_images);
@@ -35,7 +35,7 @@ torch::Tensor make_grid(const torch::Tensor& images_in, const GridOptions& o) {
 
 void write_png(const std::string& path, const torch::Tensor& hwc_in) {
   DUALIGN_CHECK(hwc_in.dim() == 3 && hwc_in.scalar_type() == torch::kUInt8 && (hwc_in.size(2) == 1 || hwc_in.size(2) == 3),
-                "write_png {}: expected uint8 [H, W, 1|3], got {} {}", path, hwc_in.scalar_type(), hwc_in.sizes());
+                "write_png {}: expected uint8 [H, W, 1|3], got {} {}", path, c10::toString(hwc_in.scalar_type()), c10::str(hwc_in.sizes()));
   auto hwc = hwc_in.contiguous();
   const auto height = static_cast<png_uint_32>(hwc.size(0)), width = static_cast<png_uint_32>(hwc.size(1));
   const int channels = static_cast<int>(hwc.size(2));
@@ -71,7 +71,7 @@ void write_image_grid(const std::string& path, const torch::Tensor& images, cons
 void write_scatter_png(const std::string& path, const torch::Tensor& points, const torch::Tensor& other, int64_t size,
                        double extent) {
   DUALIGN_CHECK(points.dim() == 2 && points.size(1) == 2, "scatter PNG {}: expected points [N, 2], got {}", path,
-                points.sizes());
+                c10::str(points.sizes()));
   DUALIGN_CHECK(size > 8 && extent > 0, "scatter PNG {}: need size > 8 and extent > 0", path);
   auto img = torch::full({size, size, 3}, 255, torch::kUInt8);
   auto acc = img.accessor<uint8_t, 3>();
@@ -92,7 +92,7 @@ void write_scatter_png(const std::string& path, const torch::Tensor& points, con
   draw(points, {40, 40, 120});
   if (other.defined()) {
     DUALIGN_CHECK(other.dim() == 2 && other.size(1) == 2, "scatter PNG {}: expected second set [M, 2], got {}", path,
-                  other.sizes());
+                  c10::str(other.sizes()));
     draw(other, {210, 40, 40});
   }
   write_png(path, img);

@@ -10,7 +10,7 @@ namespace dualign::eval {
 
 void write_samples(const std::string& path, const SamplesFile& s) {
   DUALIGN_CHECK(s.samples.defined() && s.samples.dim() >= 2, "samples file {}: samples must be [N, ...], got {}", path,
-                s.samples.defined() ? s.samples.sizes() : torch::IntArrayRef{});
+                s.samples.defined() ? c10::str(s.samples.sizes()) : "undefined");
   const int64_t n = s.samples.size(0);
   DUALIGN_CHECK(!s.class_id.defined() || s.class_id.numel() == n, "samples file {}: class_id needs {} rows", path, n);
   DUALIGN_CHECK(!s.prompt_index.defined() || s.prompt_index.numel() == n, "samples file {}: prompt_index needs {} rows",
@@ -47,15 +47,16 @@ SamplesFile read_samples(const std::string& path) {
   if (f.exists("class_id")) s.class_id = h5::read_tensor(f, "class_id").to(torch::kInt64);
   if (f.exists("prompt_index")) s.prompt_index = h5::read_tensor(f, "prompt_index").to(torch::kInt64);
   if (f.exists("prompt")) s.prompts = f.read_strings("prompt");
+  // Attribute types are not listed by the wrapper: try string, then integer, then float.
   for (const auto& key : f.attr_names("/")) {
-    if (auto text = f.try_attr_string("/", key)) {
-      s.text_attrs[key] = *text;
-      continue;
-    }
     try {
-      s.int_attrs[key] = f.attr_int("/", key);
+      s.text_attrs[key] = f.attr_string("/", key);
     } catch (const Error&) {
-      s.float_attrs[key] = f.attr_double("/", key);
+      try {
+        s.int_attrs[key] = f.attr_int("/", key);
+      } catch (const Error&) {
+        s.float_attrs[key] = f.attr_double("/", key);
+      }
     }
   }
   return s;
@@ -71,7 +72,7 @@ Prompts read_prompts(const std::string& path) {
   p.text_embedding = h5::read_tensor(f, "text_embedding").to(torch::kFloat32);
   p.prompt = f.read_strings("prompt");
   DUALIGN_CHECK(p.text_embedding.dim() == 3, "prompts file {}: text_embedding must be [P, L, D], got {}", path,
-                p.text_embedding.sizes());
+                c10::str(p.text_embedding.sizes()));
   DUALIGN_CHECK(int64_t(p.prompt.size()) == p.text_embedding.size(0),
                 "prompts file {}: {} prompts but {} text embeddings", path, p.prompt.size(), p.text_embedding.size(0));
   return p;

@@ -1,0 +1,4 @@
+# Unit tests of src/eval: win rates, class histograms, PF-ODE and path KL against closed forms, implicit
+# accuracy, PNG grids, sample files, YAML spec files.
+dualign_add_gtest(test_eval SOURCES ${CMAKE_CURRENT_LIST_DIR}/eval_test.cpp LIBS dualign_eval LABELS unit)
+target_precompile_headers(test_eval REUSE_FROM dualign_torch_pch)
