@@ -51,6 +51,7 @@ void peek(const PeekArgs& a) {
 
 struct DataArgs {
   std::string file, format, idx_dir = "/usr/share/datasets/fashion-mnist", out;
+  int64_t downsample = 1;
   bool quick = false;
   int64_t n = 10000;
   data::MixtureSpec mix;
@@ -89,8 +90,9 @@ void add_data_command(CLI::App& cli) {
   auto* fmnist = data->add_subcommand("fmnist", "Fashion-MNIST IDX files -> fmnist-{train,test}.h5 (format images)");
   fmnist->add_option("--idx-dir", args->idx_dir, "Directory with the (gzipped) IDX files")->capture_default_str();
   fmnist->add_option("--out", args->out, "Output directory")->required();
+  fmnist->add_option("--downsample", args->downsample, "Store k x k block means (2: 14x14 images)")->capture_default_str();
   fmnist->callback([args] {
-    data::import_fashion_mnist(args->idx_dir, args->out, true);
+    data::import_fashion_mnist(args->idx_dir, args->out, true, args->downsample);
     for (auto* split : {"train", "test"})
       std::fputs(data::validate(args->out + "/fmnist-" + split + ".h5", "images").str().c_str(), stdout);
   });

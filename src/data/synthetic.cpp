@@ -115,7 +115,28 @@ void write_mixture_labelled(const std::string& path, int64_t n, const MixtureSpe
     log::info("wrote {}: {} samples, {:.1f}% desirable", path, n, 100 * desirable.to(torch::kDouble).mean().item<double>());
 }
 
-void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir, bool progress) {
+namespace {
+
+// k×k block means (rounded) of n images of h×w uint8 pixels: an exact, antialiased downscale by k.
+std::vector<uint8_t> block_mean(const std::vector<uint8_t>& in, int64_t n, int64_t h, int64_t w, int64_t k) {
+  const int64_t oh = h / k, ow = w / k;
+  std::vector<uint8_t> out(static_cast<size_t>(n * oh * ow));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t y = 0; y < oh; ++y)
+      for (int64_t x = 0; x < ow; ++x) {
+        int64_t sum = 0;
+        for (int64_t dy = 0; dy < k; ++dy)
+          for (int64_t dx = 0; dx < k; ++dx) sum += in[static_cast<size_t>((i * h + y * k + dy) * w + x * k + dx)];
+        out[static_cast<size_t>((i * oh + y) * ow + x)] = static_cast<uint8_t>((sum + k * k / 2) / (k * k));
+      }
+  return out;
+}
+
+}  // namespace
+
+void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir, bool progress, int64_t downsample) {
+  DUALIGN_CHECK(downsample >= 1 && 28 % downsample == 0, "--downsample must divide 28 (1, 2, 4, 7), got {}",
+                downsample);
   std::filesystem::create_directories(out_dir);
   Progress bar("fashion-mnist", 4, progress, 0.0);
   int done = 0;
@@ -135,7 +156,10 @@ void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir
     f.set_attr("/", "num_classes", int64_t{10});
     f.set_attr("/", "value_range", "uint8 0..255");
     // 256-image chunks (200 KB) with gzip: about 2x smaller, and the loader's chunk cache holds the whole set.
-    f.write("images", h5::DType::u8, {n, 1, images.shape[1], images.shape[2]}, images.data.data(), {256, 4});
+    f.set_attr("/", "downsample", downsample);
+    const int64_t h = images.shape[1] / downsample, w = images.shape[2] / downsample;
+    auto pixels = downsample == 1 ? images.data : block_mean(images.data, n, images.shape[1], images.shape[2], downsample);
+    f.write("images", h5::DType::u8, {n, 1, h, w}, pixels.data(), {256, 4});
     h5::write_vector(f, "labels", ids, {4096, 4});
     f.close();
     bar.update(++done, fmt::format("wrote {}", path));

@@ -1,0 +1,151 @@
+// Preference losses (Diffusion-DPO, DMPO, Diffusion-KTO): exact values when policy == reference, the
+// winner/loser noise sharing, and that a few optimizer steps move the implicit margin the right way.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+
+#include "config/config.h"
+#include "methods/method.h"
+#include "methods/preference.h"
+
+namespace dualign::methods {
+namespace {
+
+config::Config config_from(const std::string& yaml) {
+  config::Composed c;
+  c.config = c.resolved = YAML::Load(yaml);
+  return config::Config(std::move(c));
+}
+
+const char* kModelYaml = "model: {kind: mlp, data_dim: 2, hidden: 32, depth: 2}\n";
+
+struct Fixture {
+  diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
+  config::Config cfg;
+  std::shared_ptr<ScoreModel> policy;
+
+  explicit Fixture(const std::string& method_yaml) : cfg(config_from(std::string(kModelYaml) + method_yaml)) {
+    torch::manual_seed(7);
+    policy = build_score_model(cfg.section("model"), torch::kCPU);
+  }
+  MethodContext context() {
+    return {schedule, torch::kCPU, [this] {
+              torch::manual_seed(7);  // the policy's starting point
+              return build_score_model(cfg.section("model"), torch::kCPU);
+            }};
+  }
+  std::unique_ptr<Method> method() { return make_method(cfg.section("method"), context()); }
+};
+
+Batch pair_batch(int64_t n, uint64_t seed = 3) {
+  Batch b;
+  b.x = torch::randn({n, 2}) + 1.0;
+  b.x_l = torch::randn({n, 2}) - 1.0;
+  b.global_size = n;
+  b.seed = seed;
+  return b;
+}
+
+double stat(const LossOutput& out, const std::string& name) {
+  for (const auto& [k, v] : out.stats)
+    if (k == name) return v;
+  ADD_FAILURE() << "no statistic " << name;
+  return NAN;
+}
+
+TEST(Dpo, AtTheReferenceTheLossIsLog2AndTheMarginZero) {
+  Fixture f("method: {name: dpo, beta: 500}\n");
+  auto m = f.method();
+  auto out = m->loss(*f.policy, pair_batch(64));
+  EXPECT_NEAR(out.loss.item<double>(), std::log(2.0), 1e-6);
+  EXPECT_NEAR(stat(out, "reward_margin_sum"), 0.0, 1e-6);
+  EXPECT_EQ(stat(out, "count"), 64);
+}
+
+TEST(Dpo, WinnerAndLoserShareTimestepAndNoise) {
+  Fixture f("method: {name: dpo, beta: 1}\n");
+  auto ref = f.context().build_reference();
+  Batch b = pair_batch(16);
+  b.x_l = b.x.clone();  // identical images: identical MSE only if t and ε are shared
+  auto m = pair_mse(*f.policy, *ref, f.schedule, b, torch::kCPU);
+  EXPECT_TRUE(torch::equal(m.policy_w, m.policy_l));
+}
+
+TEST(Dpo, AFewStepsRaiseTheImplicitMarginOnTheTrainingPairs) {
+  Fixture f("method: {name: dpo, beta: 2000}\n");
+  auto m = f.method();
+  torch::optim::Adam opt(f.policy->parameters(), torch::optim::AdamOptions(1e-3));
+  Batch b = pair_batch(256);
+  double first_loss = 0, last_loss = 0, last_margin = 0;
+  for (int step = 0; step < 30; ++step) {
+    opt.zero_grad();
+    auto out = m->loss(*f.policy, b);
+    out.loss.backward();
+    opt.step();
+    if (step == 0) first_loss = out.loss.item<double>();
+    last_loss = out.loss.item<double>();
+    last_margin = stat(out, "reward_margin_sum") / 256;
+  }
+  EXPECT_LT(last_loss, first_loss - 0.05);
+  EXPECT_GT(last_margin, 0.0);
+}
+
+TEST(Dmpo, AtTheReferenceTheLossIsTheKlOfAUniformPairToTheLabelTarget) {
+  Fixture f("method: {name: dmpo, beta: 500, label_log_alpha: -3}\n");
+  auto out = f.method()->loss(*f.policy, pair_batch(32));
+  // p = (1/2, 1/2); q = softmax(0, -3)
+  const double qw = 1 / (1 + std::exp(-3.0)), ql = 1 - qw;
+  const double expected = 0.5 * (std::log(0.5) - std::log(qw)) + 0.5 * (std::log(0.5) - std::log(ql));
+  EXPECT_NEAR(out.loss.item<double>(), expected, 1e-5);
+}
+
+TEST(Dmpo, RewardTargetUsesTheScoresOfThePair) {
+  Fixture f("method: {name: dmpo, beta: 500, target: reward, reward_temperature: 0.5}\n");
+  Batch b = pair_batch(2);
+  b.score_w = torch::tensor({1.0f, 0.2f});
+  b.score_l = torch::tensor({0.0f, 0.0f});
+  auto out = f.method()->loss(*f.policy, b);
+  double expected = 0;
+  for (double d : {1.0, 0.2}) {
+    const double qw = 1 / (1 + std::exp(-d / 0.5)), ql = 1 - qw;
+    expected += 0.5 * (std::log(0.5 / qw) + std::log(0.5 / ql)) / 2;
+  }
+  EXPECT_NEAR(out.loss.item<double>(), expected, 1e-5);
+}
+
+TEST(Dmpo, RewardTargetWithoutScoresIsAClearError) {
+  Fixture f("method: {name: dmpo, beta: 500, target: reward}\n");
+  try {
+    f.method()->loss(*f.policy, pair_batch(4));
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("score_w"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Kto, AtTheReferenceTheUtilityIsOneHalfAndTheReferencePointZero) {
+  Fixture f("method: {name: kto, beta: 500}\n");
+  Batch b;
+  b.x = torch::randn({40, 2});
+  b.desirable = (torch::arange(40) % 2).to(torch::kFloat32);
+  b.global_size = 40;
+  auto out = f.method()->loss(*f.policy, b);
+  EXPECT_NEAR(out.loss.item<double>(), 0.5, 1e-6);
+  EXPECT_NEAR(stat(out, "kl_ref_point_sum"), 0.0, 1e-9);
+}
+
+TEST(Methods, UnknownMethodAndBadReferenceDtypeAreClearErrors) {
+  Fixture bad_name("method: {name: dpoo, beta: 1}\n");
+  EXPECT_THROW(bad_name.method(), std::exception);
+  Fixture bad_dtype("method: {name: dpo, beta: 1, reference_dtype: half}\n");
+  try {
+    bad_dtype.method();
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("method.reference_dtype"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace dualign::methods
