@@ -47,8 +47,8 @@ torch::Tensor ImageClassifierImpl::forward(const torch::Tensor& x) {
   return head_->forward(features_->forward(x));
 }
 
-void save_classifier(const std::string& path, ImageClassifier& model, const std::map<std::string, double>& numbers,
-                     const std::map<std::string, std::string>& texts) {
+void save_classifier(const std::string& path, ImageClassifier& model,
+                     const std::map<std::string, AttrValue>& attributes) {
   const auto& c = model->config();
   ckpt::CheckpointWriter w(path + ".tmp");
   w.set_attr("kind", kClassifierKind);
@@ -57,8 +57,7 @@ void save_classifier(const std::string& path, ImageClassifier& model, const std:
   w.set_attr("image_size", c.image_size);
   w.set_attr("num_classes", c.num_classes);
   w.set_attr("width", c.width);
-  for (const auto& [k, v] : numbers) w.set_attr(k, v);
-  for (const auto& [k, v] : texts) w.set_attr(k, v);
+  for (const auto& [k, v] : attributes) std::visit([&, &key = k](const auto& value) { w.set_attr(key, value); }, v);
   w.put_group("model", ckpt::module_state(*model));
   w.close();
   std::filesystem::rename(path + ".tmp", path);  // never leave a half-written classifier under the final name

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <variant>
 
 namespace dualign::rewards {
 
@@ -37,9 +38,11 @@ TORCH_MODULE(ImageClassifier);
 
 inline constexpr const char* kClassifierKind = "image_classifier";
 
-// Writes the classifier (weights + config attributes) and the extra numeric / text attributes.
-void save_classifier(const std::string& path, ImageClassifier& model, const std::map<std::string, double>& numbers = {},
-                     const std::map<std::string, std::string>& texts = {});
+using AttrValue = std::variant<int64_t, double, std::string>;
+// Writes the classifier (weights + config attributes) and extra root attributes (e.g. test_accuracy, seed).
+// The file is written as PATH.tmp and renamed, so PATH is always complete.
+void save_classifier(const std::string& path, ImageClassifier& model,
+                     const std::map<std::string, AttrValue>& attributes = {});
 
 struct LoadedClassifier {
   ImageClassifier model{nullptr};  // in eval mode, on the requested device
