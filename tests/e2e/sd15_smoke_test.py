@@ -1,0 +1,135 @@
+"""The Stable Diffusion preference path end to end with tiny random models (no downloads):
+Pick-a-Pic-style parquet -> pickapic_to_h5.py --tiny-random -> a tiny random diffusers UNet saved in diffusers
+layout -> `mpirun -np 2 dualign train experiment=sd15_dpo_pickapic` (the real recipe, shrunk by overrides; the
+model and data paths come through SD15_DIR / PICKAPIC_DIR as on a cluster) -> encode_prompts.py --tiny-random ->
+`dualign sample --prompts` -> pickscore.py --tiny-random. Asserts the files exist, the first DPO loss is log 2
+(policy = reference at step 0), losses and scores are finite."""
+import json
+import math
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SRC = pathlib.Path(os.environ.get("DUALIGN_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
+BIN = pathlib.Path(os.environ.get("DUALIGN_BIN", SRC / "build" / "bin")) / "dualign"
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+sys.path.insert(0, str(SRC / "data_tools"))
+import pickapic_to_h5 as pickapic  # noqa: E402
+
+
+def run(cmd, env=None, timeout=600):
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=SRC, env=env, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
+    return p.stdout
+
+
+def image_bytes(seed):
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    buf = pickapic.io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, size=(36, 40, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def make_parquet(path, n=12):
+    labels = [1.0 if i % 3 else 0.0 for i in range(n)]
+    labels[5] = 0.5  # a tie: dropped
+    pq.write_table(pa.table({"caption": [f"a photo of object {i}" for i in range(n)],
+                             "jpg_0": [image_bytes(2 * i) for i in range(n)],
+                             "jpg_1": [image_bytes(2 * i + 1) for i in range(n)],
+                             "label_0": labels}), path)
+
+
+def save_tiny_unet(directory, latent_channels, latent_size, text_dim):
+    """A text-conditional diffusers UNet matching the tiny VAE latents and the tiny CLIP hidden size."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=latent_size, in_channels=latent_channels, out_channels=latent_channels,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                mid_block_type="UNetMidBlock2DCrossAttn",
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), block_out_channels=(32, 64),
+                                layers_per_block=1, norm_num_groups=8, cross_attention_dim=text_dim,
+                                attention_head_dim=8)
+    unet.save_pretrained(directory)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="sd15-smoke-")
+    try:
+        smoke(pathlib.Path(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def smoke(tmp):
+    import h5py
+    # 1. Pick-a-Pic parquet -> preference_pairs shards (tiny random VAE + CLIP text encoder, seed 0).
+    make_parquet(tmp / "train-0000.parquet")
+    shards = tmp / "pickapic"
+    paths, stats = pickapic.convert(pickapic.argparse.Namespace(
+        parquet=[str(tmp / "train-0000.parquet")], out=str(shards), pretrained=None, tiny_random=True,
+        resolution=32, shard_size=6, batch_size=4, max_rows=0, device="cpu", threads=1, seed=0))
+    assert stats["pairs"] == 11 and len(paths) == 2, stats
+    with h5py.File(paths[0], "r") as f:
+        _, c, h, w = f["winner"].shape
+        text_len, text_dim = f["text_embedding"].shape[1:]
+    assert (c, h, w) == (4, 16, 16), (c, h, w)
+
+    # 2. A tiny random UNet in diffusers layout stands in for SD-1.5's unet/.
+    sd_dir = tmp / "tiny-sd"
+    save_tiny_unet(sd_dir / "unet", c, h, text_dim)
+
+    # 3. The real recipe under mpirun -np 2, shrunk: 3 steps, 4 pairs per step, no accumulation.
+    run_dir = tmp / "run"
+    env = dict(os.environ, SD15_DIR=str(sd_dir), PICKAPIC_DIR=str(shards))
+    run([*MPIRUN, "-np", "2", BIN, "train", "experiment=sd15_dpo_pickapic", "train.steps=3", "train.global_batch=4",
+         "train.grad_accum=1", "train.warmup_steps=2", "train.checkpoint_every=0", "threads=1",
+         f"run.dir={run_dir}", "run.progress=false"], env=env)
+    records = [json.loads(line) for line in open(run_dir / "metrics.jsonl") if line.strip()]
+    train = [r for r in records if "train/loss" in r]
+    assert [r["step"] for r in train] == [1, 2, 3], records
+    for r in train:
+        for key in ("train/loss", "train/grad_norm", "train/implicit_acc", "train/reward_margin"):
+            assert math.isfinite(r[key]), (key, r)
+    # Policy and reference are the same UNet at step 0 (fp32 reference): margin 0, loss log 2.
+    assert abs(train[0]["train/loss"] - math.log(2)) < 1e-4, train[0]
+    assert abs(train[0]["train/reward_margin"]) < 1e-3, train[0]
+    lrs = [r["train/lr"] for r in train]  # linear warm-up over 2 steps, then constant at the recipe's 2.048e-5
+    assert all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lrs, [1.024e-5, 2.048e-5, 2.048e-5])), lrs
+
+    # 4. Prompts -> text embeddings (the same tiny text encoder as the pairs), 5. samples, 6. PickScore.
+    prompts_txt = tmp / "prompts.txt"
+    prompts_txt.write_text("a red bicycle\na cat on a mat\n")
+    run([sys.executable, SRC / "data_tools" / "encode_prompts.py", "--prompts", prompts_txt, "--out",
+         tmp / "prompts.h5", "--tiny-random", "--threads", "1"])
+    with h5py.File(tmp / "prompts.h5", "r") as f:
+        assert f["text_embedding"].shape == (2, text_len, text_dim)
+    samples = run_dir / "samples.h5"
+    run([BIN, "sample", "--model", run_dir, "--prompts", tmp / "prompts.h5", "-n", "2", "--steps", "4",
+         "--out", samples])
+    with h5py.File(samples, "r") as f:
+        assert f["samples"].shape == (4, c, h, w), f["samples"].shape
+        assert np.all(np.isfinite(f["samples"][:]))
+        sample_prompts = [p.decode() if isinstance(p, bytes) else p for p in f["prompt"][:]]
+    assert sorted(set(sample_prompts)) == ["a cat on a mat", "a red bicycle"], sample_prompts
+    run([sys.executable, SRC / "data_tools" / "pickscore.py", "--samples", samples, "--out", run_dir / "pickscore.json",
+         "--tiny-random", "--png", run_dir / "samples.png", "--threads", "1"])
+    scores = json.loads((run_dir / "pickscore.json").read_text())
+    assert scores["n"] == 4 and all(math.isfinite(s) for s in scores["scores"]), scores
+    assert math.isfinite(scores["pickscore/mean"]) and math.isfinite(scores["pickscore/se"]), scores
+    assert (run_dir / "samples.png").stat().st_size > 100
+    print("sd15 smoke OK: losses", [round(r["train/loss"], 4) for r in train], "pickscore",
+          round(scores["pickscore/mean"], 4), "±", round(scores["pickscore/se"], 4))
+
+
+if __name__ == "__main__":
+    main()
