@@ -25,9 +25,8 @@ ImageClassifierImpl::ImageClassifierImpl(ClassifierConfig config) : config_(conf
   DUALIGN_CHECK(config.in_channels > 0 && config.num_classes > 1 && config.width > 0,
                 "classifier: need in_channels > 0, num_classes > 1 and width > 0 (got {}, {}, {})", config.in_channels,
                 config.num_classes, config.width);
-  DUALIGN_CHECK(config.image_size >= 4 && config.image_size % 4 == 0,
-                "classifier: image_size must be a positive multiple of 4, got {}", config.image_size);
-  const int64_t w = config.width, side = config.image_size / 4;
+  DUALIGN_CHECK(config.image_size >= 4, "classifier: image_size must be >= 4, got {}", config.image_size);
+  const int64_t w = config.width, side = config.image_size / 2 / 2;  // two floor-rounding 2x2 pools: 28→7, 14→3
   torch::nn::Sequential features;
   add_conv_block(features, config.in_channels, w, true);
   add_conv_block(features, w, 2 * w, true);

@@ -1,7 +1,7 @@
 // A small CNN image classifier: the reward model behind `classifier` rewards and the held-out evaluation
 // classifier (trained on the other half of the training set, with another seed). Input [B, C, H, W] in
 // [-1, 1] (Fashion-MNIST: 1×28×28) → logits [B, num_classes].
-//   conv(w) → pool → conv(2w) → pool → conv(2w) → global(H/4×W/4) flatten → fc(128) → fc(num_classes)
+//   conv(w) → pool → conv(2w) → pool → conv(2w) → flatten (2w·⌊H/4⌋²) → fc(128) → dropout → fc(num_classes)
 // with batch norm after each convolution (fast, stable training in one or two epochs on a CPU).
 //
 // Saved as a dualign checkpoint file: group `model` (parameters and buffers), root attributes
@@ -19,7 +19,7 @@ namespace dualign::rewards {
 
 struct ClassifierConfig {
   int64_t in_channels = 1;
-  int64_t image_size = 28;  // square images; must be divisible by 4
+  int64_t image_size = 28;  // square images (28, or 14 for the downsampled set)
   int64_t num_classes = 10;
   int64_t width = 32;       // channels of the first convolution
 };
