@@ -57,10 +57,11 @@ def condition_of(model_cfg):
     return "class" if model_cfg.get("num_class_embeds") else "none"
 
 
-def launch(cmd, np_):
-    full = ([*MPIRUN, "-np", str(np_)] if np_ > 1 else []) + cmd
+def launch(cmd, np_, env_vars):
+    exports = [x for k in env_vars for x in ("-x", k)]
+    full = ([*MPIRUN, *exports, "-np", str(np_)] if np_ > 1 else []) + cmd
     start = time.perf_counter()
-    p = subprocess.run(full, capture_output=True, text=True, cwd=SRC)
+    p = subprocess.run(full, capture_output=True, text=True, cwd=SRC, env={**os.environ, **env_vars})
     wall = time.perf_counter() - start
     if p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {' '.join(full)}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
@@ -77,7 +78,7 @@ def run_dualign(args, model_cfg, condition, pairs, np_, threads, run_dir):
            "run.per_rank_logs=false"]
     if "kind" not in model_cfg:
         cmd.append("+model.kind=unet")
-    _, wall = launch(cmd, np_)
+    _, wall = launch(cmd, np_, args.env_vars)
     records = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl")) if line.strip()]
     train = [r for r in records if "train/loss" in r]
     timed = [r for r in train if r["step"] > args.warmup]
@@ -104,7 +105,7 @@ def run_peer(args, pairs, np_, threads):
     cmd = [sys.executable, str(SRC / "bench" / "dpo_step_peer.py"), "--model", args.model, "--data", pairs,
            "--global-batch", str(args.global_batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--beta", str(args.beta), "--threads", str(threads)]
-    stdout, wall = launch(cmd, np_)
+    stdout, wall = launch(cmd, np_, args.env_vars)
     out = json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
     out["wall_s"] = wall
     return out
@@ -127,7 +128,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--pairs", type=int, default=256, help="pairs in the generated file")
     ap.add_argument("--workdir", help="keep files here (default: a temporary directory)")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for both implementations, e.g. OMP_WAIT_POLICY=PASSIVE on a loaded machine")
     args = ap.parse_args()
+    args.env_vars = dict(e.split("=", 1) for e in args.env)
     if args.steps % args.warmup:
         raise SystemExit("--steps must be a multiple of --warmup (dualign's metric windows are --warmup steps)")
     args.model = str(pathlib.Path(args.model).resolve())
@@ -155,8 +159,10 @@ def main():
                     best[impl] = r
         results.append((np_, threads, best["dualign"], best["peer"]))
 
+    env_note = " ".join(args.env) or "default environment"
     print(f"\nDPO step, model {pathlib.Path(args.model).stem} (condition {condition}), global batch "
-          f"{args.global_batch} pairs, {args.steps} timed steps after {args.warmup} warm-up, best of {args.rounds}\n")
+          f"{args.global_batch} pairs, {args.steps} timed steps after {args.warmup} warm-up, best of {args.rounds}, "
+          f"{env_note}\n")
     print("| np | threads/rank | dualign pairs/s | peer pairs/s | ratio (dualign/peer) | dualign peak RSS MiB | "
           "peer peak RSS MiB | RSS ratio |")
     print("|---|---|---|---|---|---|---|---|")
@@ -169,7 +175,8 @@ def main():
         summary.append({"np": np_, "threads": threads, "dualign_pairs_per_s": d["samples_per_s"],
                         "peer_pairs_per_s": p["samples_per_s"], "speed_ratio": speed,
                         "dualign_peak_rss_mb": d["peak_rss_mb"], "peer_peak_rss_mb": p["peak_rss_mb"], "rss_ratio": rss})
-    print(json.dumps({"benchmark": "dpo_step", "model": pathlib.Path(args.model).stem, "results": summary}))
+    print(json.dumps({"benchmark": "dpo_step", "model": pathlib.Path(args.model).stem, "env": args.env_vars,
+                      "results": summary}))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """data_tools and bench helpers: report.py on synthetic run dirs (table numbers, valid PNGs), encode_prompts.py and
-pickscore.py on tiny random models (no downloads), and the Python DPO peer of the step benchmark."""
+pickscore.py on tiny random models (no downloads), and the Python DPO peer of the step benchmark (one step)."""
 import json
 import math
 import os
@@ -195,6 +195,30 @@ class PickScore(unittest.TestCase):
                             os.path.join(tmp, "s.json"), "--tiny-random"], capture_output=True, text=True)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("format samples", p.stderr)
+
+
+class DpoPeer(unittest.TestCase):
+    def test_peer_step_starts_at_log2_and_reports_throughput(self):
+        import h5py
+        tmp = temp_dir(self, "dpo-peer-test-")
+        pairs = os.path.join(tmp, "pairs.h5")
+        rng = np.random.default_rng(0)
+        with h5py.File(pairs, "w") as f:
+            f.attrs["format"] = "preference_pairs"
+            f.attrs["version"] = np.int64(1)
+            for k in ("winner", "loser"):
+                f.create_dataset(k, data=rng.standard_normal((8, 4, 16, 16)).astype(np.float32))
+            f.create_dataset("text_embedding", data=rng.standard_normal((8, 77, 32)).astype(np.float32))
+        p = subprocess.run([sys.executable, str(SRC / "bench" / "dpo_step_peer.py"), "--model",
+                            str(SRC / "configs" / "model" / "unet_tiny.yaml"), "--data", pairs, "--global-batch", "4",
+                            "--steps", "1", "--warmup", "1", "--threads", "1"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+        self.assertEqual(out["condition"], "text")
+        self.assertAlmostEqual(out["first_loss"], math.log(2), places=6)  # policy = reference at step 0
+        self.assertTrue(math.isfinite(out["last_loss"]))
+        self.assertGreater(out["samples_per_s"], 0)
+        self.assertGreater(out["peak_rss_mb"], 50)
 
 
 if __name__ == "__main__":
