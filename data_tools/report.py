@@ -87,6 +87,10 @@ def last_value(metrics, key):
     return values[-1] if values else None
 
 
+# eval.json keys shown as extra columns when some run has them (class-conditional / composition runs).
+OPTIONAL_EVAL = ("classes/coverage", "classes/tv_uniform")
+
+
 # ---- aggregation ----------------------------------------------------------------------------------------------
 def mean_std(values):
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
@@ -113,6 +117,9 @@ def summarise(group_key, runs):
                          ("implicit_acc", implicit_acc),
                          ("final_loss", lambda r: last_value(r["metrics"], "train/loss"))):
         m, sd, n = mean_std([getter(r) for r in runs])
+        row[name] = {"mean": m, "std": sd, "n": n}
+    for name in OPTIONAL_EVAL:
+        m, sd, n = mean_std([r["eval"].get(name) for r in runs])
         row[name] = {"mean": m, "std": sd, "n": n}
     # Error bars of the frontier: across seeds when there are several, else the single run's own se.
     for name, se_key in (("reward", "reward/se"), ("kl", "kl_se")):
@@ -159,12 +166,14 @@ def fmt_pm(stat, digits=4):
 
 def markdown(rows, keys, reference):
     key_names = [k.split(".")[-1] if k != "method.name" else "method" for k in keys]
+    extra = [k for k in OPTIONAL_EVAL if any(row[k]["n"] for row in rows)]
     head = key_names + ["seeds", "reward (mean ± std over seeds)", "win rate", "KL", "implicit acc", "final loss"]
+    head += [k.replace("classes/", "class ") for k in extra]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [fmt(row["group"][k]) for k in keys]
         cells.append(str(len(row["seeds"])))
-        cells += [fmt_pm(row[n]) for n in ("reward", "win_rate", "kl", "implicit_acc", "final_loss")]
+        cells += [fmt_pm(row[n]) for n in ("reward", "win_rate", "kl", "implicit_acc", "final_loss", *extra)]
         lines.append("| " + " | ".join(cells) + " |")
     out = ["# dualign report", "", "\n".join(lines), ""]
     if reference["mean"] is not None:
