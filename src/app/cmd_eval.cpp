@@ -104,6 +104,11 @@ void run_eval(const EvalArgs& a) {
   DUALIGN_CHECK(a.n >= 1 && a.batch >= 1, "-n and --batch must be >= 1 (got {} and {})", a.n, a.batch);
   DUALIGN_CHECK(a.kl == "auto" || a.kl == "pfode" || a.kl == "path" || a.kl == "none",
                 "--kl: expected auto, pfode, path or none, got '{}'", a.kl);
+  // Input files first, so a typo fails before minutes of sampling.
+  for (const auto& f : a.rewards) eval::config_from_yaml_file(f);
+  if (!a.heldout_reward.empty()) eval::config_from_yaml_file(a.heldout_reward);
+  if (!a.classifier.empty()) eval::config_from_yaml_file(a.classifier);
+  DUALIGN_CHECK(a.pairs.empty() || std::filesystem::is_regular_file(a.pairs), "--pairs {}: file does not exist", a.pairs);
   if (a.threads > 0) at::set_num_threads(a.threads);
   const auto device = eval::pick_device(a.device);
   auto policy = eval::load_trained_model(a.model, device, !a.no_ema);
@@ -204,7 +209,6 @@ void run_eval(const EvalArgs& a) {
   }
 
   if (!a.pairs.empty()) {
-    DUALIGN_CHECK(std::filesystem::exists(a.pairs), "--pairs {}: file does not exist", a.pairs);
     check_same_schedule(policy, ref);
     auto pairs = eval::read_preference_pairs(a.pairs, a.pairs_n);
     DUALIGN_CHECK(pairs.winner.sizes().slice(1).vec() == shape, "--pairs {}: samples shaped [{}] but the model draws [{}]",

@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include "diffusion/sampler.h"
+#include "data/h5.h"
+#include "data/h5_tensor.h"
 #include "eval/implicit.h"
 #include "eval/kl.h"
 #include "eval/metrics.h"
@@ -281,4 +283,30 @@ TEST(EvalYamlConfig, ErrorsNameTheFile) {
   EXPECT_THROW(config_from_yaml_file((tmp.path / "missing.yaml").string()), Error);
   std::ofstream(tmp.path / "list.yaml") << "- 1\n- 2\n";
   EXPECT_THROW(config_from_yaml_file((tmp.path / "list.yaml").string()), Error);
+}
+
+TEST(EvalSamplesIo, PromptsFile) {
+  TempDir tmp;
+  const auto path = (tmp.path / "prompts.h5").string();
+  {
+    auto f = h5::File::create(path);
+    f.set_attr("/", "format", "prompts");
+    h5::write_tensor(f, "text_embedding", torch::randn({3, 5, 8}));
+    f.write_strings("prompt", {"a cat", "a dog", "a fish"});
+  }
+  auto p = read_prompts(path);
+  EXPECT_EQ(p.text_embedding.sizes(), torch::IntArrayRef({3, 5, 8}));
+  EXPECT_EQ(p.prompt[2], "a fish");
+  {
+    auto f = h5::File::create(path);
+    h5::write_tensor(f, "text_embedding", torch::randn({3, 5, 8}));
+    f.write_strings("prompt", {"a cat", "a dog"});
+  }
+  try {
+    read_prompts(path);
+    FAIL() << "count mismatch not reported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("prompts.h5"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_prompts((tmp.path / "missing.h5").string()), Error);
 }
