@@ -2,8 +2,9 @@
 Pick-a-Pic-style parquet -> pickapic_to_h5.py --tiny-random -> a tiny random diffusers UNet saved in diffusers
 layout -> `mpirun -np 2 dualign train experiment=sd15_dpo_pickapic` (the real recipe, shrunk by overrides; the
 model and data paths come through SD15_DIR / PICKAPIC_DIR as on a cluster) -> encode_prompts.py --tiny-random ->
-`dualign sample --prompts` -> pickscore.py --tiny-random. Asserts the files exist, the first DPO loss is log 2
-(policy = reference at step 0), losses and scores are finite."""
+`dualign sample --prompts` -> pickscore.py --tiny-random; plus 2 steps of experiment=sd15_dmpo_pickapic. Asserts the
+files exist, the first DPO loss is log 2 and the first DMPO loss KL((1/2, 1/2) || softmax(0, -10)) (policy =
+reference at step 0), losses and scores are finite."""
 import json
 import math
 import os
@@ -106,6 +107,19 @@ def smoke(tmp):
     lrs = [r["train/lr"] for r in train]  # linear warm-up over 2 steps, then constant at the recipe's 2.048e-5
     assert all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lrs, [1.024e-5, 2.048e-5, 2.048e-5])), lrs
 
+    # 3b. The DMPO recipe, 2 steps at np=1: at step 0 p_theta = (1/2, 1/2), so the loss is KL((1/2, 1/2) || q)
+    #     with the label target q = softmax(0, -10).
+    dmpo_dir = tmp / "run-dmpo"
+    run([BIN, "train", "experiment=sd15_dmpo_pickapic", "train.steps=2", "train.global_batch=2", "train.grad_accum=1",
+         "train.warmup_steps=2", "train.checkpoint_every=-1", "threads=1", f"run.dir={dmpo_dir}",
+         "run.progress=false"], env=env)
+    dmpo = [json.loads(line) for line in open(dmpo_dir / "metrics.jsonl") if line.strip()]
+    dmpo = [r for r in dmpo if "train/loss" in r]
+    log_q = [-math.log1p(math.exp(-10.0)), -10.0 - math.log1p(math.exp(-10.0))]
+    expected = math.log(0.5) - 0.5 * (log_q[0] + log_q[1])
+    assert len(dmpo) == 2 and all(math.isfinite(r["train/loss"]) for r in dmpo), dmpo
+    assert abs(dmpo[0]["train/loss"] - expected) < 1e-4, (dmpo[0], expected)
+
     # 4. Prompts -> text embeddings (the same tiny text encoder as the pairs), 5. samples, 6. PickScore.
     prompts_txt = tmp / "prompts.txt"
     prompts_txt.write_text("a red bicycle\na cat on a mat\n")
@@ -127,7 +141,8 @@ def smoke(tmp):
     assert scores["n"] == 4 and all(math.isfinite(s) for s in scores["scores"]), scores
     assert math.isfinite(scores["pickscore/mean"]) and math.isfinite(scores["pickscore/se"]), scores
     assert (run_dir / "samples.png").stat().st_size > 100
-    print("sd15 smoke OK: losses", [round(r["train/loss"], 4) for r in train], "pickscore",
+    print("sd15 smoke OK: dpo losses", [round(r["train/loss"], 4) for r in train], "dmpo losses",
+          [round(r["train/loss"], 4) for r in dmpo], "pickscore",
           round(scores["pickscore/mean"], 4), "±", round(scores["pickscore/se"], 4))
 
 
