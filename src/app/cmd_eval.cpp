@@ -161,7 +161,7 @@ void run_eval(const EvalArgs& a) {
     std::vector<int64_t> x_shape{kl_n};
     x_shape.insert(x_shape.end(), shape.begin(), shape.end());
     auto x_T = at::normal(0.0, 1.0, x_shape, gen).to(device);
-    const auto kl_cond = cond.class_id.defined() ? cond.slice(0, kl_n) : methods::Condition{};
+    const auto kl_cond = eval::class_condition(kl_n, a.class_id, k, policy.checkpoint);  // all classes again
     eval::KlEstimate est;
     int64_t kl_steps = a.kl_steps;
     if (kl == "pfode") {
