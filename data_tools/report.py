@@ -87,8 +87,10 @@ def last_value(metrics, key):
     return values[-1] if values else None
 
 
-# eval.json keys shown as extra columns when some run has them (class-conditional / composition runs).
-OPTIONAL_EVAL = ("classes/coverage", "classes/tv_uniform")
+# eval.json keys shown as extra columns when some run has them: a held-out reward model (`dualign eval
+# --heldout-reward`) and class statistics (class-conditional / composition runs).
+OPTIONAL_EVAL = {"heldout_reward/mean": "held-out reward", "heldout_win_rate": "held-out win rate",
+                 "classes/coverage": "class coverage", "classes/tv_uniform": "class tv_uniform"}
 
 
 # ---- aggregation ----------------------------------------------------------------------------------------------
@@ -164,11 +166,11 @@ def fmt_pm(stat, digits=4):
     return f"{fmt(stat['mean'], digits)} ± {fmt(stat['std'], digits)}"
 
 
-def markdown(rows, keys, reference):
+def markdown(rows, keys, reference, heldout_reference=None):
     key_names = [k.split(".")[-1] if k != "method.name" else "method" for k in keys]
     extra = [k for k in OPTIONAL_EVAL if any(row[k]["n"] for row in rows)]
     head = key_names + ["seeds", "reward (mean ± std over seeds)", "win rate", "KL", "implicit acc", "final loss"]
-    head += [k.replace("classes/", "class ") for k in extra]
+    head += [OPTIONAL_EVAL[k] for k in extra]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [fmt(row["group"][k]) for k in keys]
@@ -179,6 +181,10 @@ def markdown(rows, keys, reference):
     if reference["mean"] is not None:
         out.append(f"Reference model reward (reward_ref/mean, averaged over {reference['n']} runs): "
                    f"{fmt_pm(reference)}")
+        out.append("")
+    if heldout_reference and heldout_reference["mean"] is not None:
+        out.append(f"Reference model held-out reward (heldout_reward_ref/mean, averaged over {heldout_reference['n']} "
+                   f"runs): {fmt_pm(heldout_reference)}")
         out.append("")
     out.append("Reward, win rate and KL come from each run's eval.json (`dualign eval`); implicit accuracy from "
                "eval.json when present, else the last train/implicit_acc; ± is the standard deviation over seeds.")
@@ -285,6 +291,8 @@ def report(run_dirs, out_dir, keys):
     rows = [summarise(k, rs) for k, rs in groups]
     reference = mean_std([r["eval"].get("reward_ref/mean") for r in runs])
     reference = {"mean": reference[0], "std": reference[1], "n": reference[2]}
+    heldout = mean_std([r["eval"].get("heldout_reward_ref/mean") for r in runs])
+    heldout = {"mean": heldout[0], "std": heldout[1], "n": heldout[2]}
 
     written = []
     if plot_curves(groups, "train/loss", "train loss", os.path.join(out_dir, "loss.png")):
@@ -296,13 +304,14 @@ def report(run_dirs, out_dir, keys):
     if samples_mosaic(runs, out_dir):
         written.append("samples.png")
 
-    md = markdown(rows, keys, reference)
+    md = markdown(rows, keys, reference, heldout)
     if written:
         md += "\n" + "\n".join(f"![{os.path.splitext(p)[0]}]({p})" for p in written) + "\n"
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump({"group_by": keys, "rows": rows, "reference_reward": reference, "figures": written}, f, indent=1)
+        json.dump({"group_by": keys, "rows": rows, "reference_reward": reference,
+                   "heldout_reference_reward": heldout, "figures": written}, f, indent=1)
     return rows, reference, written
 
 

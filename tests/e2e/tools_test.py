@@ -100,7 +100,7 @@ class Report(unittest.TestCase):
             self.assertIn(f"({name})", md)
         self.assertEqual(len(os.listdir(os.path.join(out, "samples"))), 4)  # the sft run has no samples.png
 
-    def test_class_columns_appear_when_evaluated(self):
+    def test_heldout_and_class_columns_appear_when_evaluated(self):
         import report
         tmp = temp_dir(self, "report-test-")
         a = make_run(tmp, "a", "dpo", 100.0, 0, reward=1.0, kl=0.1, win=0.5, samples=False)
@@ -108,13 +108,15 @@ class Report(unittest.TestCase):
         for d, tv in ((a, 0.2), (b, 0.4)):
             path = os.path.join(d, "eval.json")
             e = json.loads(read_text(path))
-            e.update({"classes/coverage": 1.0, "classes/tv_uniform": tv})
+            e.update({"classes/coverage": 1.0, "classes/tv_uniform": tv, "heldout_reward/mean": 3.0 + tv,
+                      "heldout_reward_ref/mean": 2.5, "heldout_win_rate": 0.75})
             with open(path, "w") as f:
                 json.dump(e, f)
         report.report([a, b], os.path.join(tmp, "out"), ["method.name", "method.beta"])
         md = read_text(os.path.join(tmp, "out", "report.md"))
-        self.assertIn("class coverage | class tv_uniform |", md)
-        self.assertIn("| 1 ± 0 | 0.3 ± 0.1414 |", md)
+        self.assertIn("| held-out reward | held-out win rate | class coverage | class tv_uniform |", md)
+        self.assertIn("| 3.3 ± 0.1414 | 0.75 ± 0 | 1 ± 0 | 0.3 ± 0.1414 |", md)
+        self.assertIn("held-out reward (heldout_reward_ref/mean, averaged over 2 runs): 2.5 ± 0", md)
 
     def test_not_a_run_dir_fails(self):
         tmp = temp_dir(self, "report-test-")
