@@ -31,6 +31,7 @@ namespace {
 struct PairsArgs {
   std::string model, reward_file, out, labelled_out, sampler = "ddim", device = "auto", bt_beta = "1";
   int64_t n = 1000, steps = 50, batch = 256, class_id = -1;
+  int threads = 0;
   double eta = 0;
   uint64_t seed = 0;
   bool no_ema = false;
@@ -75,6 +76,7 @@ void write_provenance(h5::File& f, const PairsArgs& a, const eval::TrainedModel&
 
 void build_pairs(const PairsArgs& a) {
   if (eval::launcher_rank() != 0) return;
+  if (a.threads > 0) torch::set_num_threads(a.threads);
   DUALIGN_CHECK(a.n > 0, "-n must be positive, got {}", a.n);
   const double beta = parse_beta(a.bt_beta);
   const auto device = eval::pick_device(a.device);
@@ -168,6 +170,7 @@ void add_pairs_command(CLI::App& cli) {
   cmd->add_option("--class-id", a->class_id, "Class-conditional models: this class for every pair (-1 = balanced)")
       ->capture_default_str();
   cmd->add_option("--device", a->device, "auto | cpu | cuda[:i]")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Torch intra-op threads (0 = torch default)")->capture_default_str();
   cmd->add_flag("--no-ema", a->no_ema, "Use the raw weights even if the checkpoint has EMA weights");
   cmd->callback([a] { build_pairs(*a); });
 }

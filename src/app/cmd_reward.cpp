@@ -28,8 +28,8 @@ void add_reward_command(CLI::App& cli) {
   train->add_option("--batch", o->batch, "Batch size")->capture_default_str();
   train->add_option("--width", o->width, "Channels of the first convolution (then 2x, 2x)")->capture_default_str();
   train->add_option("--lr", o->lr, "Peak AdamW learning rate (cosine decay)")->capture_default_str();
-  train->add_flag("--augment", o->augment, "Random shifts of up to 2 pixels");
-  train->add_option("--threads", o->threads, "Torch intra-op threads (0 = default)")->capture_default_str();
+  train->add_flag("--augment", o->augment, "Random shifts of up to side/14 pixels (2 at 28x28, 1 at 14x14)");
+  train->add_option("--threads", o->threads, "Torch intra-op threads (0 = torch default; 1 is fastest on a shared machine)")->capture_default_str();
   train->add_option("--limit", o->limit, "Use at most this many training rows (quick tests; 0 = all)")
       ->capture_default_str();
   train->callback([o] {

@@ -40,9 +40,9 @@ torch::Tensor to_model_range(const torch::Tensor& images) {
   return images.to(torch::kFloat);
 }
 
-// Shifts every image by its own random offset in [-2, 2]² (zero padding at the background value -1).
+// Shifts every image by its own random offset in [-p, p]², p = side/14 (padding at the background value -1).
 torch::Tensor random_shift(const torch::Tensor& x, at::Generator& gen) {
-  const int64_t pad = 2, h = x.size(2), w = x.size(3);
+  const int64_t h = x.size(2), w = x.size(3), pad = std::max<int64_t>(1, h / 14);
   auto padded = torch::constant_pad_nd(x, {pad, pad, pad, pad}, -1.0);
   auto offsets = torch::randint(0, 2 * pad + 1, {x.size(0), 2}, gen, torch::kLong);
   auto acc = offsets.accessor<int64_t, 2>();
