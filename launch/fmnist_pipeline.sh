@@ -22,7 +22,8 @@ np=${NP:-2}
 pairs=${PAIRS:-2000}
 eval_n=${EVAL_N:-500}
 threads=${THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$threads
+export OMP_NUM_THREADS=$threads  # single-process steps; mpirun steps get threads / np per rank
+per_rank=$(( threads / np > 0 ? threads / np : 1 ))
 [[ ${FRESH:-0} == 1 ]] && rm -rf "$data" "$root/fmnist"
 say() { echo "[pipeline $(date +%H:%M:%S)] $*"; }
 timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
@@ -32,16 +33,16 @@ say "1/7 data -> $data"
 
 say "2/7 reward and held-out classifiers"
 [[ -f $data/reward_classifier.h5 ]] || timed "$bin" reward train-classifier --data "$data/fmnist-train.h5" \
-  --test "$data/fmnist-test.h5" --split even --seed 1 --threads "$threads" --out "$data/reward_classifier.h5"
+  --test "$data/fmnist-test.h5" --split even --seed 1 --out "$data/reward_classifier.h5"
 [[ -f $data/heldout_classifier.h5 ]] || timed "$bin" reward train-classifier --data "$data/fmnist-train.h5" \
-  --test "$data/fmnist-test.h5" --split odd --seed 2 --width 24 --threads "$threads" --out "$data/heldout_classifier.h5"
+  --test "$data/fmnist-test.h5" --split odd --seed 2 --width 24 --out "$data/heldout_classifier.h5"
 # Reward files point at this pipeline's data dir.
 mkdir -p "$root/fmnist"
 sed "s|checkpoint: .*|checkpoint: $data/reward_classifier.h5|" configs/reward/fmnist_footwear.yaml > "$root/fmnist/reward.yaml"
 sed "s|checkpoint: .*|checkpoint: $data/heldout_classifier.h5|" configs/reward/fmnist_footwear_heldout.yaml > "$root/fmnist/heldout_reward.yaml"
 
 say "3/7 pretrain the reference (mpirun -np $np)"
-[[ -f $root/fmnist/pretrain/ckpt/latest ]] || timed bash launch/local.sh -np "$np" train experiment=fmnist_pretrain \
+[[ -f $root/fmnist/pretrain/ckpt/latest ]] || timed env OMP_NUM_THREADS=$per_rank bash launch/local.sh -np "$np" train experiment=fmnist_pretrain \
   run.root="$root" data_dir="${DATA_DIR:-data}" run.progress=false
 
 say "4/7 preference pairs from the reference's samples ($pairs pairs + 250 held out)"
@@ -53,7 +54,7 @@ say "4/7 preference pairs from the reference's samples ($pairs pairs + 250 held 
 say "5/7 align: $method (mpirun -np $np)"
 run_dir=$("$bin" train experiment=fmnist_$method run.root="$root" data_dir="${DATA_DIR:-data}" "$@" --cfg job --resolve |
   sed -n 's/^  dir: //p' | head -n 1)
-timed env OMP_NUM_THREADS=$(( threads / np > 0 ? threads / np : 1 )) bash launch/local.sh -np "$np" train \
+timed env OMP_NUM_THREADS=$per_rank bash launch/local.sh -np "$np" train \
   experiment=fmnist_$method run.root="$root" data_dir="${DATA_DIR:-data}" run.progress=false "$@"
 
 say "6/7 evaluate $run_dir against the reference"
