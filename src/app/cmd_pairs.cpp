@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <limits>
 
+#include <unistd.h>
+
 #include "app/commands.h"
 #include "data/h5.h"
 #include "data/h5_tensor.h"
@@ -74,8 +76,19 @@ void write_provenance(h5::File& f, const PairsArgs& a, const eval::TrainedModel&
   f.set_attr("/", "weights", a.no_ema ? "model" : "ema if present");
 }
 
+// Creates the output's directory and fails now, not after minutes of sampling, if it cannot be written.
+void check_writable(const std::string& path) {
+  const auto dir = std::filesystem::absolute(path).parent_path();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  DUALIGN_CHECK(!ec && access(dir.c_str(), W_OK) == 0, "output '{}': directory {} cannot be created or written",
+                path, dir.string());
+}
+
 void build_pairs(const PairsArgs& a) {
   if (eval::launcher_rank() != 0) return;
+  check_writable(a.out);
+  if (!a.labelled_out.empty()) check_writable(a.labelled_out);
   if (a.threads > 0) torch::set_num_threads(a.threads);
   DUALIGN_CHECK(a.n > 0, "-n must be positive, got {}", a.n);
   const double beta = parse_beta(a.bt_beta);
