@@ -60,12 +60,13 @@ class MlpScoreModel : public ScoreModel {
   explicit MlpScoreModel(models::ScoreMLPConfig cfg) : net_(cfg) {}
   torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const Condition& cond) override {
     DUALIGN_CHECK(!cond.text.defined(), "the MLP score model has no text conditioning (got text embeddings)");
+    const auto dtype = net_->parameters().front().scalar_type();  // bf16 when frozen as a reference
     if (cond.class_id.defined()) {
       DUALIGN_CHECK(net_->config().num_classes > 0,
                     "class ids given to an unconditional MLP (set model.num_classes to condition on classes)");
-      return net_->forward(x_t, t, cond.class_id);
+      return net_->forward(x_t.to(dtype), t, cond.class_id).to(x_t.scalar_type());
     }
-    return net_->forward(x_t, t);
+    return net_->forward(x_t.to(dtype), t).to(x_t.scalar_type());
   }
   torch::nn::Module& module() override { return *net_; }
   std::string describe() const override {
