@@ -243,7 +243,7 @@ def plot_frontier(rows, reference, path):
     if reference["mean"] is not None:
         ax.scatter([0.0], [reference["mean"]], marker="*", s=120, color="k", zorder=5, label="reference")
     ax.set_xlabel("KL(model ‖ reference)")
-    ax.set_ylabel("held-out reward")
+    ax.set_ylabel("reward (eval reward/mean)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
