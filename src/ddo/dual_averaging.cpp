@@ -40,6 +40,9 @@ std::vector<DaRecord> run_dual_averaging(Potential& f, const torch::Tensor& x_re
     if (on_record) on_record(rec);
     if (k > o.iterations) break;
     auto target = da_target(fk, objective.first_variation(fk), k, o.beta, beta_prime);
+    DUALIGN_CHECK(torch::isfinite(target).all().item<bool>(),
+                  "DA step {} ({}): the regression target is not finite (the first variation overflowed; a larger "
+                  "--beta keeps the tilts milder)", k, objective.name());
     FitOptions fo = o.fit;
     fo.seed = o.fit.seed + uint64_t(k);
     fit = fit_potential(f, x_ref, target.to(x_ref.device()), fo);
