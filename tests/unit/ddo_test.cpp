@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "ddo/dual_averaging.h"
 #include "ddo/h_transform.h"
 #include "ddo/objective.h"
