@@ -1,0 +1,51 @@
+// The DDO potential f: a small MLP x → scalar. The aligned law it stands for is the Gibbs tilt of the
+// reference q ∝ p_ref · exp(−f). f is defined up to an additive constant (it cancels in q).
+//
+// The network regresses standardised targets; the output is rescaled by the target mean and scale stored as
+// buffers, so f(x) = mean + scale · net(x) is on the scale of the targets whatever their size.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace dualign::ddo {
+
+struct PotentialOptions {
+  int64_t dim = 2;
+  int64_t hidden = 128;
+  int64_t depth = 3;  // hidden layers
+};
+
+class PotentialImpl : public torch::nn::Module {
+ public:
+  explicit PotentialImpl(const PotentialOptions& options);
+  // x [B, D] → f(x) [B] (differentiable in x).
+  torch::Tensor forward(const torch::Tensor& x);
+  // Changes the output scale to `scale` (and the output mean to 0) without changing the function: the last
+  // layer absorbs the old mean and scale. Called before fitting targets of a new size.
+  void rescale_output(double scale);
+
+ private:
+  torch::nn::Sequential net_{nullptr};
+  torch::nn::Linear last_{nullptr};
+  torch::Tensor out_mean_, out_scale_;
+};
+TORCH_MODULE(Potential);
+
+struct FitOptions {
+  int64_t steps = 600;       // Adam steps (full batch when n <= batch, else random mini-batches)
+  int64_t batch = 1024;
+  double lr = 2e-3;
+  uint64_t seed = 0;
+};
+
+struct FitResult {
+  double rmse = 0;      // root-mean-square error on all points after fitting (target units, centred)
+  double target_std = 0;
+};
+
+// Regresses f(x_i) ≈ target_i + c (c a free constant: targets are centred) by MSE over the points, warm
+// started from f's current weights. x [N, D], target [N].
+FitResult fit_potential(Potential& f, const torch::Tensor& x, const torch::Tensor& target, const FitOptions& options);
+
+}  // namespace dualign::ddo
