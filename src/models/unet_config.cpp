@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -131,8 +132,23 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& ori
 
 UNetConfig UNetConfig::from_yaml(const YAML::Node& node, const std::string& origin,
                                  const std::vector<std::string>& ignore) {
+  // Keys this file reads or checks (from_json): a YAML model config written by hand must not carry typos, which
+  // from_json (lenient, for diffusers' config.json with its _class_name etc.) would silently ignore.
+  static const std::set<std::string> known{
+      "act_fn", "addition_embed_type", "attention_head_dim", "attention_type", "block_out_channels",
+      "center_input_sample", "class_embed_type", "class_embeddings_concat", "conv_in_kernel", "conv_out_kernel",
+      "cross_attention_dim", "cross_attention_norm", "down_block_types", "downsample_padding", "dropout",
+      "dual_cross_attention", "encoder_hid_dim", "encoder_hid_dim_type", "flip_sin_to_cos", "freq_shift",
+      "in_channels", "layers_per_block", "mid_block_only_cross_attention", "mid_block_scale_factor",
+      "mid_block_type", "norm_eps", "norm_num_groups", "num_attention_heads", "num_class_embeds",
+      "only_cross_attention", "out_channels", "projection_class_embeddings_input_dim", "resnet_out_scale_factor",
+      "resnet_skip_time_act", "resnet_time_scale_shift", "reverse_transformer_layers_per_block", "sample_size",
+      "time_cond_proj_dim", "time_embedding_act_fn", "time_embedding_dim", "time_embedding_type",
+      "timestep_post_act", "transformer_layers_per_block", "up_block_types", "use_linear_projection"};
   auto j = yaml_to_json(node);
   for (const auto& key : ignore) j.erase(key);
+  for (const auto& [key, value] : j.items())
+    DUALIGN_CHECK(known.count(key), "{}: '{}' is not a UNet2DConditionModel config key dualign knows", origin, key);
   return from_json(j, origin);
 }
 

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
 
 #include "models/checkpoint.h"
 #include "models/unet.h"
+#include "models/unet_config.h"
 #include "util/error.h"
 
 using namespace dualign::models;
@@ -83,4 +85,18 @@ TEST(Checkpoint, AutogradGradAndUndefinedInputs) {
   EXPECT_FALSE(lin->weight.grad().defined());
   torch::NoGradGuard no_grad;  // without grad mode it is a plain call
   EXPECT_FALSE(checkpoint(fn, {x, torch::Tensor()}, lin->parameters())[0].requires_grad());
+}
+
+TEST(UNetConfig, YamlConfigsRejectUnknownKeysAndSkipTheCallersOwn) {
+  auto node = YAML::Load("{kind: unet, sample_size: 8, in_channels: 1, out_channels: 1, block_out_channels: [8],"
+                         " down_block_types: [DownBlock2D], up_block_types: [UpBlock2D], mid_block_type: UNetMidBlock2D,"
+                         " norm_num_groups: 4, layers_per_blok: 1}");
+  try {
+    UNetConfig::from_yaml(node, "model.yaml", {"kind"});
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("'layers_per_blok'"), std::string::npos) << e.what();
+  }
+  node.remove("layers_per_blok");
+  EXPECT_EQ(UNetConfig::from_yaml(node, "model.yaml", {"kind"}).sample_size, 8);
 }
