@@ -9,6 +9,7 @@
 #include "data/h5.h"
 #include "data/h5_tensor.h"
 #include "data/schema.h"
+#include "util/background_thread.h"
 #include "util/error.h"
 
 namespace dualign::data {
@@ -205,6 +206,7 @@ void Loader::stop_worker() {
 }
 
 void Loader::worker_loop() {
+  make_background_thread_single_threaded();
   while (true) {
     Cursor c;
     {

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "util/background_thread.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -108,6 +109,7 @@ std::unique_ptr<Work> MpiComm::submit(std::string name, std::function<void()> ru
 }
 
 void MpiComm::worker_loop() {
+  make_background_thread_single_threaded();
   for (;;) {
     std::shared_ptr<Task> task;
     {
