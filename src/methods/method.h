@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -32,6 +33,13 @@ class Method {
   virtual ~Method() = default;
   virtual std::string name() const = 0;
   virtual LossOutput loss(ScoreModel& policy, const Batch& batch) = 0;
+
+  // Methods with dual variables (constrained alignment, OR composition): every rank calls this after each
+  // optimizer step with the number of completed steps. It may all-reduce (a collective) and update the duals
+  // identically everywhere; it returns the scalars to log at this step (λ, constraint estimates) or {}.
+  virtual std::map<std::string, double> end_step(int64_t step, dist::Comm& comm) { return {}; }
+  // Tensors checkpointed under "method/" and restored in place on resume (dual variables, their EMAs).
+  virtual std::map<std::string, torch::Tensor> state() { return {}; }
 };
 
 struct MethodContext {

@@ -60,6 +60,7 @@ void Checkpointer::save(int64_t step, const TrainState& state) {
         w.put_group("ema", state.ema->state());
         w.set_attr("ema_updates", state.ema->num_updates());
       }
+      if (!state.method_state.empty()) w.put_group("method", state.method_state);
       w.set_attr("world_size", static_cast<int64_t>(comm_.size()));
       w.set_attr("git_sha", git_sha());
       w.put_text("config_yaml", cfg_.to_yaml(/*resolve=*/true));
@@ -99,6 +100,10 @@ int64_t Checkpointer::restore(const TrainState& state) {
   if (state.ema) {
     if (!r.has_group("ema")) fail("checkpoint {} has no 'ema' group but train.ema_decay > 0", source);
     state.ema->load_state(r.group("ema"), r.attr_int("ema_updates"));
+  }
+  if (!state.method_state.empty()) {
+    if (!r.has_group("method")) fail("checkpoint {} has no 'method' group but the method keeps dual variables", source);
+    r.load_into("method", state.method_state);
   }
   log::info("resumed from {} at step {} (saved by {} ranks, now {})", source, step, r.attr_int("world_size"),
             comm_.size());

@@ -3,11 +3,15 @@
 // What a checkpoint holds (one HDF5 file per step under <run.dir>/ckpt, written atomically by ckpt::Store):
 //   model/      parameters and buffers          optimizer/  AdamW moments and step per parameter
 //   ema/        EMA shadow weights (if enabled) attrs       step, world_size, git_sha, ema_updates
+//   method/     the method's state (dual variables), if it has any
 //   texts       config_yaml (the composed config)
 // Random streams need no saved state: every draw derives from (seed, step, micro-step, purpose), and the
 // data order from (seed, step), so restoring the step restores them, for any number of ranks.
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +38,7 @@ struct TrainState {
   torch::nn::Module& model;
   DistributedOptimizer& optimizer;
   models::EMA* ema;  // may be null
+  std::map<std::string, at::Tensor> method_state;  // the method's dual variables etc. (may be empty)
 };
 
 class Checkpointer {

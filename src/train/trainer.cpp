@@ -72,7 +72,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   std::unique_ptr<models::EMA> ema;
   if (s.ema_decay > 0) ema = std::make_unique<models::EMA>(policy->module(), s.ema_decay);
   Checkpointer checkpointer(s, cfg, *comm);
-  const TrainState state{policy->module(), optimizer, ema.get()};
+  const TrainState state{policy->module(), optimizer, ema.get(), method->state()};
   const int64_t start_step = checkpointer.restore(state);
   log::info("method {} | global batch {} = {} ranks x {} x {} accum | {} steps", method->name(), s.global_batch,
             world.size, shard.local_size(), s.grad_accum, s.steps);
@@ -96,19 +96,20 @@ int run_training(const config::Config& cfg, const dist::World& world) {
     }
     const double grad_norm = optimizer.step(lr);  // gradient sync, clipping, AdamW (or ZeRO)
     if (ema) ema->update(policy->module());
+    std::map<std::string, double> record = method->end_step(step + 1, *comm);  // dual updates, when due
 
     if ((step + 1) % s.log_every == 0 || step + 1 == s.steps) {
       auto reduced = stats.reduce(*comm);
       last_loss = dist::StatsReducer::ratio(reduced, "loss_sum", "count");
-      std::map<std::string, double> record{{"train/loss", last_loss}, {"train/lr", lr}, {"train/grad_norm", grad_norm},
-                                           {"train/samples_per_s", throughput.samples_per_second(step + 1)},
-                                           {"train/peak_rss_mb", comm->all_reduce_double(peak_rss_mb(), dist::ReduceOp::max)}};
+      record.insert({{"train/loss", last_loss}, {"train/lr", lr}, {"train/grad_norm", grad_norm},
+                     {"train/samples_per_s", throughput.samples_per_second(step + 1)},
+                     {"train/peak_rss_mb", comm->all_reduce_double(peak_rss_mb(), dist::ReduceOp::max)}});
       for (const auto& [name, value] : reduced)
         if (name.size() > 4 && name.ends_with("_sum") && name != "loss_sum")
           record["train/" + name.substr(0, name.size() - 4)] = value / dist::StatsReducer::get(reduced, "count");
-      metrics.log(step + 1, record);
       progress.update(step + 1, fmt::format("loss={:.4f}", last_loss));
     }
+    if (!record.empty()) metrics.log(step + 1, record);
     checkpointer.maybe_save(step + 1, /*last=*/step + 1 == s.steps, state);
   }
   progress.finish(fmt::format("loss={:.4f}", last_loss));
