@@ -52,6 +52,8 @@ void peek(const PeekArgs& a) {
 struct DataArgs {
   std::string file, format, idx_dir = "/usr/share/datasets/fashion-mnist", out;
   int64_t downsample = 1;
+  std::vector<int64_t> classes;
+  std::vector<std::string> class_fractions;
   bool quick = false;
   int64_t n = 10000;
   data::MixtureSpec mix;
@@ -91,8 +93,21 @@ void add_data_command(CLI::App& cli) {
   fmnist->add_option("--idx-dir", args->idx_dir, "Directory with the (gzipped) IDX files")->capture_default_str();
   fmnist->add_option("--out", args->out, "Output directory")->required();
   fmnist->add_option("--downsample", args->downsample, "Store k x k block means (2: 14x14 images)")->capture_default_str();
+  fmnist->add_option("--classes", args->classes, "Keep only these classes in the train split (e.g. --classes 0 1 2)");
+  fmnist->add_option("--class-fraction", args->class_fractions,
+                     "Keep this fraction of a class in the train split, as CLASS=FRACTION (e.g. 2=0.1 4=0.1 6=0.1)");
   fmnist->callback([args] {
-    data::import_fashion_mnist(args->idx_dir, args->out, true, args->downsample);
+    data::ClassSubset subset{args->classes, {}};
+    for (const auto& item : args->class_fractions) {
+      auto eq = item.find('=');
+      if (eq == std::string::npos) fail("--class-fraction '{}': expected CLASS=FRACTION, e.g. 4=0.1", item);
+      try {
+        subset.fraction[std::stoll(item.substr(0, eq))] = std::stod(item.substr(eq + 1));
+      } catch (const std::exception&) {
+        fail("--class-fraction '{}': expected CLASS=FRACTION with numbers, e.g. 4=0.1", item);
+      }
+    }
+    data::import_fashion_mnist(args->idx_dir, args->out, true, args->downsample, subset);
     for (auto* split : {"train", "test"})
       std::fputs(data::validate(args->out + "/fmnist-" + split + ".h5", "images").str().c_str(), stdout);
   });

@@ -2,7 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <filesystem>
 
 #include "data/h5.h"
@@ -134,7 +136,33 @@ std::vector<uint8_t> block_mean(const std::vector<uint8_t>& in, int64_t n, int64
 
 }  // namespace
 
-void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir, bool progress, int64_t downsample) {
+namespace {
+
+// Indices of the images `subset` keeps, in file order.
+std::vector<int64_t> subset_indices(const std::vector<int64_t>& labels, const ClassSubset& subset) {
+  for (auto [c, f] : subset.fraction)
+    DUALIGN_CHECK(c >= 0 && c < 10 && f >= 0 && f <= 1, "--class-fraction {}={}: need a class 0..9 and a fraction in [0, 1]", c, f);
+  for (auto c : subset.classes) DUALIGN_CHECK(c >= 0 && c < 10, "--classes: class {} is not in 0..9", c);
+  std::map<int64_t, int64_t> total, kept;
+  for (auto c : labels) ++total[c];
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i) {
+    const int64_t c = labels[i];
+    if (!subset.classes.empty() && std::find(subset.classes.begin(), subset.classes.end(), c) == subset.classes.end())
+      continue;
+    auto f = subset.fraction.find(c);
+    if (f != subset.fraction.end() && kept[c] >= std::llround(f->second * static_cast<double>(total[c]))) continue;
+    ++kept[c];
+    keep.push_back(i);
+  }
+  DUALIGN_CHECK(!keep.empty(), "the class subset keeps no training image");
+  return keep;
+}
+
+}  // namespace
+
+void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir, bool progress, int64_t downsample,
+                          const ClassSubset& subset) {
   DUALIGN_CHECK(downsample >= 1 && 28 % downsample == 0, "--downsample must divide 28 (1, 2, 4, 7), got {}",
                 downsample);
   std::filesystem::create_directories(out_dir);
@@ -148,6 +176,21 @@ void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir
                   "{}: images {} and labels {} IDX files do not match", idx_dir, images.shape.size(), labels.shape.size());
     int64_t n = images.shape[0];
     std::vector<int64_t> ids(labels.data.begin(), labels.data.end());
+    if (std::string(split) == "train" && !subset.empty()) {
+      const auto keep = subset_indices(ids, subset);
+      const size_t pixels_per_image = images.data.size() / static_cast<size_t>(n);
+      std::vector<uint8_t> kept_pixels;
+      std::vector<int64_t> kept_ids;
+      kept_pixels.reserve(keep.size() * pixels_per_image);
+      for (auto i : keep) {
+        auto first = images.data.begin() + static_cast<std::ptrdiff_t>(i * pixels_per_image);
+        kept_pixels.insert(kept_pixels.end(), first, first + static_cast<std::ptrdiff_t>(pixels_per_image));
+        kept_ids.push_back(ids[i]);
+      }
+      images.data = std::move(kept_pixels);
+      images.shape[0] = n = static_cast<int64_t>(keep.size());
+      ids = std::move(kept_ids);
+    }
     std::string path = (std::filesystem::path(out_dir) / fmt::format("fmnist-{}.h5", split)).string();
     auto f = h5::File::create(path);
     write_format_attrs(f, "images");
@@ -157,6 +200,13 @@ void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir
     f.set_attr("/", "value_range", "uint8 0..255");
     // 256-image chunks (200 KB) with gzip: about 2x smaller, and the loader's chunk cache holds the whole set.
     f.set_attr("/", "downsample", downsample);
+    if (std::string(split) == "train" && !subset.empty()) {
+      std::string desc = "classes:";
+      for (auto c : subset.classes) desc += fmt::format(" {}", c);
+      desc += subset.classes.empty() ? " all; fractions:" : "; fractions:";
+      for (auto [c, fr] : subset.fraction) desc += fmt::format(" {}={}", c, fr);
+      f.set_attr("/", "class_subset", desc);
+    }
     const int64_t h = images.shape[1] / downsample, w = images.shape[2] / downsample;
     auto pixels = downsample == 1 ? images.data : block_mean(images.data, n, images.shape[1], images.shape[2], downsample);
     f.write("images", h5::DType::u8, {n, 1, h, w}, pixels.data(), {256, 4});

@@ -3,6 +3,7 @@
 //   P(a preferred over b) = sigmoid(beta * (reward(a) - reward(b))).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,15 @@ void write_mixture_labelled(const std::string& path, int64_t n, const MixtureSpe
 
 // Fashion-MNIST IDX -> <out_dir>/fmnist-train.h5 and fmnist-test.h5 (format images, uint8 [N,1,28,28]).
 // `downsample` k > 1 stores k×k block means (28 → 14 for k = 2): 4× less compute for CPU-sized experiments.
+// `subset` filters the TRAIN split only (the test split stays complete for held-out evaluation): keep the listed
+// classes (empty: all), and of class c keep the first round(fraction[c] · n_c) images in file order (minority
+// classes for the fairness experiments; deterministic, no RNG).
+struct ClassSubset {
+  std::vector<int64_t> classes;
+  std::map<int64_t, double> fraction;
+  bool empty() const { return classes.empty() && fraction.empty(); }
+};
 void import_fashion_mnist(const std::string& idx_dir, const std::string& out_dir, bool progress = false,
-                          int64_t downsample = 1);
+                          int64_t downsample = 1, const ClassSubset& subset = {});
 
 }  // namespace dualign::data

@@ -52,6 +52,18 @@ def main():
         with h5py.File(os.path.join(tmp, "fm", "fmnist-test.h5")) as f:
             assert f["images"].shape == (10000, 1, 28, 28) and f["images"].dtype == np.uint8
             assert np.bincount(f["labels"][:]).tolist() == [1000] * 10
+        # Class subsets (train split only): minority classes for fairness, class subsets for composition.
+        run("data", "fmnist", "--out", os.path.join(tmp, "fm_min"), "--downsample", "2",
+            "--class-fraction", "2=0.1", "4=0.1", "6=0.1")
+        with h5py.File(os.path.join(tmp, "fm_min", "fmnist-train.h5")) as f:
+            assert np.bincount(f["labels"][:]).tolist() == [6000, 6000, 600, 6000, 600, 6000, 600, 6000, 6000, 6000]
+        with h5py.File(os.path.join(tmp, "fm_min", "fmnist-test.h5")) as f:
+            assert np.bincount(f["labels"][:]).tolist() == [1000] * 10
+        run("data", "fmnist", "--out", os.path.join(tmp, "fm_sub"), "--downsample", "2", "--classes", "7", "9")
+        with h5py.File(os.path.join(tmp, "fm_sub", "fmnist-train.h5")) as f:
+            assert np.bincount(f["labels"][:], minlength=10)[[7, 9]].tolist() == [6000, 6000]
+            assert f["images"].shape == (12000, 1, 14, 14)
+        assert "CLASS=FRACTION" in run("data", "fmnist", "--out", os.path.join(tmp, "x"), "--class-fraction", "2:0.1", ok=False)
     else:
         print("SKIP fmnist import: dataset-fashion-mnist is not installed")
 
