@@ -18,6 +18,10 @@ Error bars of the frontier: the standard error over seeds when a group has >= 2 
 standard errors from eval.json (reward/se, kl_se).
 
   python data_tools/report.py outputs/sweep/* --out outputs/report --group-by method.name,method.beta
+
+--summary FILE.json (repeatable) appends the summary JSON of a DDO / constrained / composition / fairness launch
+script (launch/ddo_vs_dpo.sh, constrained_gmm.sh, compose_*.sh, mixture_gmm2d.sh, fairness_fmnist.sh) as tables
+(data_tools/summary_tables.py); with only summaries, no RUN_DIR is needed.
 """
 import argparse
 import json
@@ -27,6 +31,9 @@ import shutil
 import sys
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from summary_tables import summaries_markdown  # noqa: E402
 
 import matplotlib
 
@@ -284,9 +291,14 @@ def run_label(run):
 
 
 # ---- main -----------------------------------------------------------------------------------------------------
-def report(run_dirs, out_dir, keys):
-    runs = [read_run(d) for d in run_dirs]
+def report(run_dirs, out_dir, keys, summaries=()):
     os.makedirs(out_dir, exist_ok=True)
+    if not run_dirs:  # summaries only
+        md = summaries_markdown(summaries)
+        with open(os.path.join(out_dir, "report.md"), "w") as f:
+            f.write(md)
+        return [], None, []
+    runs = [read_run(d) for d in run_dirs]
     groups = sorted(group_runs(runs, keys).items(), key=lambda kv: sort_key(kv[0]))
     rows = [summarise(k, rs) for k, rs in groups]
     reference = mean_std([r["eval"].get("reward_ref/mean") for r in runs])
@@ -307,6 +319,8 @@ def report(run_dirs, out_dir, keys):
     md = markdown(rows, keys, reference, heldout)
     if written:
         md += "\n" + "\n".join(f"![{os.path.splitext(p)[0]}]({p})" for p in written) + "\n"
+    if summaries:
+        md += "\n" + summaries_markdown(summaries)
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out_dir, "report.json"), "w") as f:
@@ -317,13 +331,17 @@ def report(run_dirs, out_dir, keys):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--summary", action="append", default=[], metavar="FILE.json",
+                   help="summary JSON of a constrained / composition / DDO launch script (repeatable)")
     p.add_argument("--out", required=True, help="output directory (created)")
     p.add_argument("--group-by", default="method.name,method.beta",
                    help="comma-separated config keys that define a table row (seeds are averaged)")
     args = p.parse_args(argv)
     keys = [k.strip() for k in args.group_by.split(",") if k.strip()]
-    rows, _, written = report(args.runs, args.out, keys)
+    if not args.runs and not args.summary:
+        p.error("give at least one RUN_DIR or --summary FILE.json")
+    rows, _, written = report(args.runs, args.out, keys, args.summary)
     print(f"{len(args.runs)} runs, {len(rows)} groups -> {os.path.join(args.out, 'report.md')} "
           f"(figures: {', '.join(written) or 'none'})")
 

@@ -118,6 +118,26 @@ class Report(unittest.TestCase):
         self.assertIn("| 3.3 ± 0.1414 | 0.75 ± 0 | 1 ± 0 | 0.3 ± 0.1414 |", md)
         self.assertIn("held-out reward (heldout_reward_ref/mean, averaged over 2 runs): 2.5 ± 0", md)
 
+    def test_summary_files_become_tables(self):
+        tmp = temp_dir(self, "report-test-")
+        path = os.path.join(tmp, "fairness", "summary.json")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            json.dump({"classes": 10, "runs": {"unconstrained": {"tv": 0.21, "fd": 3.5},
+                                               "constrained": {"tv": 0.05, "fd": 3.75}},
+                       "lambda": [0.1] * 40, "per_iteration": [{"k": 1, "F": 0.693}, {"k": 2, "F": 0.5}]}, f)
+        out = os.path.join(tmp, "r")
+        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "report.py"), "--summary", path, "--out", out],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        md = read_text(os.path.join(out, "report.md"))
+        self.assertIn("### fairness/summary.json", md)
+        self.assertIn("| classes | 10 |", md)
+        self.assertIn("| lambda | 0.1 → 0.1 (40 values) |", md)
+        self.assertIn("|  | tv | fd |", md)
+        self.assertIn("| constrained | 0.05 | 3.75 |", md)
+        self.assertIn("| 2 | 0.5 |", md)
+
     def test_not_a_run_dir_fails(self):
         tmp = temp_dir(self, "report-test-")
         p = subprocess.run([sys.executable, str(SRC / "data_tools" / "report.py"), tmp, "--out", tmp + "/r"],
