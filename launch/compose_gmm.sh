@@ -35,7 +35,7 @@ say "3/5 dual-only composition of the exact mixtures (oracle)"
 say "4/5 primal distillation (Algorithm 2, mpirun -np $np)"
 [[ -f $out/primal/compose.json ]] || mpi compose --mode primal --out "$out/primal" --models "${models[@]}" \
   --rounds 8 -n 1024 --strata 10 --steps 50 --dual-lr 0.5 --eval-n 2000 --threads 1 \
-  --mcmc-n 2048 --levels 25 --corrector-steps 5 --langevin-step 0.05 --distill-steps 300 --distill-batch 512
+  --mcmc-n 2048 --levels 25 --corrector-steps 5 --distill-steps 300 --distill-batch 512
 
 say "5/5 summary"
 "$py" data_tools/compose_summary.py dual="$out/dual" oracle="$out/oracle" primal="$out/primal" \

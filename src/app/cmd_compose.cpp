@@ -40,7 +40,7 @@ struct ComposeArgs {
   int64_t rounds = 10, n = 512, strata = 10, steps = 50, batch = 512, eval_n = 1000;
   double dual_lr = 0.5, dual_lr_decay = 1.0, slack_ema = 0.0;
   int64_t levels = 50, corrector_steps = 10, mcmc_n = 2048, distill_steps = 300, distill_batch = 512;
-  double langevin_step = 0.05, distill_lr = 2e-3;
+  double langevin_step = 0.02, langevin_scale = 1.0, distill_lr = 2e-3;
   uint64_t seed = 0;
   int threads = 0;
   bool no_exact = false, oracle = false;
@@ -97,7 +97,7 @@ int run(const ComposeArgs& a, const dist::World& world) {
   s.dual.lr_decay = a.dual_lr_decay;
   s.dual.slack_ema = a.slack_ema;
   s.seed = a.seed;
-  s.langevin = {a.levels, a.corrector_steps, a.langevin_step};
+  s.langevin = {a.levels, a.corrector_steps, a.langevin_step, a.langevin_scale};
   s.mcmc_n = a.mcmc_n;
   s.distill_steps = a.distill_steps;
   s.distill_batch = a.distill_batch;
@@ -153,7 +153,7 @@ int run(const ComposeArgs& a, const dist::World& world) {
                      {"dual_lr", a.dual_lr}, {"dual_lr_decay", a.dual_lr_decay}, {"seed", a.seed}};
   if (a.mode == "primal")
     out["settings"].update({{"mcmc_n", a.mcmc_n}, {"levels", a.levels}, {"corrector_steps", a.corrector_steps},
-                            {"langevin_step", a.langevin_step}, {"distill_steps", a.distill_steps},
+                            {"langevin_step", a.langevin_step}, {"langevin_scale", a.langevin_scale}, {"distill_steps", a.distill_steps},
                             {"distill_batch", a.distill_batch}, {"distill_lr", a.distill_lr}});
   out["history"] = Json::parse(compose::history_json(composer.history()));
   out["final_lambda"] = final_lambda;
@@ -204,7 +204,8 @@ void add_compose_command(CLI::App& cli) {
   cmd->add_option("--eval-n", a->eval_n, "Samples per evaluated setting")->capture_default_str();
   cmd->add_option("--levels", a->levels, "primal: annealed Langevin noise levels")->capture_default_str();
   cmd->add_option("--corrector-steps", a->corrector_steps, "primal: ULA steps per level")->capture_default_str();
-  cmd->add_option("--langevin-step", a->langevin_step, "primal: ULA step h = c (1 − ᾱ_t), this is c")->capture_default_str();
+  cmd->add_option("--langevin-step", a->langevin_step, "primal: ULA step h = c (ᾱ_t κ² + 1 − ᾱ_t), this is c")->capture_default_str();
+  cmd->add_option("--langevin-scale", a->langevin_scale, "primal: κ, the data's scale in the ULA step")->capture_default_str();
   cmd->add_option("--mcmc-n", a->mcmc_n, "primal: Langevin samples per round")->capture_default_str();
   cmd->add_option("--distill-steps", a->distill_steps, "primal: DSM steps per round")->capture_default_str();
   cmd->add_option("--distill-batch", a->distill_batch, "primal: global DSM batch")->capture_default_str();

@@ -38,9 +38,9 @@ torch::Tensor annealed_langevin(const EpsFn& eps, const diffusion::NoiseSchedule
                                 int64_t n, const std::vector<int64_t>& sample_shape, uint64_t seed, Rows rows,
                                 const torch::Device& device) {
   torch::NoGradGuard no_grad;
-  DUALIGN_CHECK(cfg.levels >= 1 && cfg.corrector_steps >= 0 && cfg.step_scale > 0,
-                "annealed Langevin: levels >= 1, corrector steps >= 0 and step scale > 0 (got {}, {}, {})", cfg.levels,
-                cfg.corrector_steps, cfg.step_scale);
+  DUALIGN_CHECK(cfg.levels >= 1 && cfg.corrector_steps >= 0 && cfg.step_scale > 0 && cfg.data_scale > 0,
+                "annealed Langevin: levels >= 1, corrector steps >= 0, step and data scales > 0 (got {}, {}, {}, {})",
+                cfg.levels, cfg.corrector_steps, cfg.step_scale, cfg.data_scale);
   const auto eps_schedule = epsilon_schedule(schedule);
   diffusion::SamplerConfig ddim;
   ddim.num_inference_steps = cfg.levels;
@@ -51,11 +51,12 @@ torch::Tensor annealed_langevin(const EpsFn& eps, const diffusion::NoiseSchedule
   const auto& ts = predictor.timesteps();
   for (size_t i = 0; i < ts.size(); ++i) {
     auto t = torch::full({rows.length}, ts[i], torch::TensorOptions().dtype(torch::kInt64).device(device));
-    const double sigma = std::sqrt(1 - eps_schedule.alpha_bar(ts[i]));
+    const double ab = eps_schedule.alpha_bar(ts[i]), sigma = std::sqrt(1 - ab);
+    const double h = cfg.step_scale * (ab * cfg.data_scale * cfg.data_scale + sigma * sigma);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(seed, "langevin/z", {int64_t(i)}));
     for (int64_t k = 0; k < cfg.corrector_steps; ++k) {
       auto z = at::normal(0.0, 1.0, shape, gen).narrow(0, rows.start, rows.length).to(device);
-      x = x - cfg.step_scale * sigma * eps(x, t) + std::sqrt(2 * cfg.step_scale) * sigma * z;
+      x = x - (h / sigma) * eps(x, t) + std::sqrt(2 * h) * z;
     }
     x = predictor.step(i, x, eps(x, t), {}, {});
   }

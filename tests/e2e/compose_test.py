@@ -1,5 +1,5 @@
-"""`dualign compose` end to end with tiny budgets: two score MLPs trained on different 2-D mixtures
-(gmm_and_q1, gmm_and_q3), then the dual-only loop (Algorithm 3) under mpirun -np 2 and the primal distillation
+"""`dualign compose` end to end with tiny budgets: three score MLPs trained on different 2-D mixtures
+(gmm_and_q1..3), then the dual-only loop (Algorithm 3) under mpirun -np 2 and the primal distillation
 loop (Algorithm 2). Checks: λ stays on the simplex and moves toward the model with the larger KL estimate, the
 exact KL of the product at the final λ is more balanced than at equal weights, the minimum per-model
 log-likelihood does not get worse, a run stopped after 2 rounds resumes to the same trajectory as a straight
@@ -29,10 +29,10 @@ class Compose(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = pathlib.Path(tempfile.mkdtemp())
-        for q in ("q1", "q3"):
+        for q in ("q1", "q2", "q3"):
             run(["train", f"experiment=gmm_and_{q}", "train.steps=300", f"run.root={cls.tmp}", "run.progress=false",
                  "threads=1"])
-        cls.models = [str(cls.tmp / "compose/gmm/q1"), str(cls.tmp / "compose/gmm/q3")]
+        cls.models = [str(cls.tmp / f"compose/gmm/{q}") for q in ("q1", "q2", "q3")]
         cls.common = ["--models", *cls.models, "-n", "256", "--strata", "6", "--steps", "20", "--dual-lr", "0.5",
                       "--eval-n", "512", "--threads", "1", "--seed", "3"]
 
@@ -49,8 +49,8 @@ class Compose(unittest.TestCase):
             self.assertAlmostEqual(sum(h["lambda_next"]), 1.0, places=9)
             self.assertTrue(all(l >= 0 for l in h["lambda_next"]))
         first = j["history"][0]
-        big = max(range(2), key=lambda i: first["kl"][i])
-        self.assertGreater(first["lambda_next"][big], 0.5)  # the first step goes toward the larger KL
+        big = max(range(3), key=lambda i: first["kl"][i])
+        self.assertGreater(first["lambda_next"][big], 1 / 3)  # the first step goes toward the larger KL
         eq, fin = j["evaluation"]["equal"], j["evaluation"]["final"]
         # Exact (grid) KL of the product: more balanced at the final weights; the minimum log-likelihood rises.
         self.assertLess(fin["kl_exact_product_ratio"], eq["kl_exact_product_ratio"])
@@ -75,13 +75,13 @@ class Compose(unittest.TestCase):
             self.assertGreater(h["dsm_loss"], 0.0)
             self.assertLess(h["dsm_loss"], 1.0)  # the student fits the product's samples (ε-MSE of noise ≈ 1 at init)
         self.assertIn("student", j["evaluation"])
-        self.assertEqual(len(j["evaluation"]["student"]["kl_estimate"]), 2)
+        self.assertEqual(len(j["evaluation"]["student"]["kl_estimate"]), 3)
 
     def test_bad_input_is_named(self):
         p = run(["compose", "--out", str(self.tmp / "bad"), "--models", self.models[0]], check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("at least 2 models", p.stderr + p.stdout)
-        p = run(["compose", "--out", str(self.tmp / "bad2"), "--models", *self.models, "--init", "0.5"], check=False)
+        p = run(["compose", "--out", str(self.tmp / "bad2"), "--models", *self.models, "--init", "0.5", "0.5"], check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--init", p.stderr + p.stdout)
 

@@ -46,7 +46,7 @@ ComposeSettings settings(const std::string& mode) {
   s.dual.init = {1.0 / 3, 1.0 / 3, 1.0 / 3};
   s.dual.lr = 0.3;
   s.seed = 5;
-  s.langevin = {8, 2, 0.05};
+  s.langevin = {8, 2, 0.02, 1.0};
   s.mcmc_n = 128;
   s.distill_steps = 10;
   s.distill_batch = 64;
