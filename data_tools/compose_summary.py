@@ -5,7 +5,8 @@ Each argument is NAME=DIR with DIR/compose.json written by `dualign compose`. Wr
 and per setting (equal, final): λ, the per-model KL estimates (Lemma 2), their max/min ratio, the per-model
 rewards and their minimum, and for 2-D Gaussian-mixture models the exact KL of the product q_AND^(λ), the KL of
 the drawn samples (k-NN entropy) and the per-model log-likelihoods. Prints a Markdown table, and with --check
-exits 1 unless every run balances its KLs (ratio closer to 1) and raises its minimum reward/log-likelihood.
+exits 1 unless every run balances its KLs (ratio closer to 1: the drawn samples' KL for 2-D mixtures, else the
+Lemma 2 estimate) and raises its minimum reward (or per-model log-likelihood).
 
   python data_tools/compose_summary.py dual=outputs/compose/gmm/dual primal=outputs/compose/gmm/primal \
       --out outputs/compose/gmm/summary.json --check
@@ -60,7 +61,10 @@ def main():
             entry["exact"] = run["exact"]
         # The must-show: balance (ratio toward 1) and a higher minimum per-model reward (or log-likelihood).
         e, f = entry["equal"], entry["final"]
-        ratio_key = "kl_exact_product_ratio" if "kl_exact_product_ratio" in e else "kl_estimate_ratio"
+        # The KL of what the setting's sampler actually drew (exact log q_i, k-NN entropy) when the models are
+        # 2-D mixtures, else the Lemma 2 estimate. (The exact product's KL is reported too: dual-only samples
+        # are not q_AND, so its balance is not what Algorithm 3 optimises.)
+        ratio_key = "kl_samples_ratio" if "kl_samples_ratio" in e else "kl_estimate_ratio"
         min_key = "reward_min" if "reward_min" in e else "loglik_min"
         entry["balanced"] = f[ratio_key] < e[ratio_key]
         entry["min_improved"] = f[min_key] > e[min_key]
