@@ -88,7 +88,11 @@ def main():
         if isinstance(entry, dict) and "exact" in entry:
             print(f"{name}: exact minimax λ* = {fmt(entry['exact']['minimax_lambda'])}, "
                   f"KL at λ* = {fmt(entry['exact']['kl_at_minimax'])}")
-    print(f"wrote {args.out}; must-show {'holds' if ok else 'FAILS'} for every run")
+    for name, entry in summary.items():
+        if isinstance(entry, dict):
+            print(f"{name}: KL ratio ({entry['criteria']['ratio']}) closer to 1: {entry['balanced']}; "
+                  f"min {entry['criteria']['min']} higher: {entry['min_improved']}")
+    print(f"wrote {args.out}; must-show {'holds for every run' if ok else 'fails for at least one run'}")
     return 0 if ok or not args.check else 1
 
 
