@@ -49,7 +49,7 @@ done
 say "4/5 dual-only composition (mpirun -np $np)"
 [[ -f $out/dual/compose.json ]] || timed mpi compose --mode dual --models "$out/model_a" "$out/model_b" "$out/model_c" \
   --rewards "$out/reward_tops.yaml" "$out/reward_footwear.yaml" "$out/reward_bottoms_bags.yaml" --out "$out/dual" \
-  --rounds ${ROUNDS:-8} -n 128 --strata 10 --steps 25 --dual-lr ${DUAL_LR:-0.002} --eval-n 500 --threads 1
+  --rounds ${ROUNDS:-8} -n 128 --strata 10 --steps 25 --dual-lr ${DUAL_LR:-0.003} --eval-n 400 --threads 1
 
 say "5/5 summary"
 "$py" data_tools/compose_summary.py fmnist="$out/dual" --out "$out/summary.json" ${CHECK:+--check}
