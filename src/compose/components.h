@@ -1,0 +1,56 @@
+// The models being composed, seen as ε predictors on one shared noise schedule. A component is either a trained
+// score model (any architecture, ε or v prediction: converted to ε) or the exact ε of a Gaussian mixture (the
+// 2-D oracle and the unit tests). The composed ("AND") predictor is the λ-weighted sum of the components' ε:
+//     ε_λ(x_t, t) = Σ_i λ_i ε_i(x_t, t)   ⇔   s_λ = Σ_i λ_i s_i   (s = −ε / sqrt(1 − ᾱ_t)),
+// which for Σλ = 1 is the score of the normalised product Π_i p_{i,t}^{λ_i} at every noise level.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffusion/schedule.h"
+#include "eval/gmm.h"
+#include "eval/sampling.h"
+
+namespace dualign::compose {
+
+// ε prediction at (x_t [B, ...], t [B] int64), shaped like x_t.
+using EpsFn = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t)>;
+
+struct Component {
+  std::string name;
+  EpsFn eps;
+};
+
+// ε of a trained model (converts v-prediction outputs with the schedule), unconditional.
+EpsFn model_eps(methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule);
+// Exact ε of data ~ `gmm` under the forward process of `schedule`: ε = −sqrt(1 − ᾱ_t) ∇log p_t(x_t).
+EpsFn gmm_eps(const eval::Gmm& gmm, const diffusion::NoiseSchedule& schedule);
+
+// Trained models loaded from checkpoints (files, ckpt dirs or run dirs), frozen. All must share the noise
+// schedule (timesteps, betas) and the sample shape; errors name the checkpoint that disagrees.
+struct LoadedModels {
+  std::vector<eval::TrainedModel> models;
+  std::vector<Component> components;  // names: the resolved checkpoint paths' run dirs
+  std::vector<int64_t> sample_shape;
+  const diffusion::NoiseSchedule& schedule() const { return *models.front().schedule; }
+};
+LoadedModels load_models(const std::vector<std::string>& checkpoints, const torch::Device& device);
+
+// The data mixture a checkpoint was trained on, when its config's data section is `kind: gmm` (else nullopt).
+std::optional<eval::Gmm> training_gmm(const std::string& checkpoint);
+
+// Σ_i λ_i ε_i for a list of per-component predictions.
+torch::Tensor weighted_sum(const std::vector<torch::Tensor>& eps, const std::vector<double>& lambda);
+
+// The composed predictor ε_λ as one EpsFn (evaluates every component).
+EpsFn composed_eps(const std::vector<Component>& components, const std::vector<double>& lambda);
+
+// The schedule with prediction = epsilon (composed outputs are ε whatever the components predict).
+diffusion::NoiseSchedule epsilon_schedule(const diffusion::NoiseSchedule& schedule);
+
+}  // namespace dualign::compose
