@@ -140,10 +140,11 @@ std::string signature(const Context& c) {
   const auto& o = s.objective;
   return fmt::format(
       "reference={} objective={} beta={} beta_prime={} n_ref={} block={} dpo=({},{}) kto=({},{},{},{}) "
-      "potential=({},{}) fit=({},{},{}) sampler=({},{},{}) eval_pairs={} seed={}",
+      "potential=({},{}) fit=({},{},{}) sampler=({},{},{}) eval_pairs={} max_ratio={} seed={}",
       c.ref.checkpoint, o.name, s.da.beta, s.da.beta_prime, s.n_ref, s.block, o.dpo_beta, o.partners, o.kto_beta,
       o.kto_threshold, o.kto_desirable_weight, o.kto_undesirable_weight, s.potential.hidden, s.potential.depth,
-      s.da.fit.steps, s.da.fit.batch, s.da.fit.lr, s.sampler.kind, s.sampler.steps, s.sampler.eta, s.eval_pairs, s.seed);
+      s.da.fit.steps, s.da.fit.batch, s.da.fit.lr, s.sampler.kind, s.sampler.steps, s.sampler.eta, s.eval_pairs,
+      o.max_ratio, s.seed);
 }
 
 // Samples the final tilt three ways and compares them by energy distance (rank 0 computes, all ranks sample).
@@ -236,6 +237,7 @@ int run_ddo(Context& c) {
   out["beta"] = s.da.beta;
   out["beta_prime"] = s.da.beta_prime;
   out["dpo_beta"] = s.objective.dpo_beta;
+  out["max_ratio"] = s.objective.max_ratio;
   out["n_ref"] = s.n_ref;
   out["world_size"] = c.comm->size();
   out["seed"] = s.seed;
@@ -255,6 +257,7 @@ int run_ddo(Context& c) {
   }
 
   // 2. Dual averaging, resumed from <run.dir>/ckpt when a checkpoint is there.
+  torch::manual_seed(derive_seed(s.seed, "ddo/potential_init"));  // the same initial weights on every rank and run
   ddo::Potential f(ddo::PotentialOptions{x_ref.size(1), s.potential.hidden, s.potential.depth});
   f->to(c.device);
   const auto sig = signature(c);

@@ -49,6 +49,12 @@ Shard resolve(const Shard& shard, const torch::Tensor& r) {
   return s;
 }
 
+// p_ref/q at the reference samples, Z e^{f}, optionally capped (ObjectiveOptions::max_ratio).
+torch::Tensor density_ratio(const torch::Tensor& fd, double log_z, double max_ratio) {
+  auto ratio = (fd + log_z).exp();
+  return max_ratio > 0 ? ratio.clamp_max(max_ratio) : ratio;
+}
+
 double global_mean(dist::Comm* comm, const Shard& s, const torch::Tensor& v) {
   return sum_all(comm, v.sum().item<double>()) / double(s.total);
 }
@@ -71,8 +77,9 @@ class Rlhf : public Objective {
 
 class Dpo : public Objective {
  public:
-  Dpo(torch::Tensor r, double beta_d, int64_t partners, const Shard& shard, dist::Comm* comm)
-      : r_(r.to(torch::kDouble)), shard_(resolve(shard, r_)), comm_(comm), beta_d_(beta_d), p_(partners) {
+  Dpo(torch::Tensor r, double beta_d, int64_t partners, double max_ratio, const Shard& shard, dist::Comm* comm)
+      : r_(r.to(torch::kDouble)), shard_(resolve(shard, r_)), comm_(comm), beta_d_(beta_d), max_ratio_(max_ratio),
+        p_(partners) {
     const int64_t n = shard_.total, n_local = shard_.count;
     DUALIGN_CHECK(beta_d > 0, "dpo objective: beta_d must be > 0, got {}", beta_d);
     DUALIGN_CHECK(partners >= 2 && partners <= n, "dpo objective: partners must be in [2, {}] (reference samples), got {}",
@@ -94,7 +101,7 @@ class Dpo : public Objective {
   torch::Tensor first_variation(const torch::Tensor& f) const override {
     auto fd = f.to(torch::kDouble);
     auto inner = ((torch::sigmoid(beta_d_ * delta(fd)) - labels_) * offdiag_).sum(1) / offdiag_.sum(1);  // [n_local]
-    auto g = 2 * beta_d_ * (fd + log_normaliser(fd, comm_)).exp() * inner;  // 2 β_d Z e^{f(y)} E_x'[...]
+    auto g = 2 * beta_d_ * density_ratio(fd, log_normaliser(fd, comm_), max_ratio_) * inner;  // 2 β_d Z e^{f} E_x'[..]
     return g - global_mean(comm_, shard_, g);
   }
 
@@ -107,14 +114,14 @@ class Dpo : public Objective {
   torch::Tensor r_, labels_, offdiag_;
   Shard shard_;
   dist::Comm* comm_;
-  double beta_d_, pairs_ = 0;
+  double beta_d_, max_ratio_, pairs_ = 0;
   int64_t p_ = 0;
 };
 
 class Kto : public Objective {
  public:
   Kto(torch::Tensor r, const ObjectiveOptions& o, const Shard& shard, dist::Comm* comm)
-      : shard_(resolve(shard, r)), comm_(comm), beta_k_(o.kto_beta) {
+      : shard_(resolve(shard, r)), comm_(comm), beta_k_(o.kto_beta), max_ratio_(o.max_ratio) {
     DUALIGN_CHECK(o.kto_beta > 0, "kto objective: kto_beta must be > 0, got {}", o.kto_beta);
     DUALIGN_CHECK(o.kto_desirable_weight >= 0 && o.kto_undesirable_weight >= 0,
                   "kto objective: the class weights must be >= 0, got {} and {}", o.kto_desirable_weight,
@@ -143,7 +150,7 @@ class Kto : public Objective {
     auto v = values(fd);
     auto slope = beta_k_ * weight_ * sign_ * v * (1 - v);  // λ β_k s v (1 − v)
     const double c = global_mean(comm_, shard_, slope);
-    auto g = -slope * (fd + log_z).exp() + c * (-fd - log_z);
+    auto g = -slope * density_ratio(fd, log_z, max_ratio_) + c * (-fd - log_z);
     return g - global_mean(comm_, shard_, g);
   }
 
@@ -155,7 +162,7 @@ class Kto : public Objective {
   }
   Shard shard_;
   dist::Comm* comm_;
-  double beta_k_, threshold_ = 0, desirable_fraction_ = 0;
+  double beta_k_, max_ratio_, threshold_ = 0, desirable_fraction_ = 0;
   torch::Tensor sign_, weight_;
 };
 
@@ -167,13 +174,14 @@ std::unique_ptr<Objective> make_rlhf_objective(torch::Tensor r, const Shard& sha
 
 std::unique_ptr<Objective> make_dpo_objective(torch::Tensor r, double beta_d, int64_t partners, const Shard& shard,
                                               dist::Comm* comm) {
-  return std::make_unique<Dpo>(std::move(r), beta_d, partners, shard, comm);
+  return std::make_unique<Dpo>(std::move(r), beta_d, partners, 0.0, shard, comm);
 }
 
 std::unique_ptr<Objective> make_objective(const ObjectiveOptions& o, torch::Tensor r, const Shard& shard,
                                           dist::Comm* comm) {
   if (o.name == "rlhf") return make_rlhf_objective(std::move(r), shard, comm);
-  if (o.name == "dpo") return make_dpo_objective(std::move(r), o.dpo_beta, o.partners, shard, comm);
+  DUALIGN_CHECK(o.max_ratio >= 0, "ddo.max_ratio must be >= 0 (0: exact), got {}", o.max_ratio);
+  if (o.name == "dpo") return std::make_unique<Dpo>(std::move(r), o.dpo_beta, o.partners, o.max_ratio, shard, comm);
   if (o.name == "kto") return std::make_unique<Kto>(std::move(r), o, shard, comm);
   fail("ddo.objective: expected rlhf, dpo or kto, got '{}'", o.name);
 }

@@ -43,6 +43,12 @@
 // Unlike Diffusion-KTO's detached batch estimate of z_0, the reference point here is differentiated: F is a
 // functional of q and g is its exact first variation (checked against finite differences in test_ddo).
 // τ defaults to the median reward of the reference samples (half desirable).
+//
+// Small β (optional stabiliser). Both first variations carry the density ratio p_ref/q = Z e^{f(y)}, unbounded
+// where q_k has removed mass: at small β one over-suppressed point gets a huge negative g, the next fit drops
+// its f far below the rest and it takes all the weight (ESS → 1). `max_ratio` > 0 caps the ratio at that value
+// in the first variation (not in F): the step keeps its sign but is bounded where q/p_ref < 1/max_ratio. The
+// cap changes the DA fixed point only on that set; F(q_k) is still reported exactly. 0 = exact (default).
 #pragma once
 #include <torch/torch.h>
 
@@ -85,6 +91,7 @@ struct ObjectiveOptions {
   double kto_beta = 1.0;      // β_k of the KTO value
   double kto_threshold = std::numeric_limits<double>::quiet_NaN();  // τ; NaN: the median reward
   double kto_desirable_weight = 1.0, kto_undesirable_weight = 1.0;  // λ_D, λ_U
+  double max_ratio = 0;  // > 0: cap p_ref/q = Z e^{f} in the DPO/KTO first variations (see above); 0: exact
 };
 
 // r: rewards of this rank's reference samples [n_local]; `shard` says where they sit in the global set

@@ -26,6 +26,7 @@ DdoSettings DdoSettings::read(const config::Config& cfg) {
   s.n_ref = d.get<int64_t>("n_ref");
   s.block = d.get<int64_t>("block", s.block);
   s.eval_pairs = d.get<int64_t>("eval_pairs", 0);
+  s.objective.max_ratio = d.get<double>("max_ratio", 0.0);
   DUALIGN_CHECK(s.da.beta > 0 && s.da.beta_prime >= 0, "config 'ddo.beta' must be > 0 and 'ddo.beta_prime' >= 0 (got {}, {})",
                 s.da.beta, s.da.beta_prime);
   DUALIGN_CHECK(s.n_ref >= 2 && s.block >= 1 && s.eval_pairs >= 0,

@@ -15,6 +15,7 @@
 //     potential: {hidden: 128, depth: 3}
 //     fit: {steps: 600, batch: 1024, lr: 2.0e-3}
 //     sampler: {kind: ddim, steps: 50, eta: 0.0, batch: 256}   # reference samples, pool and outer h-transform
+//     max_ratio: 0                           # > 0: cap p_ref/q in the DPO/KTO first variation (small β)
 //     eval_pairs: 1000                       # > 0: true DPO objective (β_d = dpo.beta) on held-out pairs per k
 //     sampling: {n: 2000, pool: 20000, nested_n: 500, nested_chains: 8, nested_steps: 8}
 //     device: cpu
