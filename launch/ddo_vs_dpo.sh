@@ -12,7 +12,8 @@
 # weight, so DPO_BETAS trains several betas around it (default 250 1000 4000 = beta_d 0.25, 1, 4 nominal) and all
 # are scored at beta_d = BETA_D.
 # Writes $RUN_ROOT/gmm/ddo_vs_dpo/{ddo_vs_dpo.json, ddo_vs_dpo.png} (data_tools/ddo_vs_dpo.py).
-# Knobs: BETA_D (1), DDO_BETAS (KL weight of DDO, "1 0.5"), DPO_BETAS, DPO_STEPS (2000), EVERY (checkpoint
+# Knobs: BETA_D (1), DDO_BETAS (KL weight of DDO, "1 0.5 0.25"), MAX_RATIO (cap of p_ref/q in DDO's first
+# variation, 10: without it DDO diverges at beta <= 0.5, src/ddo/README.md), DPO_BETAS, DPO_STEPS (2000), EVERY (checkpoint
 # every, 250), NP (ranks, 1), RUN_ROOT (outputs), DATA_DIR (data), EXTRA_DDO (more ddo overrides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,8 @@ root=${RUN_ROOT:-outputs}
 data_dir=${DATA_DIR:-data}
 np=${NP:-1}
 beta_d=${BETA_D:-1}
-ddo_betas=${DDO_BETAS:-1 0.5}
+ddo_betas=${DDO_BETAS:-1 0.5 0.25}
+max_ratio=${MAX_RATIO:-10}
 dpo_betas=${DPO_BETAS:-250 1000 4000}
 dpo_steps=${DPO_STEPS:-2000}
 every=${EVERY:-250}
@@ -42,11 +44,11 @@ mkdir -p "$data_dir/gmm" "$out"
 # 2. DDO: dual averaging on the DPO objective, one run per KL weight.
 ddo_runs=()
 for b in $ddo_betas; do
-  d=$out/ddo_beta$b
+  d=$out/ddo_beta${b}_ratio$max_ratio
   ddo_runs+=("$d")
   [[ -f $d/ddo.json ]] && continue
-  say "DDO beta=$b beta_d=$beta_d -> $d"
-  launch ddo "${common[@]}" ddo.beta="$b" ddo.beta_prime="$b" run.dir="$d" > "$out/ddo_beta$b.log" 2>&1
+  say "DDO beta=$b beta_d=$beta_d max_ratio=$max_ratio -> $d"
+  launch ddo "${common[@]}" ddo.beta="$b" ddo.beta_prime="$b" ddo.max_ratio="$max_ratio" run.dir="$d" > "$d.log" 2>&1
 done
 
 # 3. Diffusion-DPO runs with checkpoints every EVERY steps, scored at every checkpoint.
