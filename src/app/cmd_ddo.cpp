@@ -390,7 +390,12 @@ int run(const DdoArgs& a) {
     at::set_num_threads(threads);
     const auto device = eval::pick_device(s.device);
     std::unique_ptr<rewards::Reward> reward = rewards::make_reward(cfg.section("ddo").section("reward"), device);
-    auto ref = eval::load_trained_model(s.reference, device);
+    eval::TrainedModel ref;
+    try {
+      ref = eval::load_trained_model(s.reference, device);
+    } catch (const Error& e) {
+      fail("config key 'ddo.reference' ({}): {}", s.reference, e.what());
+    }
     ref.model->freeze();
     const auto shape = ref.model->sample_shape();
     DUALIGN_CHECK(shape.size() == 1, "ddo.reference {}: ddo needs flat samples (points), the model draws {} dims",

@@ -20,6 +20,9 @@ DdoSettings DdoSettings::read(const config::Config& cfg) {
   s.reference = d.get<std::string>("reference");
   s.device = d.get<std::string>("device", s.device);
   s.objective.name = d.get<std::string>("objective");
+  DUALIGN_CHECK(s.objective.name == "rlhf" || s.objective.name == "dpo" || s.objective.name == "kto",
+                "config key '{}' (set at {}): expected rlhf, dpo or kto, got '{}'", d.path("objective"),
+                cfg.origin(d.path("objective")), s.objective.name);
   s.da.beta = d.get<double>("beta");
   s.da.beta_prime = d.get<double>("beta_prime", s.da.beta);
   s.da.iterations = d.get<int64_t>("iterations");
