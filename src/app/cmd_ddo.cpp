@@ -1,8 +1,17 @@
-// `dualign ddo`: Direct Distributional Optimization (DESIGN §4.2) on a trained low-dimensional reference.
-// Draws N reference samples once, runs dual averaging over Gibbs tilts q_k ∝ p_ref e^{−f_k} for an RLHF or DPO
-// objective (logging the TRUE objective of every iterate), then samples the final tilt with Doob's h-transform
-// (one-step Tweedie and nested Monte Carlo) and measures both against the exact tilt (SIR of a large reference
-// pool) by energy distance. Writes DIR/ddo.json, DIR/potential.pt and DIR/samples.png. One process.
+// `dualign ddo [overrides...]`: Direct Distributional Optimization (DESIGN §4.2) on a trained low-dimensional
+// reference, configured by the `ddo:` section of an experiment (ddo/settings.h), e.g.
+//   dualign ddo experiment=gmm_ddo_dpo ddo.beta=0.5
+//   mpirun -np 2 dualign ddo experiment=gmm_ddo_rlhf threads=1
+// Draws N reference samples once (sharded over ranks in seeded blocks), runs dual averaging over Gibbs tilts
+// q_k ∝ p_ref e^{−f_k} for an RLHF, DPO or KTO objective (logging the TRUE objective of every iterate, and
+// with ddo.eval_pairs the true DPO objective on held-out reference pairs), checkpointing after every fit
+// (<run.dir>/ckpt, resumed automatically), then samples the final tilt with Doob's h-transform (one-step
+// Tweedie and nested Monte Carlo) and measures both against the exact tilt (SIR of a large reference pool) by
+// energy distance. Writes <run.dir>/ddo.json, potential.pt, samples.png.
+//
+// `dualign ddo --policy RUN [--policy RUN2 ...] [--all-checkpoints] --out FILE overrides...` instead evaluates
+// the true DPO objective (β_d = ddo.dpo.beta) of trained diffusion policies (e.g. Diffusion-DPO) on the SAME
+// held-out reference pairs, with log q_θ/p_ref from PF-ODE likelihoods (exact divergence).
 #include <CLI/CLI.hpp>
 
 #include <fmt/format.h>
@@ -11,17 +20,28 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "app/commands.h"
+#include "app/config_dir.h"
+#include "ckpt/checkpoint.h"
+#include "ckpt/store.h"
+#include "config/config.h"
+#include "ddo/collective.h"
+#include "ddo/da_checkpoint.h"
 #include "ddo/dual_averaging.h"
 #include "ddo/h_transform.h"
 #include "ddo/objective.h"
 #include "ddo/potential.h"
+#include "ddo/settings.h"
+#include "diffusion/continuous.h"
+#include "dist/comm.h"
+#include "dist/runtime.h"
 #include "eval/cli_support.h"
 #include "eval/distances.h"
 #include "eval/png.h"
 #include "eval/sampling.h"
-#include "eval/yaml_config.h"
+#include "methods/score_model.h"
 #include "rewards/reward.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -30,15 +50,14 @@
 namespace dualign::app {
 namespace {
 
+namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 struct DdoArgs {
-  std::string reference, reward, objective = "rlhf", out, sampler = "ddim", device = "cpu";
-  double beta = 1.0, beta_prime = -1, dpo_beta = 1.0, fit_lr = 2e-3, eta = 0;
-  int64_t iterations = 5, n_ref = 4096, partners = 1024, hidden = 128, depth = 3, fit_steps = 600, fit_batch = 1024;
-  int64_t steps = 50, batch = 256, n = 1000, pool = 20000, nested_n = 500, nested_chains = 8, nested_steps = 8;
-  uint64_t seed = 0;
-  int threads = 0;
+  std::string cfg, config_dir, config_name = "config", out;
+  bool resolve = false, all_checkpoints = false;
+  std::vector<std::string> overrides, policies;
+  int64_t ode_steps = 100;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -46,181 +65,367 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 Json record_json(const ddo::DaRecord& r) {
-  return Json{{"k", r.k},     {"objective", r.objective}, {"kl", r.kl},           {"regularised", r.regularised},
-              {"ess", r.ess}, {"reward", r.reward},       {"fit_rmse", r.fit_rmse}, {"target_std", r.target_std}};
+  Json j{{"k", r.k},     {"objective", r.objective}, {"kl", r.kl},           {"regularised", r.regularised},
+         {"ess", r.ess}, {"reward", r.reward},       {"fit_rmse", r.fit_rmse}, {"target_std", r.target_std}};
+  if (!std::isnan(r.heldout)) j["heldout_dpo"] = r.heldout;
+  return j;
 }
 
-double mean_reward(rewards::Reward& reward, const torch::Tensor& x) {
-  return reward.score(x, {}).to(torch::kDouble).mean().item<double>();
-}
-
-void run_ddo(const DdoArgs& a) {
-  if (eval::launcher_rank() != 0) return;
-  DUALIGN_CHECK(a.n_ref >= 2 && a.n >= 2 && a.pool >= 2 * a.n, "--n-ref, -n must be >= 2 and --pool >= 2n (got {}, {}, {})",
-                a.n_ref, a.n, a.pool);
-  DUALIGN_CHECK(a.beta > 0, "--beta must be > 0, got {}", a.beta);
-  auto reward_cfg = eval::config_from_yaml_file(a.reward);
-  if (a.threads > 0) at::set_num_threads(a.threads);
-  const auto device = eval::pick_device(a.device);
-  std::unique_ptr<rewards::Reward> reward;
-  try {
-    reward = rewards::make_reward(reward_cfg.root(), device);
-  } catch (const Error& e) {
-    fail("--reward {}: {}", a.reward, e.what());
+void write_json(const std::string& path, const Json& j) {
+  {
+    std::ofstream file(path + ".tmp");
+    DUALIGN_CHECK(file.good(), "cannot write {}", path);
+    file << j.dump(2) << "\n";
+    DUALIGN_CHECK(file.good(), "write failed: {}", path);
   }
-  auto ref = eval::load_trained_model(a.reference, device);
-  ref.model->freeze();
-  const auto shape = ref.model->sample_shape();
-  DUALIGN_CHECK(shape.size() == 1, "--reference {}: ddo needs flat samples (points), the model draws {} dims",
-                ref.checkpoint, shape.size());
-  std::filesystem::create_directories(a.out);
+  fs::rename(path + ".tmp", path);
+  log::info("wrote {}", path);
+}
 
+// Everything a ddo run shares: settings, communicator, reference model, reward.
+struct Context {
+  const config::Config& cfg;
+  ddo::DdoSettings s;
+  dist::Comm* comm;
+  torch::Device device;
+  eval::TrainedModel ref;
+  std::unique_ptr<rewards::Reward> reward;
   eval::SampleSpec spec;
-  spec.sampler = eval::sampler_config(a.sampler, a.steps, a.eta);
-  spec.batch_size = a.batch;
-  Json out;
-  out["reference"] = ref.checkpoint;
-  out["reward"] = a.reward;
-  out["objective"] = a.objective;
-  out["beta"] = a.beta;
-  out["beta_prime"] = a.beta_prime < 0 ? a.beta : a.beta_prime;
-  out["dpo_beta"] = a.dpo_beta;
-  out["n_ref"] = a.n_ref;
-  out["sampler"] = a.sampler;
-  out["steps"] = a.steps;
-  out["seed"] = a.seed;
+  bool root() const { return comm->rank() == 0; }
 
-  // 1. Reference samples (drawn once) and the objective on them.
+  ddo::Shard shard(int64_t n) const { return ddo::make_shard(n, s.block, comm->rank(), comm->size()); }
+
+  // This rank's rows of an n-row sample set of `purpose`, drawn block by block (block b from its own seed).
+  torch::Tensor draw(const ddo::Shard& sh, const std::string& purpose,
+                     const std::function<eval::SampleSpec(int64_t block)>& spec_of = {}) const {
+    std::vector<torch::Tensor> parts;
+    for (int64_t b = sh.first_block; b < sh.first_block + sh.num_blocks; ++b) {
+      const int64_t start = b * sh.block, len = std::min(sh.block, sh.total - start);
+      parts.push_back(eval::sample(*ref.model, *ref.schedule, spec_of ? spec_of(b) : spec, len,
+                                   derive_seed(s.seed, purpose, {b})));
+    }
+    const auto shape = ref.model->sample_shape();
+    return parts.empty() ? torch::zeros({0, shape[0]}) : torch::cat(parts, 0);
+  }
+  torch::Tensor score(const torch::Tensor& x) const {
+    return x.size(0) ? reward->score(x.to(device), {}).to(torch::kDouble).cpu() : torch::zeros({0}, torch::kDouble);
+  }
+};
+
+// Held-out reference pairs (x_a, x_b), both ~ p_ref, soft label σ(r(x_a) − r(x_b)) — the distribution of the
+// DPO objective and of `dualign data pairs --bt-beta 1`. Sharded; `loss(delta)` is the all-reduced mean.
+struct EvalPairs {
+  ddo::Shard shard;
+  torch::Tensor xa, xb, labels;
+  double checksum = 0;  // identical for every run that draws the same pairs
+
+  EvalPairs(const Context& c, int64_t n) : shard(c.shard(n)) {
+    xa = c.draw(shard, "ddo/eval_pairs/a");
+    xb = c.draw(shard, "ddo/eval_pairs/b");
+    labels = torch::sigmoid(c.score(xa) - c.score(xb));
+    checksum = ddo::sum_all(c.comm, (xa.to(torch::kDouble) + 2 * xb.to(torch::kDouble)).sum().item<double>());
+  }
+  // Mean BT loss with logit β_d (ℓ(x_a) − ℓ(x_b)) and the fraction of pairs ordered like the reward.
+  std::pair<double, double> loss(const Context& c, const torch::Tensor& delta) const {
+    auto l = ddo::bt_pair_loss(delta, labels, c.s.objective.dpo_beta);
+    auto agree = ((delta > 0) == (labels > 0.5)).to(torch::kDouble);
+    auto sums = ddo::sum_all(c.comm, {l.sum().item<double>(), agree.sum().item<double>()});
+    return {sums[0] / double(shard.total), sums[1] / double(shard.total)};
+  }
+};
+
+// The settings that fix the DA trajectory (not `iterations`: a finished run can be extended).
+std::string signature(const Context& c) {
+  const auto& s = c.s;
+  const auto& o = s.objective;
+  return fmt::format(
+      "reference={} objective={} beta={} beta_prime={} n_ref={} block={} dpo=({},{}) kto=({},{},{},{}) "
+      "potential=({},{}) fit=({},{},{}) sampler=({},{},{}) eval_pairs={} max_ratio={} seed={}",
+      c.ref.checkpoint, o.name, s.da.beta, s.da.beta_prime, s.n_ref, s.block, o.dpo_beta, o.partners, o.kto_beta,
+      o.kto_threshold, o.kto_desirable_weight, o.kto_undesirable_weight, s.potential.hidden, s.potential.depth,
+      s.da.fit.steps, s.da.fit.batch, s.da.fit.lr, s.sampler.kind, s.sampler.steps, s.sampler.eta, s.eval_pairs,
+      o.max_ratio, s.seed);
+}
+
+// Samples the final tilt three ways and compares them by energy distance (rank 0 computes, all ranks sample).
+Json evaluate_sampling(Context& c, ddo::Potential& f) {
+  const auto& m = c.s.sampling;
+  Json s;
+  if (m.n == 0) return s;
+  log::info("exact tilt: SIR of {} reference samples", m.pool);
+  auto pool_shard = c.shard(m.pool);
+  auto pool_local = c.draw(pool_shard, "ddo/pool");
+  torch::Tensor f_local;
+  {
+    torch::NoGradGuard no_grad;
+    f_local = f->forward(pool_local.to(c.device)).to(torch::kDouble).cpu();
+  }
+  const auto pool_stats = ddo::tilt_stats(f_local, c.comm);
+  const double exact_reward = ddo::tilt_mean(f_local, c.score(pool_local), c.comm);
+  auto pool = ddo::gather_rows(c.comm, pool_shard, pool_local);
+  auto f_pool = ddo::gather_rows(c.comm, pool_shard, f_local);
+  const uint64_t seed = c.s.seed;
+  auto exact = ddo::sir_resample(pool, f_pool, m.n, derive_seed(seed, "ddo/sir"));
+  auto mean_reward = [&](const torch::Tensor& x) { return c.score(x).mean().item<double>(); };
+  if (c.root()) {
+    const int64_t half = m.pool / 2;  // noise floor: SIR of the two pool halves against each other
+    auto a = ddo::sir_resample(pool.narrow(0, 0, half), f_pool.narrow(0, 0, half), m.n, derive_seed(seed, "ddo/sir_a"));
+    auto b = ddo::sir_resample(pool.narrow(0, half, half), f_pool.narrow(0, half, half), m.n, derive_seed(seed, "ddo/sir_b"));
+    auto plain = pool.narrow(0, 0, m.n);
+    s["pool"] = m.pool;
+    s["pool_ess"] = pool_stats.ess;
+    s["pool_kl"] = pool_stats.kl;
+    s["exact_reward"] = exact_reward;
+    s["n"] = m.n;
+    s["energy_floor_sir_halves"] = eval::energy_distance(a, b);
+    s["energy_reference_vs_exact"] = eval::energy_distance(plain, exact);
+    s["reference_reward"] = mean_reward(plain);
+  }
+
+  diffusion::ScoreFn ref_fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    return c.ref.model->forward(x, t.to(torch::kInt64), {});
+  };
+  ddo::PotentialFn f_fn = [&](const torch::Tensor& x) { return f->forward(x); };
   auto t0 = std::chrono::steady_clock::now();
-  log::info("drawing {} reference samples from {}", a.n_ref, ref.checkpoint);
-  auto x_ref = eval::sample(*ref.model, *ref.schedule, spec, a.n_ref, derive_seed(a.seed, "ddo/reference")).to(device);
-  auto r = reward->score(x_ref, {}).to(torch::kDouble).cpu();
-  auto objective = ddo::make_objective(a.objective, r, a.dpo_beta, std::min(a.partners, a.n_ref));
-  if (a.objective == "dpo") out["dpo_optimum"] = objective->value(-r / a.dpo_beta);  // min over all q (β → 0)
+  auto tw_shard = c.shard(m.n);
+  auto x_tw = ddo::gather_rows(c.comm, tw_shard, c.draw(tw_shard, "ddo/h_transform", [&](int64_t) {
+    eval::SampleSpec tw = c.spec;
+    tw.guidance = ddo::tweedie_guidance(ref_fn, *c.ref.schedule, f_fn);
+    return tw;
+  }));
+  s["tweedie_seconds"] = seconds_since(t0);
+  if (c.root()) {
+    s["energy_tweedie_vs_exact"] = eval::energy_distance(x_tw, exact);
+    s["tweedie_reward"] = mean_reward(x_tw);
+    log::info("Tweedie h-transform: energy distance to the exact tilt {:.5f} (reference {:.5f}, floor {:.5f})",
+              s["energy_tweedie_vs_exact"].get<double>(), s["energy_reference_vs_exact"].get<double>(),
+              s["energy_floor_sir_halves"].get<double>());
+  }
+  if (m.nested_n > 0) {
+    t0 = std::chrono::steady_clock::now();
+    auto ne_shard = c.shard(m.nested_n);
+    auto x_ne = ddo::gather_rows(c.comm, ne_shard, c.draw(ne_shard, "ddo/h_transform", [&](int64_t b) {
+      eval::SampleSpec ne = c.spec;
+      ne.batch_size = std::max<int64_t>(1, c.spec.batch_size / m.nested_chains);
+      ne.guidance = ddo::nested_guidance(ref_fn, *c.ref.schedule, f_fn,
+                                         {m.nested_chains, m.nested_steps, 1.0, derive_seed(seed, "ddo/nested", {b})});
+      return ne;
+    }));
+    s["nested_seconds"] = seconds_since(t0);
+    if (c.root()) {
+      s["nested_n"] = m.nested_n;
+      s["nested_chains"] = m.nested_chains;
+      s["nested_steps"] = m.nested_steps;
+      s["energy_nested_vs_exact"] = eval::energy_distance(x_ne, exact);
+      s["energy_tweedie_vs_exact_same_n"] = eval::energy_distance(x_tw.narrow(0, 0, std::min(m.n, m.nested_n)), exact);
+      s["nested_reward"] = mean_reward(x_ne);
+      log::info("nested MC h-transform (M = {}, S = {}): energy distance {:.5f} in {:.0f} s", m.nested_chains,
+                m.nested_steps, s["energy_nested_vs_exact"].get<double>(), s["nested_seconds"].get<double>());
+    }
+  }
+  if (c.root() && x_tw.size(1) == 2)
+    eval::write_scatter_png((fs::path(c.s.run_dir) / "samples.png").string(), x_tw, exact);
+  return s;
+}
 
-  // 2. Dual averaging.
-  ddo::Potential f(ddo::PotentialOptions{shape[0], a.hidden, a.depth});
-  f->to(device);
-  ddo::DaOptions da;
-  da.beta = a.beta;
-  da.beta_prime = a.beta_prime;
-  da.iterations = a.iterations;
-  da.fit = {a.fit_steps, a.fit_batch, a.fit_lr, derive_seed(a.seed, "ddo/fit")};
+int run_ddo(Context& c) {
+  const auto& s = c.s;
+  fs::create_directories(s.run_dir);
+  Json out;
+  out["reference"] = c.ref.checkpoint;
+  out["objective"] = s.objective.name;
+  out["beta"] = s.da.beta;
+  out["beta_prime"] = s.da.beta_prime;
+  out["dpo_beta"] = s.objective.dpo_beta;
+  out["max_ratio"] = s.objective.max_ratio;
+  out["n_ref"] = s.n_ref;
+  out["world_size"] = c.comm->size();
+  out["seed"] = s.seed;
+
+  // 1. Reference samples (drawn once, this rank's shard) and the objective on them.
+  auto t0 = std::chrono::steady_clock::now();
+  const auto shard = c.shard(s.n_ref);
+  log::info("drawing {} reference samples from {} ({} on this rank)", s.n_ref, c.ref.checkpoint, shard.count);
+  auto x_ref = c.draw(shard, "ddo/reference").to(c.device);
+  auto r = c.score(x_ref);
+  auto objective = ddo::make_objective(s.objective, r, shard, c.comm);
+  if (s.objective.name == "dpo") out["dpo_optimum"] = objective->value(-r / s.objective.dpo_beta);  // min over q
+  std::unique_ptr<EvalPairs> pairs;
+  if (s.eval_pairs > 0) {
+    pairs = std::make_unique<EvalPairs>(c, s.eval_pairs);
+    out["eval_pairs"] = {{"n", s.eval_pairs}, {"checksum", pairs->checksum}, {"dpo_beta", s.objective.dpo_beta}};
+  }
+
+  // 2. Dual averaging, resumed from <run.dir>/ckpt when a checkpoint is there.
+  torch::manual_seed(derive_seed(s.seed, "ddo/potential_init"));  // the same initial weights on every rank and run
+  ddo::Potential f(ddo::PotentialOptions{x_ref.size(1), s.potential.hidden, s.potential.depth});
+  f->to(c.device);
+  const auto sig = signature(c);
+  const auto ckpt_dir = (fs::path(s.run_dir) / "ckpt").string();
+  ddo::DaState state;
+  if (s.resume == "auto")
+    if (auto saved = ddo::load_da_checkpoint(ckpt_dir, f, sig)) state = *saved;
+  out["resumed_at_k"] = state.next_k;
+  ddo::DaOptions da = s.da;
+  da.fit.seed = derive_seed(s.seed, "ddo/fit");
+  ddo::DaHooks hooks;
+  hooks.on_record = [&](const ddo::DaRecord& rec) {
+    log::info("q_{}: {} = {:.5f}  KL = {:.4f}  G = {:.5f}  E_q[r] = {:.4f}  ESS = {:.0f}  fit rmse = {:.3g} (target "
+              "std {:.3g}){}",
+              rec.k, s.objective.name, rec.objective, rec.kl, rec.regularised, rec.reward, rec.ess, rec.fit_rmse,
+              rec.target_std, std::isnan(rec.heldout) ? "" : fmt::format("  held-out DPO = {:.5f}", rec.heldout));
+  };
+  const std::string config_yaml = c.cfg.to_yaml(/*resolve=*/true);
+  hooks.on_step = [&](const ddo::DaState& st) {
+    ddo::save_da_checkpoint(ckpt_dir, f, st, config_yaml, sig, c.comm, int(s.da.iterations + 2));
+    ddo::maybe_inject_kill(st.next_k);
+  };
+  if (pairs) {
+    hooks.heldout = [&](ddo::Potential& pot) {
+      torch::NoGradGuard no_grad;
+      auto fa = pot->forward(pairs->xa.to(c.device)).to(torch::kDouble).cpu();
+      auto fb = pot->forward(pairs->xb.to(c.device)).to(torch::kDouble).cpu();
+      return pairs->loss(c, fb - fa).first;  // ℓ(x_a) − ℓ(x_b) = f(x_b) − f(x_a): Z cancels
+    };
+  }
+  auto records = ddo::run_dual_averaging(f, x_ref, r, *objective, da, state, hooks, shard, c.comm);
   Json iters = Json::array();
-  auto records = ddo::run_dual_averaging(f, x_ref, r, *objective, da, [&](const ddo::DaRecord& rec) {
-    log::info("q_{}: {} = {:.5f}  KL = {:.4f}  G = {:.5f}  E_q[r] = {:.4f}  ESS = {:.0f}  fit rmse = {:.3g} (target std {:.3g})",
-              rec.k, a.objective, rec.objective, rec.kl, rec.regularised, rec.reward, rec.ess, rec.fit_rmse, rec.target_std);
-    iters.push_back(record_json(rec));
-  });
+  for (const auto& rec : records) iters.push_back(record_json(rec));
   out["iterations"] = iters;
   out["da_seconds"] = seconds_since(t0);
-  torch::save(f, (std::filesystem::path(a.out) / "potential.pt").string());
+  if (c.root()) torch::save(f, (fs::path(s.run_dir) / "potential.pt").string());
   f->eval();
   for (auto& p : f->parameters()) p.requires_grad_(false);
 
-  // 3. The exact tilt of the trained reference: SIR of a pool of reference samples by exp(−f).
-  log::info("exact tilt: SIR of {} reference samples", a.pool);
-  auto pool = eval::sample(*ref.model, *ref.schedule, spec, a.pool, derive_seed(a.seed, "ddo/pool")).to(device);
-  torch::Tensor f_pool;
-  {
-    torch::NoGradGuard no_grad;
-    f_pool = f->forward(pool).cpu();
-  }
-  const auto pool_stats = ddo::tilt_stats(f_pool);
-  auto exact = ddo::sir_resample(pool, f_pool, a.n, derive_seed(a.seed, "ddo/sir"));
-  // Noise floor: SIR of the two halves of the pool against each other.
-  const int64_t half = a.pool / 2;
-  auto sir_a = ddo::sir_resample(pool.narrow(0, 0, half), f_pool.narrow(0, 0, half), a.n, derive_seed(a.seed, "ddo/sir_a"));
-  auto sir_b = ddo::sir_resample(pool.narrow(0, half, half), f_pool.narrow(0, half, half), a.n, derive_seed(a.seed, "ddo/sir_b"));
-  auto plain = pool.narrow(0, 0, a.n);
-  Json s;
-  s["pool"] = a.pool;
-  s["pool_ess"] = pool_stats.ess;
-  s["pool_kl"] = pool_stats.kl;
-  s["exact_reward"] = (ddo::tilt_weights(f_pool) * reward->score(pool, {}).to(torch::kDouble).cpu()).sum().item<double>();
-  s["n"] = a.n;
-  s["energy_floor_sir_halves"] = eval::energy_distance(sir_a.cpu(), sir_b.cpu());
-  s["energy_reference_vs_exact"] = eval::energy_distance(plain.cpu(), exact.cpu());
-  s["reference_reward"] = mean_reward(*reward, plain);
+  // 3. Sampling the final tilt: exact (SIR), Tweedie and nested h-transform.
+  out["sampling"] = evaluate_sampling(c, f);
+  if (c.root()) write_json((fs::path(s.run_dir) / "ddo.json").string(), out);
+  c.comm->barrier();
+  return 0;
+}
 
-  // 4. h-transform samples.
-  diffusion::ScoreFn ref_fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    return ref.model->forward(x, t.to(torch::kInt64), {});
+// Every checkpoint to evaluate: a file, or a run / ckpt dir (its latest, or with --all-checkpoints every one).
+std::vector<std::string> policy_checkpoints(const std::string& path, bool all) {
+  if (!all || fs::is_regular_file(path)) return {methods::resolve_checkpoint(path)};
+  const auto dir = fs::exists(fs::path(path) / "ckpt") ? (fs::path(path) / "ckpt").string() : path;
+  ckpt::CheckpointStore store(dir);
+  std::vector<std::string> out;
+  for (auto step : store.steps()) out.push_back(store.path(step));
+  DUALIGN_CHECK(!out.empty(), "--policy {}: no checkpoints in {}", path, dir);
+  return out;
+}
+
+// True DPO objective of trained diffusion policies on the held-out pairs: ℓ = log q_θ − log p_ref by PF-ODE.
+int evaluate_policies(Context& c, const DdoArgs& a) {
+  DUALIGN_CHECK(c.s.eval_pairs > 0, "--policy needs ddo.eval_pairs > 0 (the held-out pairs to evaluate on)");
+  DUALIGN_CHECK(!a.out.empty(), "--policy needs --out FILE.json");
+  EvalPairs pairs(c, c.s.eval_pairs);
+  diffusion::LikelihoodConfig lc;
+  lc.time.num_steps = a.ode_steps;
+  lc.divergence = "exact";
+  auto log_p = [&](methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const torch::Tensor& x) {
+    diffusion::ScoreFn fn = [&](const torch::Tensor& xt, const torch::Tensor& t) {
+      return model.forward(xt, t.to(torch::kInt64), {});
+    };
+    std::vector<torch::Tensor> parts;
+    for (int64_t start = 0; start < x.size(0); start += c.spec.batch_size) {
+      auto xb = x.narrow(0, start, std::min(c.spec.batch_size, x.size(0) - start)).to(c.device);
+      parts.push_back(diffusion::pf_ode_log_likelihood(schedule, fn, xb, lc).detach().to(torch::kCPU, torch::kDouble));
+    }
+    return parts.empty() ? torch::zeros({0}, torch::kDouble) : torch::cat(parts, 0);
   };
-  ddo::PotentialFn f_fn = [&](const torch::Tensor& x) { return f->forward(x); };
-  const uint64_t hseed = derive_seed(a.seed, "ddo/h_transform");
-  t0 = std::chrono::steady_clock::now();
-  eval::SampleSpec tw = spec;
-  tw.guidance = ddo::tweedie_guidance(ref_fn, *ref.schedule, f_fn);
-  auto x_tw = eval::sample(*ref.model, *ref.schedule, tw, a.n, hseed);
-  s["tweedie_seconds"] = seconds_since(t0);
-  s["energy_tweedie_vs_exact"] = eval::energy_distance(x_tw, exact.cpu());
-  s["tweedie_reward"] = mean_reward(*reward, x_tw.to(device));
-  log::info("Tweedie h-transform: energy distance to the exact tilt {:.5f} (reference {:.5f}, floor {:.5f})",
-            s["energy_tweedie_vs_exact"].get<double>(), s["energy_reference_vs_exact"].get<double>(),
-            s["energy_floor_sir_halves"].get<double>());
-  if (a.nested_n > 0) {
-    t0 = std::chrono::steady_clock::now();
-    eval::SampleSpec ne = spec;
-    ne.batch_size = std::max<int64_t>(1, a.batch / a.nested_chains);
-    ne.guidance = ddo::nested_guidance(ref_fn, *ref.schedule, f_fn,
-                                       {a.nested_chains, a.nested_steps, 1.0, derive_seed(a.seed, "ddo/nested")});
-    auto x_ne = eval::sample(*ref.model, *ref.schedule, ne, a.nested_n, hseed);
-    s["nested_n"] = a.nested_n;
-    s["nested_chains"] = a.nested_chains;
-    s["nested_steps"] = a.nested_steps;
-    s["nested_seconds"] = seconds_since(t0);
-    s["energy_nested_vs_exact"] = eval::energy_distance(x_ne, exact.cpu());
-    s["energy_tweedie_vs_exact_same_n"] = eval::energy_distance(x_tw.narrow(0, 0, std::min(a.n, a.nested_n)), exact.cpu());
-    s["nested_reward"] = mean_reward(*reward, x_ne.to(device));
-    log::info("nested MC h-transform (M = {}, S = {}): energy distance {:.5f} in {:.0f} s", a.nested_chains,
-              a.nested_steps, s["energy_nested_vs_exact"].get<double>(), s["nested_seconds"].get<double>());
+  auto t0 = std::chrono::steady_clock::now();
+  auto ref_a = log_p(*c.ref.model, *c.ref.schedule, pairs.xa), ref_b = log_p(*c.ref.model, *c.ref.schedule, pairs.xb);
+  Json out;
+  out["reference"] = c.ref.checkpoint;
+  out["dpo_beta"] = c.s.objective.dpo_beta;
+  out["eval_pairs"] = {{"n", c.s.eval_pairs}, {"checksum", pairs.checksum}, {"dpo_beta", c.s.objective.dpo_beta}};
+  out["ode_steps"] = a.ode_steps;
+  out["world_size"] = c.comm->size();
+  Json rows = Json::array();
+  for (const auto& policy : a.policies) {
+    for (const auto& file : policy_checkpoints(policy, a.all_checkpoints)) {
+      auto pol = eval::load_trained_model(file, c.device);
+      pol.model->freeze();
+      auto la = log_p(*pol.model, *pol.schedule, pairs.xa) - ref_a;
+      auto lb = log_p(*pol.model, *pol.schedule, pairs.xb) - ref_b;
+      const auto [loss, acc] = pairs.loss(c, la - lb);
+      // E_ref[ℓ] = −KL(p_ref ‖ q_θ), over both halves of the pairs.
+      const double mean_ell = ddo::sum_all(c.comm, (la.sum() + lb.sum()).item<double>()) / double(2 * c.s.eval_pairs);
+      const int64_t step = ckpt::CheckpointReader(file).attr_int("step");
+      log::info("{} (step {}): true DPO objective {:.5f}, pair accuracy {:.3f}, E_ref[log q/p_ref] {:.4f}", file, step,
+                loss, acc, mean_ell);
+      rows.push_back({{"policy", policy}, {"checkpoint", file}, {"step", step}, {"true_dpo", loss},
+                      {"pair_accuracy", acc}, {"mean_ref_log_ratio", mean_ell}});
+    }
   }
-  out["sampling"] = s;
-  if (shape[0] == 2) eval::write_scatter_png((std::filesystem::path(a.out) / "samples.png").string(), x_tw, exact.cpu());
+  out["policies"] = rows;
+  out["seconds"] = seconds_since(t0);
+  if (c.root()) write_json(a.out, out);
+  c.comm->barrier();
+  return 0;
+}
 
-  const auto path = (std::filesystem::path(a.out) / "ddo.json").string();
-  {
-    std::ofstream file(path + ".tmp");
-    DUALIGN_CHECK(file.good(), "--out {}: cannot write {}", a.out, path);
-    file << out.dump(2) << "\n";
-    DUALIGN_CHECK(file.good(), "--out {}: write failed", a.out);
+int run(const DdoArgs& a) {
+  config::ComposeOptions co;
+  co.config_dir = resolve_config_dir(a.config_dir);
+  co.config_name = a.config_name;
+  co.overrides = a.overrides;
+  if (a.cfg == "job") {  // print the composed config and exit (no MPI)
+    std::fputs(config::Config::compose(co).to_yaml(a.resolve).c_str(), stdout);
+    return 0;
   }
-  std::filesystem::rename(path + ".tmp", path);
-  log::info("wrote {}", path);
+  DUALIGN_CHECK(a.cfg.empty(), "--cfg: unknown value '{}' (supported: job)", a.cfg);
+  int argc = 0;
+  char** argv = nullptr;
+  const dist::World& world = dist::init(argc, argv);
+  int rc = dist::run_guarded([&] {
+    auto comm = dist::make_comm(world, torch::kCPU);
+    co.now = std::chrono::system_clock::time_point(std::chrono::seconds(comm->broadcast_int64(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count())));
+    config::Config cfg = config::Config::compose(co);
+    auto s = ddo::DdoSettings::read(cfg);
+    const int threads = s.threads > 0 ? s.threads
+                                      : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, world.local_size));
+    at::set_num_threads(threads);
+    const auto device = eval::pick_device(s.device);
+    std::unique_ptr<rewards::Reward> reward = rewards::make_reward(cfg.section("ddo").section("reward"), device);
+    eval::TrainedModel ref;
+    try {
+      ref = eval::load_trained_model(s.reference, device);
+    } catch (const Error& e) {
+      fail("config key 'ddo.reference' ({}): {}", s.reference, e.what());
+    }
+    ref.model->freeze();
+    const auto shape = ref.model->sample_shape();
+    DUALIGN_CHECK(shape.size() == 1, "ddo.reference {}: ddo needs flat samples (points), the model draws {} dims",
+                  ref.checkpoint, shape.size());
+    eval::SampleSpec spec;
+    spec.sampler = eval::sampler_config(s.sampler.kind, s.sampler.steps, s.sampler.eta);
+    spec.batch_size = s.sampler.batch;
+    Context c{cfg, s, comm.get(), device, std::move(ref), std::move(reward), spec};
+    return a.policies.empty() ? run_ddo(c) : evaluate_policies(c, a);
+  });
+  dist::finalize();
+  return rc;
 }
 
 void add_ddo_command(CLI::App& cli) {
   auto a = std::make_shared<DdoArgs>();
-  auto* cmd = cli.add_subcommand("ddo", "Direct Distributional Optimization: dual averaging over tilts of a reference, h-transform sampling");
-  cmd->add_option("--reference", a->reference, "Reference: checkpoint file, ckpt dir or run dir")->required();
-  cmd->add_option("--reward", a->reward, "Reward YAML ({kind: gmm_target, target: [2.5, 0]})")->required();
-  cmd->add_option("--objective", a->objective, "rlhf | dpo")->capture_default_str();
-  cmd->add_option("--beta", a->beta, "KL coefficient β of G = F + β KL(q ‖ p_ref)")->capture_default_str();
-  cmd->add_option("--beta-prime", a->beta_prime, "DA's extra entropic coefficient β′ (< 0: = β)")->capture_default_str();
-  cmd->add_option("--dpo-beta", a->dpo_beta, "β_d of the DPO logit β_d (ℓ(x_w) − ℓ(x_l))")->capture_default_str();
-  cmd->add_option("--partners", a->partners, "DPO: partner samples per reference sample")->capture_default_str();
-  cmd->add_option("--iterations", a->iterations, "DA iterations K")->capture_default_str();
-  cmd->add_option("--out", a->out, "Output directory (ddo.json, potential.pt, samples.png)")->required();
-  cmd->add_option("--n-ref", a->n_ref, "Reference samples for DA (drawn once)")->capture_default_str();
-  cmd->add_option("--hidden", a->hidden, "Potential MLP width")->capture_default_str();
-  cmd->add_option("--depth", a->depth, "Potential MLP hidden layers")->capture_default_str();
-  cmd->add_option("--fit-steps", a->fit_steps, "Adam steps per DA fit")->capture_default_str();
-  cmd->add_option("--fit-batch", a->fit_batch, "Fit mini-batch")->capture_default_str();
-  cmd->add_option("--fit-lr", a->fit_lr, "Fit learning rate")->capture_default_str();
-  cmd->add_option("-n,--count", a->n, "h-transform (Tweedie) and SIR samples")->capture_default_str();
-  cmd->add_option("--pool", a->pool, "Reference pool for the exact tilt (SIR)")->capture_default_str();
-  cmd->add_option("--nested-n", a->nested_n, "Nested-MC h-transform samples (0: skip)")->capture_default_str();
-  cmd->add_option("--nested-chains", a->nested_chains, "Inner chains M per outer step")->capture_default_str();
-  cmd->add_option("--nested-steps", a->nested_steps, "Inner DDIM (η = 1) steps S")->capture_default_str();
-  cmd->add_option("--sampler", a->sampler, "Outer sampler: ddim | ddpm")->capture_default_str();
-  cmd->add_option("--steps", a->steps, "Outer sampler steps")->capture_default_str();
-  cmd->add_option("--eta", a->eta, "Outer DDIM eta")->capture_default_str();
-  cmd->add_option("--batch", a->batch, "Rows per model call")->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Seed")->capture_default_str();
-  cmd->add_option("--device", a->device, "auto | cpu | cuda[:N]")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "CPU threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
-  cmd->callback([a] { run_ddo(*a); });
+  auto* cmd = cli.add_subcommand("ddo", "Direct Distributional Optimization: dual averaging over tilts of a reference, "
+                                        "h-transform sampling (dualign ddo experiment=gmm_ddo_dpo [key=value ...])");
+  cmd->add_option("--cfg", a->cfg, "Print the composed config and exit ('job')");
+  cmd->add_flag("--resolve", a->resolve, "With --cfg job: resolve ${...} interpolations before printing");
+  cmd->add_option("--config-dir", a->config_dir, "Config directory (default: $DUALIGN_CONFIG_DIR or ./configs)");
+  cmd->add_option("--config-name", a->config_name, "Primary config file name without .yaml")->capture_default_str();
+  cmd->add_option("--policy", a->policies,
+                  "Instead of DA: evaluate the true DPO objective of these trained diffusion policies (checkpoint "
+                  "file, ckpt dir or run dir) on the held-out pairs (ddo.eval_pairs) by PF-ODE log-ratios");
+  cmd->add_flag("--all-checkpoints", a->all_checkpoints, "With --policy: every checkpoint in the run's ckpt dir");
+  cmd->add_option("--out", a->out, "With --policy: output JSON file");
+  cmd->add_option("--ode-steps", a->ode_steps, "With --policy: RK4 steps of the PF-ODE likelihood")->capture_default_str();
+  cmd->add_option("overrides", a->overrides, "Config overrides (experiment=gmm_ddo_dpo ddo.beta=0.5 ...)");
+  cmd->callback([a] { set_exit_code(run(*a)); });
 }
 
 const bool registered = register_command(add_ddo_command);

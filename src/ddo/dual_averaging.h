@@ -7,10 +7,14 @@
 // (the fitting error of f_k carries over, as in the paper's Algorithm D1). f_1 = 0, i.e. q_1 = p_ref.
 // RLHF: g = −r for every k, so T_{k+1} = −r · W_k / (β W_k + β′): one step with β′ = 0 gives f = −r/β, and
 // with β′ > 0 the iterates approach it as W_k grows (the fixed point q ∝ p_ref e^{r/β}).
+// Under MPI each rank holds its shard of the reference samples; the objective's statistics are all-reduced
+// and the fit's gradients summed, so f_k is the same on every rank. The loop can start from a saved state
+// (f_k, k, the records so far): the fit seeds depend only on k, so a resumed run repeats an uninterrupted one.
 #pragma once
 #include <torch/torch.h>
 
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "ddo/objective.h"
@@ -35,15 +39,33 @@ struct DaRecord {
   double reward = 0;     // E_{q_k}[r]
   double fit_rmse = 0;   // RMSE of the fit of f_k to its target T_k (0 for k = 1)
   double target_std = 0;
+  double heldout = std::numeric_limits<double>::quiet_NaN();  // DaHooks::heldout(f_k), if given
+};
+inline constexpr int64_t kDaRecordFields = 10;
+torch::Tensor records_to_tensor(const std::vector<DaRecord>& records);  // [K, kDaRecordFields] float64
+std::vector<DaRecord> records_from_tensor(const torch::Tensor& t);     // errors name the shape
+
+// Where the loop stands: the record of q_{next_k} is the next to be made (next_k = 1: a fresh start, f = 0).
+struct DaState {
+  int64_t next_k = 1;
+  std::vector<DaRecord> records;  // of q_1 .. q_{next_k − 1}
+  FitResult last_fit;             // the fit that produced f_{next_k}
+};
+
+struct DaHooks {
+  std::function<void(const DaRecord&)> on_record;  // each new record (collective calls allowed)
+  std::function<void(const DaState&)> on_step;     // after each fit: f holds f_{next_k} (checkpoint here)
+  std::function<double(Potential&)> heldout;       // an extra statistic of f_k logged in every record
 };
 
 // T_{k+1} from f_k and g_k on the reference samples (k ≥ 1, w_j = j).
 torch::Tensor da_target(const torch::Tensor& f_k, const torch::Tensor& g_k, int64_t k, double beta, double beta_prime);
 
-// Runs `options.iterations` DA steps, fitting `f` in place (it must start at f = 0). x_ref [N, D] reference
-// samples, r [N] their rewards (for the log). `on_record` (optional) sees each record as it is made.
+// Runs DA up to `options.iterations` steps, fitting `f` in place. From `state` (default: a fresh start, f must
+// be 0) to the record of q_{K+1}. x_ref [n_local, D] this rank's reference samples (`shard`), r [n_local] their
+// rewards (for the log). Returns all records (the state's and the new ones). Collective under MPI.
 std::vector<DaRecord> run_dual_averaging(Potential& f, const torch::Tensor& x_ref, const torch::Tensor& r,
-                                         const Objective& objective, const DaOptions& options,
-                                         const std::function<void(const DaRecord&)>& on_record = {});
+                                         const Objective& objective, const DaOptions& options, DaState state = {},
+                                         const DaHooks& hooks = {}, const Shard& shard = {}, dist::Comm* comm = nullptr);
 
 }  // namespace dualign::ddo

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "dist/comm.h"
 #include "util/error.h"
 
 namespace dualign::ddo {
@@ -40,35 +41,64 @@ void PotentialImpl::rescale_output(double scale) {
   out_scale_.fill_(scale);
 }
 
-FitResult fit_potential(Potential& f, const torch::Tensor& x, const torch::Tensor& target, const FitOptions& o) {
+namespace {
+
+// Sums every parameter's gradient over ranks in one collective (the potential is a few 10k floats).
+void sum_gradients(Potential& f, dist::Comm* comm) {
+  if (!comm || comm->size() == 1) return;
+  std::vector<torch::Tensor> grads;
+  for (auto& p : f->parameters()) grads.push_back(p.grad().defined() ? p.grad().flatten() : torch::zeros({p.numel()}));
+  auto flat = torch::cat(grads).contiguous();
+  sum_all_(comm, flat);
+  int64_t offset = 0;
+  for (auto& p : f->parameters()) {
+    p.mutable_grad() = flat.narrow(0, offset, p.numel()).view_as(p).clone();
+    offset += p.numel();
+  }
+}
+
+}  // namespace
+
+FitResult fit_potential(Potential& f, const torch::Tensor& x, const torch::Tensor& target, const FitOptions& o,
+                        const Shard& shard_in, dist::Comm* comm) {
   DUALIGN_CHECK(x.dim() == 2 && target.dim() == 1 && x.size(0) == target.size(0),
                 "fit_potential: expected x [N, D] and target [N], got {} and {}", c10::str(x.sizes()),
                 c10::str(target.sizes()));
   DUALIGN_CHECK(o.steps >= 0 && o.batch >= 1 && o.lr > 0, "fit_potential: steps >= 0, batch >= 1 and lr > 0 required");
-  auto y = (target - target.mean()).to(torch::kFloat32);
-  const double std = y.std(false).item<double>();
-  const double scale = std > 1e-12 ? std : 1.0;
+  const Shard shard = shard_in.total == 0 ? whole(x.size(0)) : shard_in;
+  DUALIGN_CHECK(shard.count == x.size(0), "fit_potential: {} rows on this rank, its shard holds {}", x.size(0), shard.count);
+  const int64_t n = shard.total;
+  auto td = target.to(torch::kDouble);
+  const double mean = sum_all(comm, td.sum().item<double>()) / double(n);
+  auto y = (td - mean).to(torch::kFloat32);
+  const double var = sum_all(comm, (td - mean).pow(2).sum().item<double>()) / double(n);
+  const double sd = std::sqrt(var);
+  const double scale = sd > 1e-12 ? sd : 1.0;
   f->rescale_output(scale);  // warm start: the same function, output scaled like the new targets
   const auto device = x.device();
   torch::optim::Adam opt(f->parameters(), torch::optim::AdamOptions(o.lr));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  const int64_t n = x.size(0);
+  const bool full = n <= o.batch;
+  const double denom = double(full ? n : o.batch);
   for (int64_t step = 0; step < o.steps; ++step) {
     torch::Tensor xb = x, yb = y;
-    if (n > o.batch) {
-      auto idx = torch::randint(n, {o.batch}, gen, torch::kLong).to(device);
-      xb = x.index_select(0, idx);
-      yb = y.index_select(0, idx);
+    if (!full) {  // global indices, the same on every rank; keep the ones this rank holds
+      auto idx = torch::randint(n, {o.batch}, gen, torch::kLong);
+      auto mine = idx.masked_select((idx >= shard.begin) & (idx < shard.begin + shard.count)) - shard.begin;
+      xb = x.index_select(0, mine.to(device));
+      yb = y.index_select(0, mine.to(device));
     }
-    auto loss = (f->forward(xb) / scale - yb / scale).pow(2).mean();
+    auto loss = (f->forward(xb) / scale - yb / scale).pow(2).sum() / denom;
     opt.zero_grad();
     loss.backward();
+    sum_gradients(f, comm);
     opt.step();
   }
   torch::NoGradGuard no_grad;
-  auto pred = f->forward(x);
-  auto resid = pred - pred.mean() - y;
-  return {resid.pow(2).mean().sqrt().item<double>(), std};
+  auto pred = f->forward(x).to(torch::kDouble);
+  const double pred_mean = sum_all(comm, pred.sum().item<double>()) / double(n);
+  const double sq = sum_all(comm, (pred - pred_mean - y.to(torch::kDouble)).pow(2).sum().item<double>());
+  return {std::sqrt(sq / double(n)), sd};
 }
 
 }  // namespace dualign::ddo

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "ddo/collective.h"
+
 namespace dualign::ddo {
 
 struct PotentialOptions {
@@ -45,7 +47,12 @@ struct FitResult {
 };
 
 // Regresses f(x_i) ≈ target_i + c (c a free constant: targets are centred) by MSE over the points, warm
-// started from f's current weights. x [N, D], target [N].
-FitResult fit_potential(Potential& f, const torch::Tensor& x, const torch::Tensor& target, const FitOptions& options);
+// started from f's current weights. x [n_local, D], target [n_local]: this rank's rows of the global set
+// (`shard`; shard.total == 0: one process with all of them). Data-parallel: the mini-batch is drawn as global
+// indices from the same generator on every rank, each rank back-propagates the squared errors of the rows it
+// holds divided by the global batch size, and the gradients are summed over ranks before each Adam step, so
+// every rank takes the same step (the single-process step up to float summation order) and f stays identical.
+FitResult fit_potential(Potential& f, const torch::Tensor& x, const torch::Tensor& target, const FitOptions& options,
+                        const Shard& shard = {}, dist::Comm* comm = nullptr);
 
 }  // namespace dualign::ddo

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 
 #include "ddo/dual_averaging.h"
 #include "ddo/h_transform.h"
@@ -81,6 +82,104 @@ TEST(DdoObjective, DpoFirstVariationMatchesFiniteDifferences) {
   EXPECT_NEAR(fd, analytic, 1e-6 * std::max(1.0, std::abs(fd)));
   // The unregularised optimum f* = −r/β_d is a stationary point: its first variation vanishes.
   EXPECT_LT(dpo->first_variation(-r / 1.5).abs().max().item<double>(), 1e-12);
+}
+
+TEST(DdoObjective, KtoFirstVariationMatchesFiniteDifferences) {
+  // The KTO value with the tilt's own KL as reference point; its first variation includes the reference
+  // point's (C · ℓ_q). Same finite-difference identity as for DPO; thresholds and class weights non-trivial.
+  torch::manual_seed(3);
+  const int64_t n = 50;
+  auto r = torch::randn({n}, torch::kDouble);
+  ObjectiveOptions o;
+  o.name = "kto";
+  o.kto_beta = 1.7;
+  o.kto_threshold = 0.3;
+  o.kto_desirable_weight = 1.3;
+  o.kto_undesirable_weight = 0.6;
+  auto kto = make_objective(o, r);
+  for (int trial = 0; trial < 3; ++trial) {
+    auto f = torch::randn({n}, torch::kDouble) * 0.7;
+    auto h = torch::randn({n}, torch::kDouble);
+    const double eps = 1e-5;
+    const double fd = (kto->value(f + eps * h) - kto->value(f - eps * h)) / (2 * eps);
+    auto pi = tilt_weights(f);
+    auto g = kto->first_variation(f);
+    const double analytic = -(g * pi * (h - (pi * h).sum())).sum().item<double>();
+    EXPECT_NEAR(fd, analytic, 1e-7 * std::max(1.0, std::abs(fd))) << "trial " << trial;
+    EXPECT_NEAR(g.mean().item<double>(), 0.0, 1e-12);
+  }
+  // At the reference (f = 0) every v = 1/2: F = E[λ]/2.
+  auto desirable = (r >= 0.3).to(torch::kDouble);
+  const double want = 0.5 * (desirable * 1.3 + (1 - desirable) * 0.6).mean().item<double>();
+  EXPECT_NEAR(kto->value(torch::zeros({n}, torch::kDouble)), want, 1e-12);
+}
+
+TEST(DdoObjective, KtoMedianThresholdAndBadOptions) {
+  auto r = torch::arange(10, torch::kDouble);
+  ObjectiveOptions o;
+  o.name = "kto";
+  auto kto = make_objective(o, r);  // median 4.0 (torch's lower median): 6 desirable of 10
+  EXPECT_NEAR(kto->value(torch::zeros({10}, torch::kDouble)), 0.5, 1e-12);
+  o.kto_threshold = 100;  // nobody desirable
+  EXPECT_THROW(make_objective(o, r), std::exception);
+  o.name = "ipo";
+  EXPECT_THROW(make_objective(o, r), std::exception);
+}
+
+TEST(DdoShard, BlocksCoverTheGlobalSetInOrder) {
+  for (int world : {1, 2, 3, 5}) {
+    int64_t next = 0;
+    for (int rank = 0; rank < world; ++rank) {
+      auto s = make_shard(1000, 64, rank, world);
+      EXPECT_EQ(s.begin, next) << world << " ranks, rank " << rank;
+      EXPECT_EQ(s.begin, std::min<int64_t>(s.first_block * 64, 1000));
+      EXPECT_EQ(s.counts[size_t(rank)], s.count);
+      next += s.count;
+    }
+    EXPECT_EQ(next, 1000) << world << " ranks";
+  }
+}
+
+TEST(DdoDualAveraging, ResumeFromASavedStateRepeatsTheRun) {
+  // A run's state after its second fit (f_3 with parameters and output buffers, the records) resumed in a
+  // fresh potential ends bitwise where the uninterrupted run ends.
+  torch::manual_seed(4);
+  auto x = torch::rand({64, 2}) * 4 - 2;
+  auto r = -(x - torch::tensor({1.0f, 0.0f})).pow(2).sum(1);
+  auto objective = make_dpo_objective(r, 1.0, 32);
+  DaOptions o;
+  o.beta = 1.0;
+  o.iterations = 3;
+  o.fit = {100, 32, 5e-3, 1};
+  Potential full(PotentialOptions{2, 16, 2});
+  DaState saved;
+  std::map<std::string, torch::Tensor> saved_state;
+  DaHooks hooks;
+  hooks.on_step = [&](const DaState& st) {
+    if (st.next_k != 3) return;
+    saved = st;
+    for (const auto& p : full->named_parameters()) saved_state[p.key()] = p.value().detach().clone();
+    for (const auto& b : full->named_buffers()) saved_state[b.key()] = b.value().clone();
+  };
+  auto want = run_dual_averaging(full, x, r, *objective, o, {}, hooks);
+  ASSERT_EQ(want.size(), 4u);
+  ASSERT_EQ(saved.next_k, 3);
+  saved.records = records_from_tensor(records_to_tensor(saved.records));  // through the checkpoint format
+  Potential resumed(PotentialOptions{2, 16, 2});
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : resumed->named_parameters()) p.value().copy_(saved_state.at(p.key()));
+    for (auto& b : resumed->named_buffers()) b.value().copy_(saved_state.at(b.key()));
+  }
+  auto got = run_dual_averaging(resumed, x, r, *objective, o, saved);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].k, want[i].k);
+    EXPECT_DOUBLE_EQ(got[i].objective, want[i].objective) << "record " << i;
+    EXPECT_DOUBLE_EQ(got[i].fit_rmse, want[i].fit_rmse) << "record " << i;
+  }
+  auto pf = full->parameters(), pr = resumed->parameters();
+  for (size_t i = 0; i < pf.size(); ++i) EXPECT_TRUE(torch::equal(pf[i], pr[i])) << "parameter " << i;
 }
 
 class DdoHTransform : public ::testing::TestWithParam<std::string> {};
