@@ -47,7 +47,7 @@ print(r['dual/right/lambda'], r['dual/top/lambda'])" "$out/dual/metrics.jsonl")
 say "5/6 evaluate ($eval_n samples, training sampler)"
 for run in dual equal; do
   for kl in path pfode; do
-    [[ $kl == path ]] && kl_args=(--kl path --kl-steps 20 --kl-n 2000) || kl_args=(--kl pfode --kl-n 300 --kl-steps 100)
+    [[ $kl == path ]] && kl_args=(--kl path --kl-sampler ddim --kl-steps 20 --kl-n 2000) || kl_args=(--kl pfode --kl-n 200 --kl-steps 60)
     timed "$bin" eval --model "$out/$run" --reference "$root/gmm/sft" --reward configs/reward/gmm_target.yaml \
       --reward configs/reward/gmm_target_top.yaml -n "$eval_n" --sampler ddim --steps 20 --eta 1 --seed 11 \
       --batch 4000 --threads "$threads" "${kl_args[@]}" --out "$out/$run/eval_$kl.json" > /dev/null
