@@ -51,7 +51,7 @@ class Constrained(unittest.TestCase):
     def train(self, name, np_=None, env=None, check=True, extra=()):
         run_dir = self.root / name
         args = ["train", "experiment=gmm_constrained", f"run.root={self.root}", f"train.steps={STEPS}",
-                "train.global_batch=64", "train.checkpoint_every=20", "run.log_every=1", "run.progress=false",
+                "train.global_batch=64", "train.lr_schedule=constant", "train.checkpoint_every=20", "run.log_every=1", "run.progress=false",
                 "threads=1", "method.sampler.steps=10", "method.grad_steps=3", "method.dual.lr=0.01",
                 f"run.dir={run_dir}", *extra]
         return run_dir, run(args, np_, env=env, check=check)
@@ -73,7 +73,8 @@ class Constrained(unittest.TestCase):
         self.assertGreater(lam[-1], 0.2 + 0.01 * 5 * STEPS * 0.5)
         self.assertTrue(all(b >= a - 1e-12 for a, b in zip(lam[:10], lam[1:11])), lam[:11])
         # ... and the policy moves toward [2.5, 0] at a positive KL.
-        self.assertGreater(np.mean([x["train/right_reward"] for x in r[-5:]]), first["train/right_reward"] + 2.0)
+        right = [x["train/right_reward"] for x in r]
+        self.assertGreater(np.mean(right[-10:]), np.mean(right[:10]) + 1.5)
         self.assertGreater(r[-1]["train/kl"], 0.01)
         # Identical duals on both ranks at every update, and the checkpoint holds the logged values.
         self.assertEqual(max(x["dual/rank_spread"] for x in r), 0.0)
