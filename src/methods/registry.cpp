@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "methods/constrained.h"
 #include "methods/method.h"
 #include "methods/sft.h"
 #include "util/error.h"
@@ -21,8 +22,10 @@ std::unique_ptr<Method> make_method(const config::Section& method, const MethodC
     built = make_dmpo(method, ctx);
   } else if (name == "kto") {
     built = make_kto(method, ctx);
+  } else if (name == "constrained") {
+    built = make_constrained(method, ctx);
   } else {
-    fail("config key '{}': unknown method '{}' (known: sft, dpo, dmpo, kto)", method.path("name"), name);
+    fail("config key '{}': unknown method '{}' (known: sft, dpo, dmpo, kto, constrained)", method.path("name"), name);
   }
   method.finish();
   return built;

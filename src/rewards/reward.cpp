@@ -36,13 +36,15 @@ class GmmTargetReward : public Reward {
   std::string key_;
 };
 
-// r(x) = log Σ_{c ∈ classes} p(c | x) (output log_prob) or Σ p(c | x) (output prob).
+// r(x) = log Σ_{c ∈ classes} p(c | x) (output log_prob) or Σ p(c | x) (output prob). Differentiable in x (inside
+// [-1, 1], where the input clamp passes gradients) when x requires grad.
 class ClassifierReward : public Reward {
  public:
   ClassifierReward(std::string path, std::vector<int64_t> classes, bool log_prob, const torch::Device& device)
       : path_(std::move(path)), classes_(std::move(classes)), log_prob_(log_prob), device_(device) {
     auto loaded = load_classifier(path_, device);
     model_ = loaded.model;
+    for (auto& p : model_->parameters()) p.requires_grad_(false);  // a fixed scorer; gradients only reach x
     accuracy_ = loaded.test_accuracy;
     classes_index_ = torch::tensor(classes_, torch::kLong).to(device);
   }
@@ -55,7 +57,8 @@ class ClassifierReward : public Reward {
   }
 
   torch::Tensor score(const torch::Tensor& x, const methods::Condition&) override {
-    torch::NoGradGuard no_grad;
+    // Differentiable in x when x requires grad (reward back-propagation, method=constrained); else no graph.
+    torch::AutoGradMode grad_mode(torch::GradMode::is_enabled() && x.requires_grad());
     std::vector<torch::Tensor> parts;
     for (int64_t start = 0; start < x.size(0); start += kChunk) {
       // Samplers may step slightly outside the data range; the classifier was trained on [-1, 1].

@@ -33,6 +33,27 @@ class GmmSource : public DataSource {
   ShardSpec shard_;
 };
 
+// No data, only the batch identity (step, micro, seed, this rank's slice of global_micro_batch): for methods that
+// sample from the policy itself (constrained alignment). x is an empty [local, 0] tensor, so local_size() works.
+class NoDataSource : public DataSource {
+ public:
+  explicit NoDataSource(ShardSpec shard) : shard_(shard) {}
+
+  methods::Batch next(int64_t step, int64_t micro) override {
+    methods::Batch b;
+    b.step = step;
+    b.micro = micro;
+    b.seed = derive_seed(shard_.seed, "batch", {step, micro});
+    b.global_size = shard_.global_micro_batch;
+    b.offset = shard_.local_offset();
+    b.x = torch::empty({shard_.local_size(), 0}, torch::TensorOptions().device(shard_.device));
+    return b;
+  }
+
+ private:
+  ShardSpec shard_;
+};
+
 eval::Gmm read_gmm(const config::Section& data) {
   auto means = data.get<std::vector<std::vector<double>>>("means");
   auto weights = data.get<std::vector<double>>("weights");
@@ -52,7 +73,11 @@ std::unique_ptr<DataSource> make_data_source(const config::Section& data, const 
     return std::make_unique<GmmSource>(std::move(gmm), shard);
   }
   if (kind == "h5") return make_h5_source(data, shard);
-  fail("config key '{}': unknown data kind '{}' (known: gmm, h5)", data.path("kind"), kind);
+  if (kind == "none") {
+    data.finish();
+    return std::make_unique<NoDataSource>(shard);
+  }
+  fail("config key '{}': unknown data kind '{}' (known: gmm, h5, none)", data.path("kind"), kind);
 }
 
 }  // namespace dualign::train

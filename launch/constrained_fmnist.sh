@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Constrained alignment on Fashion-MNIST 14x14 with two competing classifier rewards (experiment=fmnist_constrained):
+#   footwear = p(sandal, sneaker, ankle boot | x) >= 0.45   and   tops = p(t-shirt, pullover, coat, shirt | x) >= 0.45
+# Needs the data, classifiers and reference of launch/fmnist_pipeline.sh steps 1-3 (data/fmnist14/*, outputs/fmnist/
+# pretrain). Runs the constrained method and the equal-weight baseline (method.dual.lr=0, λ = $EQUAL) under mpirun
+# -np $NP, then evaluates E r_i ± SE on $EVAL_N fresh samples (training sampler: DDIM η=1, 10 steps) and the path KL,
+# and writes $root/fmnist/constrained/summary.json. Extra arguments go to both training runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${DUALIGN_BIN:-build/bin/dualign}
+py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
+root=${RUN_ROOT:-outputs}
+data_dir=${DATA_DIR:-data}
+np=${NP:-2}
+equal=${EQUAL:-1.0}
+eval_n=${EVAL_N:-1000}
+threads=${THREADS:-$(nproc)}
+per_rank=$(( threads / np > 0 ? threads / np : 1 ))
+out=$root/fmnist/constrained
+mkdir -p "$out"
+say() { echo "[constrained-fmnist $(date +%H:%M:%S)] $*"; }
+timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
+for f in "$data_dir/fmnist14/reward_classifier.h5" "$root/fmnist/pretrain/ckpt/latest"; do
+  [[ -e $f ]] || { echo "missing $f: run launch/fmnist_pipeline.sh (steps 1-3) first" >&2; exit 2; }
+done
+train() { OMP_NUM_THREADS=$per_rank timed bash launch/local.sh -np "$np" train experiment=fmnist_constrained \
+  run.root="$root" data_dir="$data_dir" run.progress=false threads="$per_rank" "$@"; }
+
+say "1/4 constrained (mpirun -np $np)"
+train run.dir="$out/dual" "$@"
+say "2/4 equal weights $equal (mpirun -np $np)"
+train run.dir="$out/equal" method.dual.lr=0 method.dual.init="$equal" "$@"
+
+say "3/4 evaluate ($eval_n samples, training sampler)"
+for c in footwear:5,7,9 tops:0,2,4,6; do
+  printf 'kind: classifier\ncheckpoint: %s\nclasses: [%s]\noutput: prob\n' "$data_dir/fmnist14/reward_classifier.h5" \
+    "${c#*:}" > "$out/${c%%:*}.yaml"
+done
+for run in dual equal; do
+  timed "$bin" eval --model "$out/$run" --reference "$root/fmnist/pretrain" --reward "$out/footwear.yaml" \
+    --reward "$out/tops.yaml" -n "$eval_n" --sampler ddim --steps 10 --eta 1 --seed 11 --batch 500 \
+    --threads "$threads" --kl path --kl-sampler ddim --kl-steps 10 --kl-n 500 --out "$out/$run/eval.json" > /dev/null
+done
+
+say "4/4 summary -> $out/summary.json"
+"$py" - "$out" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+b = {"footwear": 0.45, "tops": 0.45}
+keys = {"footwear": "", "tops": "/tops"}
+summary = {"thresholds": b, "runs": {}}
+for run in ["dual", "equal"]:
+    ev = json.loads((out / run / "eval.json").read_text())
+    rows = [json.loads(l) for l in (out / run / "metrics.jsonl").read_text().splitlines()]
+    lam = [r for r in rows if "dual/footwear/lambda" in r][-1]
+    kl_train = [r for r in rows if "train/kl" in r][-1]["train/kl"]
+    r = {"kl_path": ev["kl"], "kl_path_se": ev["kl_se"], "kl_train_estimate_last": kl_train,
+         "lambda": {c: lam[f"dual/{c}/lambda"] for c in b}, "constraints": {}}
+    for c, thr in b.items():
+        m, se = ev[f"reward{keys[c]}/mean"], ev[f"reward{keys[c]}/se"]
+        r["constraints"][c] = {"mean": m, "se": se, "threshold": thr, "met_within_2se": m + 2 * se >= thr,
+                               "reference_mean": ev[f"reward_ref{keys[c]}/mean"]}
+    r["all_met"] = all(v["met_within_2se"] for v in r["constraints"].values())
+    summary["runs"][run] = r
+(out / "summary.json").write_text(json.dumps(summary, indent=1))
+print(f"{'run':6} {'E footwear ± se (b=0.45)':>26} {'E tops ± se (b=0.45)':>24} {'path KL':>14}  lambda")
+for run, r in summary["runs"].items():
+    c = r["constraints"]
+    f = lambda k: f"{c[k]['mean']:.3f} ± {c[k]['se']:.3f} {'ok' if c[k]['met_within_2se'] else 'MISS'}"
+    print(f"{run:6} {f('footwear'):>26} {f('tops'):>24} {r['kl_path']:8.3f}±{r['kl_path_se']:.3f}  "
+          f"{r['lambda']['footwear']:.3f} {r['lambda']['tops']:.3f}")
+ref = summary["runs"]["dual"]["constraints"]
+print(f"reference: footwear {ref['footwear']['reference_mean']:.3f}, tops {ref['tops']['reference_mean']:.3f}")
+PY

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Constrained alignment on the 2-D mixture, end to end (a few minutes on 2 cores):
+#   1. reference   experiment=gmm_sft (skipped when $root/gmm/sft exists)
+#   2. constrained experiment=gmm_constrained under mpirun -np $NP: E r_right >= -4, E r_top >= -8, dual ascent
+#   3. baseline    the same with fixed equal weights (method.dual.lr=0, λ = $EQUAL for both)
+#   4. exact       λ* of the exact solution p* ∝ p_ref exp(λ*ᵀr) from $REF_N reference samples
+#                  (data_tools/constrained_dual_check.py), and what fixed equal weights give exactly
+#   5. evaluate    E r_i ± SE on $EVAL_N fresh samples with the training sampler (DDIM η=1, 20 steps), path KL
+#                  (the training estimator: Lemma 1 weights, same sampler) and PF-ODE KL to the reference
+#   6. summary     $root/gmm/constrained/summary.json: per run E r_i, SE, met (E r_i + 2 SE >= b_i), KL, λ
+# Extra arguments go to both training runs (e.g. seed=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${DUALIGN_BIN:-build/bin/dualign}
+py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
+root=${RUN_ROOT:-outputs}
+np=${NP:-2}
+equal=${EQUAL:-0.2}
+eval_n=${EVAL_N:-4000}
+ref_n=${REF_N:-200000}
+threads=${THREADS:-$(nproc)}
+per_rank=$(( threads / np > 0 ? threads / np : 1 ))
+out=$root/gmm/constrained
+mkdir -p "$out"
+say() { echo "[constrained-gmm $(date +%H:%M:%S)] $*"; }
+timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
+train() { OMP_NUM_THREADS=$per_rank timed bash launch/local.sh -np "$np" train experiment=gmm_constrained \
+  run.root="$root" run.progress=false threads="$per_rank" "$@"; }
+
+say "1/6 reference (experiment=gmm_sft)"
+[[ -f $root/gmm/sft/ckpt/latest ]] || timed "$bin" train experiment=gmm_sft run.root="$root" run.progress=false \
+  threads="$threads"
+
+say "2/6 constrained (mpirun -np $np)"
+train run.dir="$out/dual" "$@"
+say "3/6 equal weights $equal (mpirun -np $np)"
+train run.dir="$out/equal" method.dual.lr=0 method.dual.init="$equal" "$@"
+
+say "4/6 exact dual solution from $ref_n reference samples"
+[[ -f $out/reference_samples.h5 ]] || timed "$bin" sample --model "$root/gmm/sft" -n "$ref_n" --sampler ddim --steps 20 \
+  --eta 1 --batch 20000 --seed 7 --threads "$threads" --out "$out/reference_samples.h5"
+lambda=$("$py" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if 'dual/right/lambda' in l][-1]; \
+print(r['dual/right/lambda'], r['dual/top/lambda'])" "$out/dual/metrics.jsonl")
+"$py" data_tools/constrained_dual_check.py --samples "$out/reference_samples.h5" --target 2.5 0 --threshold -4 \
+  --target 0 2.5 --threshold -8 --learned $lambda --equal "$equal" --out "$out/exact.json" > /dev/null
+
+say "5/6 evaluate ($eval_n samples, training sampler)"
+for run in dual equal; do
+  for kl in path pfode; do
+    [[ $kl == path ]] && kl_args=(--kl path --kl-sampler ddim --kl-steps 20 --kl-n 2000) || kl_args=(--kl pfode --kl-n 200 --kl-steps 60)
+    timed "$bin" eval --model "$out/$run" --reference "$root/gmm/sft" --reward configs/reward/gmm_target.yaml \
+      --reward configs/reward/gmm_target_top.yaml -n "$eval_n" --sampler ddim --steps 20 --eta 1 --seed 11 \
+      --batch 4000 --threads "$threads" "${kl_args[@]}" --out "$out/$run/eval_$kl.json" > /dev/null
+  done
+done
+
+say "6/6 summary -> $out/summary.json"
+"$py" - "$out" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+b = {"right": -4.0, "top": -8.0}
+keys = {"right": "", "top": "/gmm_target_top"}
+summary = {"thresholds": b, "exact": json.loads((out / "exact.json").read_text()), "runs": {}}
+for run in ["dual", "equal"]:
+    ev = json.loads((out / run / "eval_path.json").read_text())
+    ev_ode = json.loads((out / run / "eval_pfode.json").read_text())
+    last = [json.loads(l) for l in (out / run / "metrics.jsonl").read_text().splitlines() if "train/kl" in l][-1]
+    lam = [json.loads(l) for l in (out / run / "metrics.jsonl").read_text().splitlines() if "dual/right/lambda" in l][-1]
+    r = {"kl_path": ev["kl"], "kl_path_se": ev["kl_se"], "kl_pfode": ev_ode["kl"], "kl_pfode_se": ev_ode["kl_se"],
+         "kl_train_estimate_last": last["train/kl"], "lambda": {c: lam[f"dual/{c}/lambda"] for c in b}, "constraints": {}}
+    for c, thr in b.items():
+        m, se = ev[f"reward{keys[c]}/mean"], ev[f"reward{keys[c]}/se"]
+        r["constraints"][c] = {"mean": m, "se": se, "threshold": thr, "met_within_2se": m + 2 * se >= thr,
+                               "reference_mean": ev[f"reward_ref{keys[c]}/mean"]}
+    r["all_met"] = all(v["met_within_2se"] for v in r["constraints"].values())
+    summary["runs"][run] = r
+(out / "summary.json").write_text(json.dumps(summary, indent=1))
+print(f"{'run':6} {'E r_right ± se (b=-4)':>24} {'E r_top ± se (b=-8)':>22} {'path KL':>14} {'PF-ODE KL':>14}  lambda")
+for run, r in summary["runs"].items():
+    c = r["constraints"]
+    f = lambda k: f"{c[k]['mean']:.3f} ± {c[k]['se']:.3f} {'ok' if c[k]['met_within_2se'] else 'MISS'}"
+    print(f"{run:6} {f('right'):>24} {f('top'):>22} {r['kl_path']:8.3f}±{r['kl_path_se']:.3f} "
+          f"{r['kl_pfode']:8.3f}±{r['kl_pfode_se']:.3f}  {r['lambda']['right']:.3f} {r['lambda']['top']:.3f}")
+e = summary["exact"]
+print(f"exact: lambda* = {e['lambda_star']}, E*[r] = {e['reward_mean_at_optimum']}, KL* = {e['kl_optimum']:.3f}")
+PY
