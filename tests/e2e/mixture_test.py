@@ -91,6 +91,30 @@ class Mixture(unittest.TestCase):
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
         self.assertEqual(lambdas(straight)[-1], lambdas(killed)[-1])
 
+    def test_classes_of_an_h5_dataset_are_the_groups(self):
+        # An imbalanced labelled points file (4 components, label 3 kept at ~1/8 of the others' rate).
+        pts = self.root.parent / "points.h5"
+        run(["data", "gmm", "--out", str(pts), "-n", "4000", "--components", "4", "--seed", "1"])
+        with h5py.File(pts, "r") as f:
+            labels, points = f["labels"][()], f["points"][()]
+        keep = (labels != 3) | (np.arange(len(labels)) % 8 == 0)
+        with h5py.File(pts, "r+") as f:
+            del f["labels"], f["points"]
+            f["labels"], f["points"] = labels[keep], points[keep]
+        counts = np.bincount(labels[keep], minlength=4)
+        run_dir = self.root / "h5groups"
+        run(["train", "method=mixture", "data=gmm_pairs", f"data.path={pts}", "+data.group=class", "method.groups=4",
+             "method.group_names=[a,b,c,d]", f"method.group_frequency=[{','.join(map(str, counts))}]",
+             "method.dual.every=5", "method.dual.lr=0.01", f"run.dir={run_dir}", "train.steps=40",
+             "train.global_batch=128", "train.warmup_steps=5", "run.log_every=1", "run.progress=false", "threads=1"], 2)
+        rs = metrics(run_dir)
+        share = np.array([np.mean([r[f"train/{g}_share"] for r in rs if "train/loss" in r]) for g in "abcd"])
+        np.testing.assert_allclose(share, counts / counts.sum(), atol=0.02)
+        last = [r for r in rs if "dual/a/lambda" in r][-1]
+        lam = np.array([last[f"dual/{g}/lambda"] for g in "abcd"])
+        self.assertAlmostEqual(lam.sum(), 1.0, places=12)
+        self.assertEqual(last["dual/rank_spread"], 0.0)
+
     def test_data_without_groups_is_refused(self):
         _, p = self.train("nogroups", check=False, extra=["~data.groups"])
         self.assertNotEqual(p.returncode, 0)

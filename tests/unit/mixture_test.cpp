@@ -136,9 +136,9 @@ TEST(Mixture, LossIsTheLambdaWeightedEpsMse) {
   Fixture f(method_yaml("weighting: batch, estimate: mse,"));
   auto m = f.method();
   Batch b;
-  b.x = torch::randn({8, 2});
-  b.group = torch::tensor({0, 1, 1, 1, 0, 1, 1, 1}, torch::kInt64);
-  b.global_size = 8;
+  b.x = torch::randn({32, 2});
+  b.group = torch::tensor({0, 1, 1, 1, 0, 1, 1, 1}, torch::kInt64).repeat({4});  // shares 1/4, 3/4
+  b.global_size = 32;
   b.seed = 11;
   auto out = m->loss(*f.policy, b);
   // The same draws as the method: λ = (1/2, 1/2) → ½ mean_0 + ½ mean_1 of the per-sample ε-MSE.
