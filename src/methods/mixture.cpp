@@ -59,6 +59,8 @@ MixtureSettings MixtureSettings::read(const config::Section& cfg) {
   s.thresholds = per_group(cfg, "thresholds", s.groups, 0.0);
   s.reference_dtype = cfg.get<std::string>("reference_dtype", s.reference_dtype);
   s.baseline_decay = cfg.get<double>("baseline_decay", s.baseline_decay);
+  s.elbo_t_min = cfg.get<int64_t>("elbo_t_min", s.elbo_t_min);
+  if (s.elbo_t_min < 0) fail("config key '{}': must be >= 0, got {}", cfg.path("elbo_t_min"), s.elbo_t_min);
   if (s.baseline_decay < 0 || s.baseline_decay >= 1)
     fail("config key '{}': must be in [0, 1) (0 disables the baseline), got {}", cfg.path("baseline_decay"),
          s.baseline_decay);
@@ -113,14 +115,18 @@ namespace {
 
 class Mixture : public Method {
  public:
-  Mixture(MixtureSettings s, const MethodContext& ctx, const std::string& ref_key)
+  Mixture(MixtureSettings s, const MethodContext& ctx, const std::string& ref_key, const std::string& t_min_key)
       : s_(std::move(s)),
         schedule_(ctx.schedule),
         device_(ctx.device),
         comm_(ctx.comm),
         duals_(s_.names, s_.dual),
-        elbo_w_(elbo_weights(ctx.schedule).to(torch::kFloat32).to(ctx.device)) {
+        elbo_w_(elbo_weights(ctx.schedule).to(torch::kFloat32)) {
     const int64_t T = ctx.schedule.num_train_timesteps();
+    if (s_.elbo_t_min >= T)
+      fail("config key '{}': must be below the {} diffusion timesteps, got {}", t_min_key, T, s_.elbo_t_min);
+    elbo_w_.narrow(0, 0, s_.elbo_t_min).zero_();  // the ELBO of the data noised to level t_min
+    elbo_w_ = elbo_w_.to(ctx.device);
     baseline_ = torch::zeros({T}, torch::kFloat64);
     baseline_seen_ = torch::zeros({T}, torch::kFloat64);
     base_sum_ = torch::zeros({T}, torch::kFloat64);
@@ -278,7 +284,7 @@ class Mixture : public Method {
 }  // namespace
 
 std::unique_ptr<Method> make_mixture(const config::Section& cfg, const MethodContext& ctx) {
-  return std::make_unique<Mixture>(MixtureSettings::read(cfg), ctx, cfg.path("reference_dtype"));
+  return std::make_unique<Mixture>(MixtureSettings::read(cfg), ctx, cfg.path("reference_dtype"), cfg.path("elbo_t_min"));
 }
 
 }  // namespace dualign::methods

@@ -205,6 +205,8 @@ TEST(Mixture, BadConfigsFailNamingTheKey) {
   expect_error(method_yaml("thresholds: [1, 2, 3],"), "method.thresholds");
   expect_error("method: {name: mixture, groups: 2, group_frequency: [1, 0], dual: {}}\n", "method.group_frequency");
   expect_error(method_yaml("baseline_decay: 1.0,"), "method.baseline_decay");
+  expect_error(method_yaml("elbo_t_min: 1000,"), "method.elbo_t_min");  // T = 1000 timesteps
+  expect_error(method_yaml("elbo_t_min: -1,"), "method.elbo_t_min");
   expect_error(method_yaml("no_such_key: 1,"), "method.no_such_key");
 }
 
