@@ -30,15 +30,18 @@ def final_duals(run_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--root", required=True, type=pathlib.Path, help="<run.root>/fair")
+    ap.add_argument("--minority", nargs="+", type=int, default=[2, 4, 6], help="classes kept at 10%% in training")
     ap.add_argument("--out", required=True, type=pathlib.Path)
     a = ap.parse_args()
     ev_c = json.loads((a.root / "eval_constrained.json").read_text())
-    ev_s = json.loads((a.root / "eval_sft.json").read_text())
-    models = {"sft": model_stats(ev_s, "classes"), "sft_continued": model_stats(ev_c, "classes_ref"),
-              "constrained": model_stats(ev_c, "classes")}
+    models = {}
+    if (a.root / "eval_sft.json").exists():  # the model before fine-tuning (optional)
+        models["sft"] = model_stats(json.loads((a.root / "eval_sft.json").read_text()), "classes")
+    models["sft_continued"] = model_stats(ev_c, "classes_ref")
+    models["constrained"] = model_stats(ev_c, "classes")
     base = models["sft_continued"]["tv_uniform"]
     out = {"n_samples": ev_c["n"], "sampler": f'{ev_c["sampler"]} {ev_c["steps"]} steps', "classifier": ev_c["classes/classifier"],
-           "frechet_data": ev_c.get("classes/frechet_data"), "minority_classes": [2, 4, 6], "models": models,
+           "frechet_data": ev_c.get("classes/frechet_data"), "minority_classes": a.minority, "models": models,
            "tv_ratio_constrained_vs_sft_continued": models["constrained"]["tv_uniform"] / base,
            "tv_at_least_halved": models["constrained"]["tv_uniform"] <= 0.5 * base,
            "final_lambda": final_duals(a.root / "mixture")}
@@ -53,7 +56,7 @@ def main():
     lam = out["final_lambda"]
     rows.append("| final λ (constrained) | " + " | ".join(f"{lam.get(c, float('nan')):.3f}" for c in CLASSES) + " | | | |")
     md = (f"Generated class shares ({out['n_samples']} samples per model, {out['sampler']}, held-out classifier); "
-          f"minority classes 2, 4, 6 at 10% in the training data.\n\n" + "\n".join(rows) +
+          f"minority classes {', '.join(map(str, a.minority))} at 10% in the training data.\n\n" + "\n".join(rows) +
           f"\n\nTV(constrained) / TV(sft_continued) = {out['tv_ratio_constrained_vs_sft_continued']:.3f} "
           f"(at least halved: {out['tv_at_least_halved']})\n")
     a.out.with_suffix(".md").write_text(md)
