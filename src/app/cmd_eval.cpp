@@ -15,7 +15,10 @@
 #include <numeric>
 
 #include "app/commands.h"
+#include "data/h5.h"
+#include "data/h5_tensor.h"
 #include "eval/cli_support.h"
+#include "eval/distances.h"
 #include "eval/implicit.h"
 #include "eval/kl.h"
 #include "eval/metrics.h"
@@ -32,7 +35,7 @@ namespace dualign::app {
 namespace {
 
 struct EvalArgs {
-  std::string model, reference, heldout_reward, pairs, classifier, out, png, kl = "auto", kl_sampler = "ddpm";
+  std::string model, reference, heldout_reward, pairs, classifier, frechet_data, out, png, kl = "auto", kl_sampler = "ddpm";
   std::string sampler = "ddim", classes, device = "auto";
   std::vector<std::string> rewards;
   int64_t n = 512, steps = 50, batch = 256, class_id = -1, kl_n = 256, kl_steps = 0, pairs_n = 1000, t_draws = 4;
@@ -206,6 +209,24 @@ void run_eval(const EvalArgs& a) {
     class_stats(out, "classes", eval::class_histogram(eval::class_probabilities(probs, xp, a.batch)));
     class_stats(out, "classes_ref", eval::class_histogram(eval::class_probabilities(probs, xr, a.batch)));
     out["classes/classifier"] = ckpt;
+    if (!a.frechet_data.empty()) {
+      // Fréchet distance of the classifier's logits: generated samples vs real images (e.g. the balanced test set).
+      auto f = h5::File::open(a.frechet_data);
+      DUALIGN_CHECK(f.exists("images"), "--frechet-data {}: no dataset 'images'", a.frechet_data);
+      auto real = h5::read_tensor(f, "images").to(torch::kFloat32).div(127.5).sub(1.0);
+      torch::NoGradGuard no_grad;
+      auto logits = [&](const torch::Tensor& x) {
+        std::vector<torch::Tensor> parts;
+        for (int64_t i = 0; i < x.size(0); i += a.batch)
+          parts.push_back(clf.model->forward(x.narrow(0, i, std::min(a.batch, x.size(0) - i)).to(device).clamp(-1, 1)).cpu());
+        return torch::cat(parts);
+      };
+      auto real_logits = logits(real);
+      out["classes/frechet"] = eval::frechet_distance(logits(xp), real_logits);
+      out["classes_ref/frechet"] = eval::frechet_distance(logits(xr), real_logits);
+      out["classes/frechet_data"] = a.frechet_data;
+      out["classes/frechet_data_n"] = real.size(0);
+    }
   }
 
   if (!a.pairs.empty()) {
@@ -252,6 +273,9 @@ void add_eval_command(CLI::App& cli) {
   cmd->add_option("--t-draws", a->t_draws, "(t, eps) draws per pair for the implicit accuracy")->capture_default_str();
   cmd->add_option("--beta", a->beta, "beta of the reported mean DPO logit")->capture_default_str();
   cmd->add_option("--classifier", a->classifier, "YAML with `checkpoint:` of an image classifier (a classifier reward file works)");
+  cmd->add_option("--frechet-data", a->frechet_data,
+                  "With --classifier: images HDF5 (uint8 `images`, e.g. the test set); adds the Frechet distance of the "
+                  "classifier's logits between generated samples and these images");
   cmd->add_option("-n,--count", a->n, "Samples per model")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed (x_T shared by both models)")->capture_default_str();
   cmd->add_option("--out", a->out, "Output JSON (one flat object)")->required();

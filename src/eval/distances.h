@@ -8,4 +8,8 @@ namespace dualign::eval {
 // x [n, D], y [m, D]; computed in float64 in blocks so 10k x 10k fits in memory.
 double energy_distance(const torch::Tensor& x, const torch::Tensor& y);
 
+// Fréchet distance between Gaussians fitted to two feature sets x [n, D], y [m, D] (FID's formula):
+//   ‖μ_x − μ_y‖² + tr(Σ_x + Σ_y − 2 (Σ_x^½ Σ_y Σ_x^½)^½), float64, square roots by symmetric eigendecomposition.
+double frechet_distance(const torch::Tensor& x, const torch::Tensor& y);
+
 }  // namespace dualign::eval

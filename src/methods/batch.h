@@ -17,6 +17,7 @@ struct Batch {
   torch::Tensor score_w;    // [local] reward of x (pairs: the winner), if the dataset has it
   torch::Tensor score_l;    // [local] reward of the loser, if known
   torch::Tensor desirable;  // [local] 1/0 labels of unpaired samples (KTO), else undefined
+  torch::Tensor group;      // [local] int64 dataset/group id of each row (mixture composition), else undefined
   int64_t offset = 0;    // first global index of this rank's slice
   int64_t global_size = 0;
   int64_t step = 0, micro = 0;

@@ -10,6 +10,7 @@ namespace dualign::methods {
 std::unique_ptr<Method> make_dpo(const config::Section& cfg, const MethodContext& ctx);
 std::unique_ptr<Method> make_dmpo(const config::Section& cfg, const MethodContext& ctx);
 std::unique_ptr<Method> make_kto(const config::Section& cfg, const MethodContext& ctx);
+std::unique_ptr<Method> make_mixture(const config::Section& cfg, const MethodContext& ctx);
 
 std::unique_ptr<Method> make_method(const config::Section& method, const MethodContext& ctx) {
   auto name = method.get<std::string>("name");
@@ -24,8 +25,11 @@ std::unique_ptr<Method> make_method(const config::Section& method, const MethodC
     built = make_kto(method, ctx);
   } else if (name == "constrained") {
     built = make_constrained(method, ctx);
+  } else if (name == "mixture") {
+    built = make_mixture(method, ctx);
   } else {
-    fail("config key '{}': unknown method '{}' (known: sft, dpo, dmpo, kto, constrained)", method.path("name"), name);
+    fail("config key '{}': unknown method '{}' (known: sft, dpo, dmpo, kto, constrained, mixture)", method.path("name"),
+         name);
   }
   method.finish();
   return built;

@@ -10,10 +10,12 @@ namespace dualign::train {
 namespace {
 
 // Exact samples from a Gaussian mixture: the global micro-batch is drawn from the stream (seed, step, micro)
-// and sliced, so any number of ranks sees the same global batch.
+// and sliced, so any number of ranks sees the same global batch. With `groups` (one id per component) each row
+// also carries the group of the component it came from (Batch::group): several datasets in one stream.
 class GmmSource : public DataSource {
  public:
-  GmmSource(eval::Gmm gmm, ShardSpec shard) : gmm_(std::move(gmm)), shard_(shard) {}
+  GmmSource(eval::Gmm gmm, std::vector<int64_t> groups, ShardSpec shard)
+      : gmm_(std::move(gmm)), groups_(std::move(groups)), shard_(shard) {}
 
   methods::Batch next(int64_t step, int64_t micro) override {
     methods::Batch b;
@@ -21,15 +23,27 @@ class GmmSource : public DataSource {
     b.micro = micro;
     b.seed = derive_seed(shard_.seed, "batch", {step, micro});
     auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(b.seed, "data"));
-    auto all = gmm_.sample(shard_.global_micro_batch, gen);
     b.global_size = shard_.global_micro_batch;
     b.offset = shard_.local_offset();
+    if (groups_.empty()) {
+      auto all = gmm_.sample(shard_.global_micro_batch, gen);
+      b.x = all.narrow(0, b.offset, shard_.local_size()).to(shard_.device);
+      return b;
+    }
+    // The same draws as Gmm::sample, keeping the component of each row.
+    const int64_t n = shard_.global_micro_batch;
+    auto k = at::multinomial(gmm_.weights, n, /*replacement=*/true, gen);
+    auto noise = at::normal(0.0, 1.0, {n, gmm_.dim()}, gen).to(torch::kFloat64);
+    auto all = (gmm_.means.index_select(0, k) + gmm_.std * noise).to(torch::kFloat32);
+    auto group = torch::tensor(groups_, torch::kInt64).index_select(0, k);
     b.x = all.narrow(0, b.offset, shard_.local_size()).to(shard_.device);
+    b.group = group.narrow(0, b.offset, shard_.local_size()).to(shard_.device);
     return b;
   }
 
  private:
   eval::Gmm gmm_;
+  std::vector<int64_t> groups_;  // component -> group id; empty: no groups
   ShardSpec shard_;
 };
 
@@ -69,8 +83,14 @@ std::unique_ptr<DataSource> make_data_source(const config::Section& data, const 
   auto kind = data.get<std::string>("kind");
   if (kind == "gmm") {
     auto gmm = read_gmm(data);
+    auto groups = data.get<std::vector<int64_t>>("groups", {});
     data.finish({"kind"});
-    return std::make_unique<GmmSource>(std::move(gmm), shard);
+    if (!groups.empty() && static_cast<int64_t>(groups.size()) != gmm.means.size(0))
+      fail("config key '{}': {} group ids for {} mixture components", data.path("groups"), groups.size(),
+           gmm.means.size(0));
+    for (int64_t g : groups)
+      if (g < 0) fail("config key '{}': group ids must be >= 0, got {}", data.path("groups"), g);
+    return std::make_unique<GmmSource>(std::move(gmm), std::move(groups), shard);
   }
   if (kind == "h5") return make_h5_source(data, shard);
   if (kind == "none") {

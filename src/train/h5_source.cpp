@@ -1,5 +1,6 @@
 #include "train/h5_source.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "config/config.h"
@@ -25,6 +26,7 @@ std::string first_file(const std::string& path) {
 
 struct Layout {
   std::string x, x_l, score_w, score_l, desirable, class_id, text;
+  std::string group;  // the class labels again, as Batch::group (mixture composition over classes)
 };
 
 Layout layout_of(const std::string& format, const std::string& condition, const std::string& file,
@@ -45,6 +47,7 @@ Layout layout_of(const std::string& format, const std::string& condition, const 
   } else {
     fail("dataset '{}' has format '{}', which the trainer cannot read", file, format);
   }
+  l.group = l.class_id;
   if (condition != "class") l.class_id.clear();
   if (condition != "text") l.text.clear();
   DUALIGN_CHECK(condition == "none" || !(condition == "class" ? l.class_id : l.text).empty(),
@@ -80,6 +83,7 @@ class H5Source : public DataSource {
     b.desirable = field(layout_.desirable, torch::kFloat32);
     b.cond.class_id = field(layout_.class_id, torch::kInt64);
     b.cond.text = field(layout_.text, torch::kFloat32);
+    b.group = field(layout_.group, torch::kInt64);
     return b;
   }
 
@@ -97,7 +101,11 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   const auto condition = data.get<std::string>("condition", "none");
   const bool shuffle = data.get<bool>("shuffle", true);
   const int prefetch = static_cast<int>(data.get<int64_t>("prefetch", 2));
+  // `group: class` hands the labels to the method as group ids (Batch::group) whatever the condition.
+  const auto group = data.get<std::string>("group", "none");
   data.finish({"kind"});
+  DUALIGN_CHECK(group == "none" || group == "class", "config key '{}': expected none or class, got '{}'",
+                data.path("group"), group);
   DUALIGN_CHECK(condition == "none" || condition == "class" || condition == "text",
                 "config key '{}': expected none, class or text, got '{}'", data.path("condition"), condition);
   DUALIGN_CHECK(std::filesystem::exists(path), "config key '{}': dataset '{}' does not exist", data.path("path"),
@@ -105,6 +113,7 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   const auto file = first_file(path);
   const auto summary = data::validate(file, "", /*read_data=*/false);
   Layout layout = layout_of(summary.format, condition, file, data.path("condition"));
+  if (group == "none") layout.group.clear();
 
   data::LoaderOptions o;
   o.path = path;
@@ -116,12 +125,14 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   o.prefetch = prefetch;
   o.images_to_float = true;
   for (const auto* f : {&layout.x, &layout.x_l, &layout.score_w, &layout.score_l, &layout.desirable,
-                        &layout.class_id, &layout.text}) {
+                        &layout.class_id, &layout.text, &layout.group}) {
     if (f->empty()) continue;
     bool present = false;
     for (const auto& d : summary.datasets) present |= d.name == *f;
-    if (present) o.fields.push_back(*f);
+    if (present && std::find(o.fields.begin(), o.fields.end(), *f) == o.fields.end()) o.fields.push_back(*f);
   }
+  DUALIGN_CHECK(layout.group.empty() || std::find(o.fields.begin(), o.fields.end(), layout.group) != o.fields.end(),
+                "config key '{}': dataset '{}' has no '{}' to group by", data.path("group"), file, layout.group);
   DUALIGN_CHECK(summary.rows >= shard.global_micro_batch || std::filesystem::is_directory(path),
                 "dataset '{}' has {} samples, fewer than one global micro-batch of {}", path, summary.rows,
                 shard.global_micro_batch);

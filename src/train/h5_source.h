@@ -4,6 +4,8 @@
 //   points            x = points, cond.class_id = labels (when data.condition = class)
 //   preference_pairs  x = winner, x_l = loser, score_w / score_l when present, cond = class_id or text_embedding
 //   labelled_samples  x = samples, desirable, score_w = score when present, cond as for pairs
+// `data.group: class` also hands the labels to the method as Batch::group (e.g. mixture composition over the
+// classes of an unconditional model).
 // Global micro-batch k = step · grad_accum + micro is the Loader's k-th global batch, so the order (and a resume
 // from any step) is the same for every number of ranks.
 #pragma once

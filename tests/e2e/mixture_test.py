@@ -1,0 +1,125 @@
+"""Mixture composition (OR) by dual training on the 2-D two-dataset mixture (configs/data/gmm_or.yaml), with tiny
+budgets. Checks: np=1 and np=2 (mpirun) give the same losses and the same dual variables for the first steps, λ is
+identical on both ranks at every update (dual/rank_spread = 0), λ stays on the simplex and moves toward the
+2-mode dataset (the maximum-entropy side), a SIGKILLed run resumes with the same λ and weights as an
+uninterrupted one, and a dataset without group ids is refused with a clear message."""
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
+SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+STEPS = 120
+
+
+def run(args, np_=None, env=None, check=True):
+    cmd = ([*MPIRUN, "-np", str(np_)] if np_ else []) + [str(BIN), *args]
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=600, env=full_env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def metrics(run_dir):
+    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def lambdas(run_dir):
+    return [(r["step"], r["dual/d1/lambda"], r["dual/d2/lambda"]) for r in metrics(run_dir) if "dual/d1/lambda" in r]
+
+
+def checkpoint(run_dir, step):
+    with h5py.File(run_dir / "ckpt" / f"ckpt-{step:08d}.h5", "r") as f:
+        out = {}
+        for group in ("model", "method"):
+            f[group].visititems(lambda k, v: out.__setitem__(f"{group}/{k}", v[()]) if isinstance(v, h5py.Dataset) else None)
+        return out
+
+
+class Mixture(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = pathlib.Path(tempfile.mkdtemp()) / "runs"
+
+    def train(self, name, np_=None, env=None, check=True, extra=()):
+        run_dir = self.root / name
+        args = ["train", "experiment=gmm_mixture", f"run.root={self.root}", f"run.dir={run_dir}",
+                f"train.steps={STEPS}", "train.global_batch=256", "train.warmup_steps=10", "train.checkpoint_every=40",
+                "run.log_every=1", "run.progress=false", "threads=1", "method.dual.every=5", "method.dual.lr=0.02",
+                "method.dual.warmup_updates=0", *extra]
+        return run_dir, run(args, np_, env=env, check=check)
+
+    def test_np1_equals_np2_and_lambda_is_identical_on_every_rank(self):
+        d1, _ = self.train("np1")
+        d2, _ = self.train("np2", np_=2)
+        loss1 = [r["train/loss"] for r in metrics(d1) if "train/loss" in r]
+        loss2 = [r["train/loss"] for r in metrics(d2) if "train/loss" in r]
+        self.assertEqual(len(loss1), STEPS)
+        # Same global batches and draws at any world size; only the gradient reduction order differs.
+        np.testing.assert_allclose(loss1[:10], loss2[:10], rtol=1e-4)
+        l1, l2 = lambdas(d1), lambdas(d2)
+        self.assertEqual([s for s, *_ in l1], list(range(5, STEPS + 1, 5)))
+        np.testing.assert_allclose(np.array(l1)[:4, 1:], np.array(l2)[:4, 1:], atol=1e-4)
+        spreads = [r["dual/rank_spread"] for r in metrics(d2) if "dual/rank_spread" in r]
+        self.assertEqual(len(spreads), STEPS // 5)
+        self.assertEqual(max(spreads), 0.0)
+        for _, a, b in l1 + l2:
+            self.assertAlmostEqual(a + b, 1.0, places=12)  # simplex
+        # The 2-mode dataset d2 has the larger cross-entropy under the equal-weight model: its λ rises.
+        self.assertGreater(np.mean([b for _, _, b in l1[-5:]]), 0.55)
+        shares = [r["train/d2_share"] for r in metrics(d1) if "train/d2_share" in r]
+        self.assertAlmostEqual(np.mean(shares), 0.5, delta=0.02)  # the data stream itself is 50/50
+
+    def test_sigkill_and_resume_restores_lambda(self):
+        straight, _ = self.train("straight")
+        killed, p = self.train("killed", env={"DUALIGN_SIGKILL_AFTER_CHECKPOINT": "40"}, check=False)
+        self.assertNotEqual(p.returncode, 0, "the injected SIGKILL should end the first run")
+        _, p = self.train("killed")  # run.resume=auto: continues from step 40
+        self.assertIn("at step 40", p.stdout + p.stderr)
+        a, b = checkpoint(straight, STEPS), checkpoint(killed, STEPS)
+        self.assertIn("method/lambda", a)
+        self.assertNotAlmostEqual(float(a["method/lambda"][1]), 0.5, places=3)  # λ did move
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        self.assertEqual(lambdas(straight)[-1], lambdas(killed)[-1])
+
+    def test_classes_of_an_h5_dataset_are_the_groups(self):
+        # An imbalanced labelled points file (4 components, label 3 kept at ~1/8 of the others' rate).
+        pts = self.root.parent / "points.h5"
+        run(["data", "gmm", "--out", str(pts), "-n", "4000", "--components", "4", "--seed", "1"])
+        with h5py.File(pts, "r") as f:
+            labels, points = f["labels"][()], f["points"][()]
+        keep = (labels != 3) | (np.arange(len(labels)) % 8 == 0)
+        with h5py.File(pts, "r+") as f:
+            del f["labels"], f["points"]
+            f["labels"], f["points"] = labels[keep], points[keep]
+        counts = np.bincount(labels[keep], minlength=4)
+        run_dir = self.root / "h5groups"
+        run(["train", "method=mixture", "data=gmm_pairs", f"data.path={pts}", "+data.group=class", "method.groups=4",
+             "method.group_names=[a,b,c,d]", f"method.group_frequency=[{','.join(map(str, counts))}]",
+             "method.dual.every=5", "method.dual.lr=0.01", f"run.dir={run_dir}", "train.steps=40",
+             "train.global_batch=128", "train.warmup_steps=5", "run.log_every=1", "run.progress=false", "threads=1"], 2)
+        rs = metrics(run_dir)
+        share = np.array([np.mean([r[f"train/{g}_share"] for r in rs if "train/loss" in r]) for g in "abcd"])
+        np.testing.assert_allclose(share, counts / counts.sum(), atol=0.02)
+        last = [r for r in rs if "dual/a/lambda" in r][-1]
+        lam = np.array([last[f"dual/{g}/lambda"] for g in "abcd"])
+        self.assertAlmostEqual(lam.sum(), 1.0, places=12)
+        self.assertEqual(last["dual/rank_spread"], 0.0)
+
+    def test_data_without_groups_is_refused(self):
+        _, p = self.train("nogroups", check=False, extra=["~data.groups"])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("needs group ids", p.stdout + p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,6 @@
+# methods/mixture: OR composition by dual training — per-sample weights (exact / unbiased), ELBO weights against a
+# Gaussian entropy difference, the λ-weighted loss, the dual step's direction, state, config and batch errors.
+dualign_add_gtest(mixture_unit_tests
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/mixture_test.cpp
+  LIBS dualign_methods dualign_config LABELS unit)
+target_precompile_headers(mixture_unit_tests REUSE_FROM dualign_torch_pch)
