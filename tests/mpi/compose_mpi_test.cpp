@@ -8,7 +8,7 @@
 
 #include "compose/components.h"
 #include "compose/composer.h"
-#include "compose_self_comm.h"
+#include "common/self_comm.h"
 #include "config/config.h"
 #include "dist/comm.h"
 #include "dist/runtime.h"
@@ -70,7 +70,7 @@ void expect_same_trajectory(const std::string& mode) {
     distributed.run();
     for (const auto& r : distributed.history()) mine.insert(mine.end(), r.lambda_next.begin(), r.lambda_next.end());
   }
-  compose_test::SelfComm self;
+  test::SelfComm self;
   Composer single(components(), schedule(), {2}, settings(mode), self, torch::kCPU, mode == "primal" ? student() : nullptr);
   single.run();
   for (const auto& r : single.history()) reference.insert(reference.end(), r.lambda_next.begin(), r.lambda_next.end());

@@ -14,7 +14,7 @@
 #include "compose/exact_gmm.h"
 #include "compose/pointwise_kl.h"
 #include "compose/product_sampling.h"
-#include "compose_self_comm.h"
+#include "common/self_comm.h"
 #include "config/config.h"
 #include "methods/score_model.h"
 
@@ -193,7 +193,7 @@ std::vector<Component> unbalanced_triple() {
 }  // namespace
 
 TEST(ComposeDual, OneStepMovesWeightTowardTheLargerKl) {
-  compose_test::SelfComm comm;
+  test::SelfComm comm;
   auto s = small_settings("");
   s.rounds = 1;
   Composer c(unbalanced_triple(), schedule(), {2}, s, comm, torch::kCPU);
@@ -210,7 +210,7 @@ TEST(ComposeDual, OneStepMovesWeightTowardTheLargerKl) {
 }
 
 TEST(ComposeDual, ResumeContinuesTheSameTrajectory) {
-  compose_test::SelfComm comm;
+  test::SelfComm comm;
   const auto dir_a = temp_dir("straight"), dir_b = temp_dir("resumed");
   Composer straight(unbalanced_triple(), schedule(), {2}, small_settings(dir_a), comm, torch::kCPU);
   straight.run();

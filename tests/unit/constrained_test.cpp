@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "config/config.h"
+#include "common/self_comm.h"
 #include "dist/comm.h"
 #include "methods/method.h"
 #include "methods/path_kl.h"
@@ -27,24 +28,6 @@ config::Config config_from(const std::string& yaml) {
 class SelfWork : public dist::Work {
  public:
   void wait() override {}
-};
-class SelfComm : public dist::Comm {
- public:
-  std::string backend() const override { return "self"; }
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
-  c10::Device device() const override { return torch::kCPU; }
-  std::unique_ptr<dist::Work> all_reduce_async(const at::Tensor&, dist::ReduceOp) override { return std::make_unique<SelfWork>(); }
-  std::unique_ptr<dist::Work> broadcast_async(const at::Tensor&, int) override { return std::make_unique<SelfWork>(); }
-  std::unique_ptr<dist::Work> all_gather_async(const at::Tensor& out, const at::Tensor& in) override {
-    out.copy_(in);
-    return std::make_unique<SelfWork>();
-  }
-  std::unique_ptr<dist::Work> reduce_scatter_async(const at::Tensor& out, const at::Tensor& in, dist::ReduceOp) override {
-    out.copy_(in);
-    return std::make_unique<SelfWork>();
-  }
-  void barrier() override {}
 };
 
 // ε-prediction of the exact score of Gaussian data N(m, s² I): E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ m)/(ᾱ s² + 1 − ᾱ).
@@ -211,7 +194,7 @@ struct Fixture {
   diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
   config::Config cfg;
   std::shared_ptr<ScoreModel> policy;
-  SelfComm comm;
+  test::SelfComm comm;
 
   explicit Fixture(const std::string& method_yaml = kMethod) : cfg(config_from(std::string(kModel) + method_yaml)) {
     torch::manual_seed(7);

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "config/config.h"
+#include "common/self_comm.h"
 #include "dist/comm.h"
 #include "methods/method.h"
 #include "methods/mixture.h"
@@ -15,32 +16,6 @@ namespace dualign::methods {
 namespace {
 
 // A world of one process: collectives leave the tensors as they are.
-class SoloComm : public dist::Comm {
-  struct Done : dist::Work {
-    void wait() override {}
-  };
-
- public:
-  std::string backend() const override { return "solo"; }
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
-  c10::Device device() const override { return torch::kCPU; }
-  std::unique_ptr<dist::Work> all_reduce_async(const at::Tensor&, dist::ReduceOp) override { return done(); }
-  std::unique_ptr<dist::Work> broadcast_async(const at::Tensor&, int) override { return done(); }
-  std::unique_ptr<dist::Work> all_gather_async(const at::Tensor& out, const at::Tensor& in) override {
-    out.copy_(in.reshape(out.sizes()));
-    return done();
-  }
-  std::unique_ptr<dist::Work> reduce_scatter_async(const at::Tensor& out, const at::Tensor& in,
-                                                   dist::ReduceOp) override {
-    out.copy_(in.reshape(out.sizes()));
-    return done();
-  }
-  void barrier() override {}
-
- private:
-  static std::unique_ptr<dist::Work> done() { return std::make_unique<Done>(); }
-};
 
 config::Config config_from(const std::string& yaml) {
   config::Composed c;
@@ -59,7 +34,7 @@ struct Fixture {
   diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
   config::Config cfg;
   std::shared_ptr<ScoreModel> policy;
-  SoloComm comm;
+  test::SelfComm comm;
 
   explicit Fixture(const std::string& yaml) : cfg(config_from(std::string(kModel) + yaml)) {
     torch::manual_seed(7);

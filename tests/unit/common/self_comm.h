@@ -1,11 +1,11 @@
-// A world of one process behind the Comm interface: every collective is the identity. The compose tests use it
-// to run the composer without MPI (unit tests) and as the single-process reference under mpirun.
+// A world of one process behind the Comm interface: every collective is the identity. Unit tests use it to run
+// methods and the composer without MPI, and mpirun tests as the single-process reference.
 #pragma once
 #include <torch/torch.h>
 
 #include "dist/comm.h"
 
-namespace dualign::compose_test {
+namespace dualign::test {
 
 class SelfComm : public dist::Comm {
   struct Done : dist::Work {
@@ -34,4 +34,4 @@ class SelfComm : public dist::Comm {
   static std::unique_ptr<dist::Work> done() { return std::make_unique<Done>(); }
 };
 
-}  // namespace dualign::compose_test
+}  // namespace dualign::test
