@@ -66,8 +66,9 @@ MixtureSettings MixtureSettings::read(const config::Section& cfg) {
          s.baseline_decay);
   if (s.weighting != "frequency" && s.weighting != "batch")
     fail("config key '{}': expected frequency or batch, got '{}'", cfg.path("weighting"), s.weighting);
-  if (s.constraint != "cross_entropy" && s.constraint != "kl")
-    fail("config key '{}': expected cross_entropy or kl, got '{}'", cfg.path("constraint"), s.constraint);
+  if (s.constraint != "cross_entropy" && s.constraint != "kl" && s.constraint != "class_frequency")
+    fail("config key '{}': expected cross_entropy, kl or class_frequency, got '{}'", cfg.path("constraint"),
+         s.constraint);
   if (s.estimate != "elbo" && s.estimate != "mse")
     fail("config key '{}': expected elbo or mse, got '{}'", cfg.path("estimate"), s.estimate);
   if (s.constraint == "kl" && s.estimate != "elbo")
@@ -77,6 +78,12 @@ MixtureSettings MixtureSettings::read(const config::Section& cfg) {
          "each group in the training data)", cfg.path("group_frequency"));
   if (!cfg.has("dual")) fail("config section '{}' is missing (projection, lr, every, ...)", cfg.path("dual"));
   s.dual = dual::DualSettings::read(cfg.section("dual"), m);
+  if (s.constraint == "class_frequency") {
+    if (!cfg.has("class_frequency"))
+      fail("config section '{}' is missing (classifier, samples, steps, ...): constraint class_frequency labels the "
+           "policy's samples with it", cfg.path("class_frequency"));
+    s.class_frequency = ClassFrequencySettings::read(cfg.section("class_frequency"), s.groups);
+  }
   return s;
 }
 
@@ -115,7 +122,7 @@ namespace {
 
 class Mixture : public Method {
  public:
-  Mixture(MixtureSettings s, const MethodContext& ctx, const std::string& ref_key, const std::string& t_min_key)
+  Mixture(MixtureSettings s, const MethodContext& ctx, const config::Section& cfg)
       : s_(std::move(s)),
         schedule_(ctx.schedule),
         device_(ctx.device),
@@ -124,21 +131,25 @@ class Mixture : public Method {
         elbo_w_(elbo_weights(ctx.schedule).to(torch::kFloat32)) {
     const int64_t T = ctx.schedule.num_train_timesteps();
     if (s_.elbo_t_min >= T)
-      fail("config key '{}': must be below the {} diffusion timesteps, got {}", t_min_key, T, s_.elbo_t_min);
+      fail("config key '{}': must be below the {} diffusion timesteps, got {}", cfg.path("elbo_t_min"), T,
+           s_.elbo_t_min);
     elbo_w_.narrow(0, 0, s_.elbo_t_min).zero_();  // the ELBO of the data noised to level t_min
     elbo_w_ = elbo_w_.to(ctx.device);
     baseline_ = torch::zeros({T}, torch::kFloat64);
     baseline_seen_ = torch::zeros({T}, torch::kFloat64);
     base_sum_ = torch::zeros({T}, torch::kFloat64);
     base_count_ = torch::zeros({T}, torch::kFloat64);
-    if (s_.constraint == "kl") reference_ = frozen_reference(ctx, s_.reference_dtype, ref_key);
+    if (s_.constraint == "kl") reference_ = frozen_reference(ctx, s_.reference_dtype, cfg.path("reference_dtype"));
+    if (s_.constraint == "class_frequency")
+      probe_ = std::make_unique<ClassFrequencyProbe>(s_.class_frequency, ctx.schedule, ctx.device, s_.frequency,
+                                                     cfg.path("class_frequency"));
   }
   std::string name() const override { return "mixture"; }
 
   LossOutput loss(ScoreModel& policy, const Batch& batch) override {
     DUALIGN_CHECK(batch.group.defined(), "method mixture needs group ids: data.groups (kind gmm) or data.group: "
                                          "class (kind h5)");
-    check_window(batch);
+    if (!probe_) check_window(batch);
     const int64_t n = batch.local_size();
     auto x0 = batch.x;
     auto eps = draw_global_normal(batch, "mixture/eps", x0.sizes().slice(1), device_);
@@ -155,6 +166,15 @@ class Mixture : public Method {
     const double ranks = static_cast<double>(batch.global_size) / static_cast<double>(n);
     auto loss = (w * mse).sum() * ranks;
 
+    LossOutput result{loss, {}};
+    for (int64_t g = 0; g < s_.groups; ++g)  // logged as train/<name>_share
+      result.stats.emplace_back(s_.names[static_cast<size_t>(g)] + "_share_sum", counts.local[static_cast<size_t>(g)]);
+    result.stats.emplace_back("count", static_cast<double>(n));
+
+    if (probe_) {
+      add_class_frequency(policy, batch);
+      return result;
+    }
     // Dual: per-sample constraint values, summed per group into the dual ascent window.
     auto value = constraint_value(policy, out.detach(), mse.detach(), x_t, eps, t, batch).to(torch::kCPU, torch::kFloat64);
     auto group = batch.group.to(torch::kCPU);
@@ -169,19 +189,16 @@ class Mixture : public Method {
     }
     const auto m = s_.groups;
     auto value_sum = torch::zeros({m}, torch::kFloat64).index_add_(0, group, value);
-    LossOutput result{loss, {}};
     for (int64_t g = 0; g < m; ++g) {
       const double c = counts.local[static_cast<size_t>(g)];
       if (c > 0) duals_.add(static_cast<size_t>(g), value_sum[g].item<double>(), c);
-      result.stats.emplace_back(s_.names[static_cast<size_t>(g)] + "_share_sum", c);  // logged as train/<name>_share
     }
-    result.stats.emplace_back("count", static_cast<double>(n));
     return result;
   }
 
   std::map<std::string, double> end_step(int64_t step, dist::Comm& comm) override {
     auto record = duals_.end_step(step, comm);
-    if (!record.empty() && s_.baseline_decay > 0) update_baseline(comm);
+    if (!record.empty() && s_.baseline_decay > 0 && !probe_) update_baseline(comm);
     if (!record.empty()) record["dual/rank_spread"] = rank_spread(comm);
     return record;
   }
@@ -234,6 +251,19 @@ class Mixture : public Method {
     base_count_.zero_();
   }
 
+  // constraint class_frequency: at the first micro-batch of the last step of each dual window, label the
+  // policy's samples and add target_g − 1{label = g} for every sample to group g (mean: target_g − f_g).
+  void add_class_frequency(ScoreModel& policy, const Batch& batch) {
+    if (batch.micro != 0 || (batch.step + 1) % s_.dual.every != 0) return;
+    const int rank = comm_ ? comm_->rank() : 0, world = comm_ ? comm_->size() : 1;
+    auto counts = probe_->count(policy, batch, rank, world);
+    const double n = counts.sum().item<double>();
+    if (n == 0) return;  // more ranks than samples: this rank drew none
+    const auto& target = s_.class_frequency.target;
+    for (size_t g = 0; g < target.size(); ++g)
+      duals_.add(g, target[g] * n - counts[static_cast<int64_t>(g)].item<double>(), n);
+  }
+
   // The per-sample value whose group mean is the constraint estimate g_i (see mixture.h).
   torch::Tensor constraint_value(ScoreModel& policy, const torch::Tensor& out, const torch::Tensor& mse,
                                  const torch::Tensor& x_t, const torch::Tensor& eps, const torch::Tensor& t,
@@ -278,13 +308,14 @@ class Mixture : public Method {
   torch::Tensor baseline_, baseline_seen_;  // per timestep, float64 [T], checkpointed
   torch::Tensor base_sum_, base_count_;     // this rank's window, cleared at each dual update
   std::shared_ptr<ScoreModel> reference_;
+  std::unique_ptr<ClassFrequencyProbe> probe_;  // constraint class_frequency
   bool window_checked_ = false;
 };
 
 }  // namespace
 
 std::unique_ptr<Method> make_mixture(const config::Section& cfg, const MethodContext& ctx) {
-  return std::make_unique<Mixture>(MixtureSettings::read(cfg), ctx, cfg.path("reference_dtype"), cfg.path("elbo_t_min"));
+  return std::make_unique<Mixture>(MixtureSettings::read(cfg), ctx, cfg);
 }
 
 }  // namespace dualign::methods

@@ -2,7 +2,9 @@
 budgets. Checks: np=1 and np=2 (mpirun) give the same losses and the same dual variables for the first steps, λ is
 identical on both ranks at every update (dual/rank_spread = 0), λ stays on the simplex and moves toward the
 2-mode dataset (the maximum-entropy side), a SIGKILLed run resumes with the same λ and weights as an
-uninterrupted one, and a dataset without group ids is refused with a clear message."""
+uninterrupted one, and a dataset without group ids is refused with a clear message. On Fashion-MNIST with three
+minority classes, the fairness constraint on the policy's own samples (constraint class_frequency): under mpirun the
+dual values are target − share of whole sample counts all-reduced over ranks, sum to zero, and match np=1."""
 import json
 import os
 import pathlib
@@ -17,6 +19,8 @@ BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
 SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 STEPS = 120
+FMNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 
 
 def run(args, np_=None, env=None, check=True):
@@ -114,6 +118,40 @@ class Mixture(unittest.TestCase):
         lam = np.array([last[f"dual/{g}/lambda"] for g in "abcd"])
         self.assertAlmostEqual(lam.sum(), 1.0, places=12)
         self.assertEqual(last["dual/rank_spread"], 0.0)
+
+    def test_class_frequency_constraint_on_fmnist(self):
+        if not os.path.isdir(FMNIST):
+            self.skipTest("dataset-fashion-mnist is not installed")
+        data = self.root.parent / "fm"
+        run(["data", "fmnist", "--out", str(data), "--downsample", "2", "--class-fraction", "1=0.1", "5=0.1", "8=0.1"])
+        clf = data / "train_classifier.h5"
+        run(["reward", "train-classifier", "--data", str(data / "fmnist-train.h5"), "--test", str(data / "fmnist-test.h5"),
+             "--split", "even", "--seed", "1", "--width", "8", "--epochs", "1", "--limit", "2000", "--out", str(clf)])
+        samples = 16
+
+        def fair(name, np_):
+            run_dir = self.root / name
+            run(["train", "experiment=fmnist_fair", "~model.init_from", f"data.path={data / 'fmnist-train.h5'}",
+                 f"method.class_frequency.classifier={clf}", f"method.class_frequency.samples={samples}",
+                 "method.class_frequency.steps=2", "method.dual.every=5", "method.dual.lr=0.5", f"run.root={self.root}",
+                 f"run.dir={run_dir}", "train.steps=20", "train.global_batch=32", "train.warmup_steps=2",
+                 "train.checkpoint_every=20", "run.log_every=1", "run.progress=false", "threads=1"], np_)
+            return [r for r in metrics(run_dir) if "dual/tshirt/lambda" in r]
+
+        one, two = fair("fair_np1", None), fair("fair_np2", 2)
+        for updates in (one, two):
+            self.assertEqual([r["step"] for r in updates], [5, 10, 15, 20])
+            for r in updates:
+                values = np.array([r[f"dual/{c}/value"] for c in CLASSES])
+                counts = (0.1 - values) * samples  # value = 1/10 − count/samples: whole counts of all ranks' samples
+                np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
+                self.assertEqual(np.round(counts).sum(), samples)
+                self.assertAlmostEqual(values.sum(), 0.0, places=12)
+                self.assertAlmostEqual(sum(r[f"dual/{c}/lambda"] for c in CLASSES), 1.0, places=12)
+        self.assertEqual(max(r["dual/rank_spread"] for r in two), 0.0)
+        # The first probe sees the same samples (same x_T, weights equal up to the reduction order).
+        for c in CLASSES:
+            self.assertAlmostEqual(one[0][f"dual/{c}/value"], two[0][f"dual/{c}/value"], places=12)
 
     def test_data_without_groups_is_refused(self):
         _, p = self.train("nogroups", check=False, extra=["~data.groups"])
