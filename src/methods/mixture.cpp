@@ -78,12 +78,11 @@ MixtureSettings MixtureSettings::read(const config::Section& cfg) {
          "each group in the training data)", cfg.path("group_frequency"));
   if (!cfg.has("dual")) fail("config section '{}' is missing (projection, lr, every, ...)", cfg.path("dual"));
   s.dual = dual::DualSettings::read(cfg.section("dual"), m);
-  if (s.constraint == "class_frequency") {
-    if (!cfg.has("class_frequency"))
-      fail("config section '{}' is missing (classifier, samples, steps, ...): constraint class_frequency labels the "
-           "policy's samples with it", cfg.path("class_frequency"));
-    s.class_frequency = ClassFrequencySettings::read(cfg.section("class_frequency"), s.groups);
-  }
+  // Read (and checked) whenever present, so one experiment can switch constraints from the command line.
+  if (cfg.has("class_frequency")) s.class_frequency = ClassFrequencySettings::read(cfg.section("class_frequency"), s.groups);
+  if (s.constraint == "class_frequency" && !cfg.has("class_frequency"))
+    fail("config section '{}' is missing (classifier, samples, steps, ...): constraint class_frequency labels the "
+         "policy's samples with it", cfg.path("class_frequency"));
   return s;
 }
 

@@ -134,6 +134,14 @@ void expect_error(const std::string& yaml, const std::string& needle) {
   }
 }
 
+TEST(ClassFrequency, ASectionLeftInTheConfigDoesNotStopAnotherConstraint) {
+  // The fairness experiment keeps its class_frequency section when an ablation switches the constraint.
+  std::string yaml = mixture_yaml(write_classifier("other"));
+  yaml.replace(yaml.find("class_frequency,"), 16, "cross_entropy,");
+  Fixture f(yaml);
+  EXPECT_NO_THROW(f.method()) << yaml;
+}
+
 TEST(ClassFrequency, BadSettingsFailNamingTheKeyOrFile) {
   const auto clf = write_classifier("errors");
   expect_error("method: {name: mixture, groups: 3, group_frequency: [1, 1, 1], constraint: class_frequency, "
