@@ -43,32 +43,4 @@ for run in dual equal; do
 done
 
 say "4/4 summary -> $out/summary.json"
-"$py" - "$out" <<'PY'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-b = {"footwear": 0.45, "tops": 0.45}
-keys = {"footwear": "", "tops": "/tops"}
-summary = {"thresholds": b, "runs": {}}
-for run in ["dual", "equal"]:
-    ev = json.loads((out / run / "eval.json").read_text())
-    rows = [json.loads(l) for l in (out / run / "metrics.jsonl").read_text().splitlines()]
-    lam = [r for r in rows if "dual/footwear/lambda" in r][-1]
-    kl_train = [r for r in rows if "train/kl" in r][-1]["train/kl"]
-    r = {"kl_path": ev["kl"], "kl_path_se": ev["kl_se"], "kl_train_estimate_last": kl_train,
-         "lambda": {c: lam[f"dual/{c}/lambda"] for c in b}, "constraints": {}}
-    for c, thr in b.items():
-        m, se = ev[f"reward{keys[c]}/mean"], ev[f"reward{keys[c]}/se"]
-        r["constraints"][c] = {"mean": m, "se": se, "threshold": thr, "met_within_2se": m + 2 * se >= thr,
-                               "reference_mean": ev[f"reward_ref{keys[c]}/mean"]}
-    r["all_met"] = all(v["met_within_2se"] for v in r["constraints"].values())
-    summary["runs"][run] = r
-(out / "summary.json").write_text(json.dumps(summary, indent=1))
-print(f"{'run':6} {'E footwear ± se (b=0.45)':>26} {'E tops ± se (b=0.45)':>24} {'path KL':>14}  lambda")
-for run, r in summary["runs"].items():
-    c = r["constraints"]
-    f = lambda k: f"{c[k]['mean']:.3f} ± {c[k]['se']:.3f} {'ok' if c[k]['met_within_2se'] else 'MISS'}"
-    print(f"{run:6} {f('footwear'):>26} {f('tops'):>24} {r['kl_path']:8.3f}±{r['kl_path_se']:.3f}  "
-          f"{r['lambda']['footwear']:.3f} {r['lambda']['tops']:.3f}")
-ref = summary["runs"]["dual"]["constraints"]
-print(f"reference: footwear {ref['footwear']['reference_mean']:.3f}, tops {ref['tops']['reference_mean']:.3f}")
-PY
+"$py" data_tools/constrained_summary.py --root "$out" --constraint footwear=0.45 --constraint tops=0.45:tops

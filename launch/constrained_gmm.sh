@@ -55,32 +55,5 @@ for run in dual equal; do
 done
 
 say "6/6 summary -> $out/summary.json"
-"$py" - "$out" <<'PY'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-b = {"right": -4.0, "top": -8.0}
-keys = {"right": "", "top": "/gmm_target_top"}
-summary = {"thresholds": b, "exact": json.loads((out / "exact.json").read_text()), "runs": {}}
-for run in ["dual", "equal"]:
-    ev = json.loads((out / run / "eval_path.json").read_text())
-    ev_ode = json.loads((out / run / "eval_pfode.json").read_text())
-    last = [json.loads(l) for l in (out / run / "metrics.jsonl").read_text().splitlines() if "train/kl" in l][-1]
-    lam = [json.loads(l) for l in (out / run / "metrics.jsonl").read_text().splitlines() if "dual/right/lambda" in l][-1]
-    r = {"kl_path": ev["kl"], "kl_path_se": ev["kl_se"], "kl_pfode": ev_ode["kl"], "kl_pfode_se": ev_ode["kl_se"],
-         "kl_train_estimate_last": last["train/kl"], "lambda": {c: lam[f"dual/{c}/lambda"] for c in b}, "constraints": {}}
-    for c, thr in b.items():
-        m, se = ev[f"reward{keys[c]}/mean"], ev[f"reward{keys[c]}/se"]
-        r["constraints"][c] = {"mean": m, "se": se, "threshold": thr, "met_within_2se": m + 2 * se >= thr,
-                               "reference_mean": ev[f"reward_ref{keys[c]}/mean"]}
-    r["all_met"] = all(v["met_within_2se"] for v in r["constraints"].values())
-    summary["runs"][run] = r
-(out / "summary.json").write_text(json.dumps(summary, indent=1))
-print(f"{'run':6} {'E r_right ± se (b=-4)':>24} {'E r_top ± se (b=-8)':>22} {'path KL':>14} {'PF-ODE KL':>14}  lambda")
-for run, r in summary["runs"].items():
-    c = r["constraints"]
-    f = lambda k: f"{c[k]['mean']:.3f} ± {c[k]['se']:.3f} {'ok' if c[k]['met_within_2se'] else 'MISS'}"
-    print(f"{run:6} {f('right'):>24} {f('top'):>22} {r['kl_path']:8.3f}±{r['kl_path_se']:.3f} "
-          f"{r['kl_pfode']:8.3f}±{r['kl_pfode_se']:.3f}  {r['lambda']['right']:.3f} {r['lambda']['top']:.3f}")
-e = summary["exact"]
-print(f"exact: lambda* = {e['lambda_star']}, E*[r] = {e['reward_mean_at_optimum']}, KL* = {e['kl_optimum']:.3f}")
-PY
+"$py" data_tools/constrained_summary.py --root "$out" --constraint right=-4 --constraint top=-8:gmm_target_top \
+  --eval eval_path.json --pfode eval_pfode.json --exact exact.json

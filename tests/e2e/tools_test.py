@@ -146,6 +146,30 @@ class Report(unittest.TestCase):
         self.assertIn("config.yaml", p.stderr)
 
 
+class ConstrainedSummary(unittest.TestCase):
+    def test_constraints_met_within_two_standard_errors(self):
+        root = pathlib.Path(temp_dir(self, "constrained-summary-"))
+        for run, (m1, m2, lam) in {"dual": (-4.1, -7.9, 0.3), "equal": (-6.0, -5.0, 0.2)}.items():
+            (root / run).mkdir()
+            ev = {"kl": 0.6, "kl_se": 0.02, "reward/mean": m1, "reward/se": 0.06, "reward_ref/mean": -13.0,
+                  "reward/top/mean": m2, "reward/top/se": 0.05, "reward_ref/top/mean": -8.3}
+            (root / run / "eval.json").write_text(json.dumps(ev))
+            rows = [{"step": 1, "train/kl": 0.5}, {"step": 1, "dual/right/lambda": lam, "dual/top/lambda": 0.1}]
+            (root / run / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "constrained_summary.py"), "--root", str(root),
+                            "--constraint", "right=-4", "--constraint", "top=-8:top"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        runs = json.loads((root / "summary.json").read_text())["runs"]
+        self.assertTrue(runs["dual"]["all_met"])  # -4.1 + 2 x 0.06 >= -4
+        self.assertFalse(runs["equal"]["constraints"]["right"]["met_within_2se"])
+        self.assertEqual(runs["dual"]["lambda"], {"right": 0.3, "top": 0.1})
+        self.assertIn("MISS", p.stdout)
+        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "constrained_summary.py"), "--root", str(root),
+                            "--constraint", "right"], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("NAME=THRESHOLD", p.stderr)
+
+
 def write_samples(path, latents, prompts):
     """A `dualign sample` output file (src/eval/samples_io.h) holding latents and their prompts."""
     import h5py
