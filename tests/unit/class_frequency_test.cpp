@@ -3,24 +3,16 @@
 // counts, logit adjustment moves labels toward a rare class, a dual step lowers λ of the over-produced class and
 // raises the others, and bad settings fail naming the key or file.
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 
-#include "common/self_comm.h"
-#include "config/config.h"
+#include "common/method_fixture.h"
 #include "methods/class_frequency.h"
 #include "methods/method.h"
 #include "rewards/classifier.h"
 
 namespace dualign::methods {
 namespace {
-
-config::Config config_from(const std::string& yaml) {
-  config::Composed c;
-  c.config = c.resolved = YAML::Load(yaml);
-  return config::Config(std::move(c));
-}
 
 const char* kModel =
     "model: {kind: unet, sample_size: 8, in_channels: 1, out_channels: 1, down_block_types: [DownBlock2D, "
@@ -36,21 +28,8 @@ std::string write_classifier(const std::string& name, int64_t classes = 3, int64
   return path;
 }
 
-struct Fixture {
-  diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
-  config::Config cfg;
-  std::shared_ptr<ScoreModel> policy;
-  test::SelfComm comm;
-
-  explicit Fixture(const std::string& method_yaml) : cfg(config_from(std::string(kModel) + method_yaml)) {
-    torch::manual_seed(7);
-    policy = build_score_model(cfg.section("model"), torch::kCPU);
-  }
-  std::unique_ptr<Method> method() {
-    MethodContext ctx{schedule, torch::kCPU, [this] { return build_score_model(cfg.section("model"), torch::kCPU); }};
-    ctx.comm = &comm;
-    return make_method(cfg.section("method"), ctx);
-  }
+struct Fixture : test::MethodFixture {
+  explicit Fixture(const std::string& method_yaml) : MethodFixture(kModel, method_yaml) {}
 };
 
 std::string mixture_yaml(const std::string& classifier, const std::string& frequency = "[1, 1, 1]",
@@ -125,13 +104,8 @@ TEST(ClassFrequency, ADualStepLowersLambdaOfTheOverProducedClass) {
 }
 
 void expect_error(const std::string& yaml, const std::string& needle) {
-  try {
-    Fixture f(yaml);
-    f.method();
-    ADD_FAILURE() << "no error for: " << yaml;
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
+  const auto error = test::method_error(kModel, yaml);
+  EXPECT_NE(error.find(needle), std::string::npos) << error << "\nfor: " << yaml;
 }
 
 TEST(ClassFrequency, ASectionLeftInTheConfigDoesNotStopAnotherConstraint) {

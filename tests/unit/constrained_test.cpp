@@ -3,13 +3,10 @@
 // loss and dual step (λ rises for a violated constraint, falls to 0 for a slack one, fixed when dual.lr = 0),
 // draws that do not depend on how the global batch is split, and config errors that name the key.
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 
-#include "config/config.h"
-#include "common/self_comm.h"
-#include "dist/comm.h"
+#include "common/method_fixture.h"
 #include "methods/method.h"
 #include "methods/path_kl.h"
 #include "methods/reward_backprop.h"
@@ -17,18 +14,6 @@
 
 namespace dualign::methods {
 namespace {
-
-config::Config config_from(const std::string& yaml) {
-  config::Composed c;
-  c.config = c.resolved = YAML::Load(yaml);
-  return config::Config(std::move(c));
-}
-
-// A world of one: collectives are identities (the multi-rank path is covered by the e2e test under mpirun).
-class SelfWork : public dist::Work {
- public:
-  void wait() override {}
-};
 
 // ε-prediction of the exact score of Gaussian data N(m, s² I): E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ m)/(ᾱ s² + 1 − ᾱ).
 diffusion::ScoreFn gaussian_eps(const diffusion::NoiseSchedule& schedule, std::vector<double> m, double s) {
@@ -190,26 +175,11 @@ method:
   dual: {init: 0.5, lr: 0.01}
 )";
 
-struct Fixture {
-  diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
-  config::Config cfg;
-  std::shared_ptr<ScoreModel> policy;
-  test::SelfComm comm;
-
-  explicit Fixture(const std::string& method_yaml = kMethod) : cfg(config_from(std::string(kModel) + method_yaml)) {
-    torch::manual_seed(7);
-    policy = build_score_model(cfg.section("model"), torch::kCPU);
-  }
-  MethodContext context() {
-    return {schedule, torch::kCPU,
-            [this] {
-              torch::manual_seed(7);
-              return build_score_model(cfg.section("model"), torch::kCPU);
-            },
-            &comm};
-  }
-  std::unique_ptr<Method> method() { return make_method(cfg.section("method"), context()); }
+// A world of one process (the multi-rank path is covered by the e2e test under mpirun).
+struct Fixture : test::MethodFixture {
+  explicit Fixture(const std::string& method_yaml = kMethod) : MethodFixture(kModel, method_yaml) {}
 };
+using test::stat;
 
 Batch self_batch(int64_t global, int64_t offset, int64_t local, uint64_t seed = 11) {
   Batch b;
@@ -218,13 +188,6 @@ Batch self_batch(int64_t global, int64_t offset, int64_t local, uint64_t seed = 
   b.offset = offset;
   b.seed = seed;
   return b;
-}
-
-double stat(const LossOutput& out, const std::string& name) {
-  for (const auto& [k, v] : out.stats)
-    if (k == name) return v;
-  ADD_FAILURE() << "no statistic " << name;
-  return NAN;
 }
 
 TEST(Constrained, AtTheReferenceTheLossIsTheWeightedSlackAndLambdaMovesBySlack) {
@@ -286,15 +249,7 @@ TEST(Constrained, AFewStepsRaiseAHeavilyWeightedRewardAndTheKlGrows) {
 }
 
 TEST(Constrained, BadConfigErrorsNameTheKey) {
-  auto error_of = [](const std::string& yaml) {
-    try {
-      Fixture f(yaml);
-      f.method();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto error_of = [](const std::string& yaml) { return test::method_error(kModel, yaml); };
   auto with = [](std::string from, std::string to) {
     std::string y = kMethod;
     y.replace(y.find(from), from.size(), to);

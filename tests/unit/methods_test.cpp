@@ -1,42 +1,22 @@
 // Preference losses (Diffusion-DPO, DMPO, Diffusion-KTO): exact values when policy == reference, the
 // winner/loser noise sharing, and that a few optimizer steps move the implicit margin the right way.
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 
-#include "config/config.h"
+#include "common/method_fixture.h"
 #include "methods/method.h"
 #include "methods/preference.h"
 
 namespace dualign::methods {
 namespace {
 
-config::Config config_from(const std::string& yaml) {
-  config::Composed c;
-  c.config = c.resolved = YAML::Load(yaml);
-  return config::Config(std::move(c));
-}
-
 const char* kModelYaml = "model: {kind: mlp, data_dim: 2, hidden: 32, depth: 2}\n";
 
-struct Fixture {
-  diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
-  config::Config cfg;
-  std::shared_ptr<ScoreModel> policy;
-
-  explicit Fixture(const std::string& method_yaml) : cfg(config_from(std::string(kModelYaml) + method_yaml)) {
-    torch::manual_seed(7);
-    policy = build_score_model(cfg.section("model"), torch::kCPU);
-  }
-  MethodContext context() {
-    return {schedule, torch::kCPU, [this] {
-              torch::manual_seed(7);  // the policy's starting point
-              return build_score_model(cfg.section("model"), torch::kCPU);
-            }};
-  }
-  std::unique_ptr<Method> method() { return make_method(cfg.section("method"), context()); }
+struct Fixture : test::MethodFixture {
+  explicit Fixture(const std::string& method_yaml) : MethodFixture(kModelYaml, method_yaml) {}
 };
+using test::stat;
 
 Batch pair_batch(int64_t n, uint64_t seed = 3) {
   Batch b;
@@ -45,13 +25,6 @@ Batch pair_batch(int64_t n, uint64_t seed = 3) {
   b.global_size = n;
   b.seed = seed;
   return b;
-}
-
-double stat(const LossOutput& out, const std::string& name) {
-  for (const auto& [k, v] : out.stats)
-    if (k == name) return v;
-  ADD_FAILURE() << "no statistic " << name;
-  return NAN;
 }
 
 TEST(Dpo, AtTheReferenceTheLossIsLog2AndTheMarginZero) {

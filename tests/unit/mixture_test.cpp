@@ -2,26 +2,15 @@
 // ELBO weights recover a Gaussian entropy difference, the method's loss is the λ-weighted ε-MSE, a dual step
 // raises λ of the group with the larger loss, λ round-trips through state(), and bad configs fail clearly.
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 
-#include "config/config.h"
-#include "common/self_comm.h"
-#include "dist/comm.h"
+#include "common/method_fixture.h"
 #include "methods/method.h"
 #include "methods/mixture.h"
 
 namespace dualign::methods {
 namespace {
-
-// A world of one process: collectives leave the tensors as they are.
-
-config::Config config_from(const std::string& yaml) {
-  config::Composed c;
-  c.config = c.resolved = YAML::Load(yaml);
-  return config::Config(std::move(c));
-}
 
 const char* kModel = "model: {kind: mlp, data_dim: 2, hidden: 32, depth: 2}\n";
 
@@ -30,24 +19,9 @@ std::string method_yaml(const std::string& extra = "") {
          " dual: {projection: simplex, lr: 0.1, every: 1}}\n";
 }
 
-struct Fixture {
-  diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
-  config::Config cfg;
-  std::shared_ptr<ScoreModel> policy;
-  test::SelfComm comm;
-
-  explicit Fixture(const std::string& yaml) : cfg(config_from(std::string(kModel) + yaml)) {
-    torch::manual_seed(7);
-    policy = build_score_model(cfg.section("model"), torch::kCPU);
-  }
-  std::unique_ptr<Method> method() {
-    MethodContext ctx{schedule, torch::kCPU, [this] {
-                        torch::manual_seed(7);
-                        return build_score_model(cfg.section("model"), torch::kCPU);
-                      }};
-    ctx.comm = &comm;
-    return make_method(cfg.section("method"), ctx);
-  }
+// A world of one process: collectives leave the tensors as they are.
+struct Fixture : test::MethodFixture {
+  explicit Fixture(const std::string& method_yaml) : MethodFixture(kModel, method_yaml) {}
 };
 
 double lambda_of(Method& m, int64_t g) { return m.state().at("lambda")[g].item<double>(); }
@@ -162,13 +136,8 @@ TEST(Mixture, StateRestoresLambdaAndBaselineInPlace) {
 }
 
 void expect_error(const std::string& yaml, const std::string& needle) {
-  try {
-    Fixture f(yaml);
-    f.method();
-    ADD_FAILURE() << "no error for: " << yaml;
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
+  const auto error = test::method_error(kModel, yaml);
+  EXPECT_NE(error.find(needle), std::string::npos) << error << "\nfor: " << yaml;
 }
 
 TEST(Mixture, BadConfigsFailNamingTheKey) {
