@@ -22,9 +22,9 @@
 #include "compose/evaluate.h"
 #include "dist/comm.h"
 #include "dist/runtime.h"
-#include "eval/cli_support.h"
+#include "app/cli_support.h"
 #include "eval/png.h"
-#include "eval/yaml_config.h"
+#include "config/yaml_file.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -69,7 +69,7 @@ void write_plot(const std::string& path, const torch::Tensor& x) {
 
 int run(const ComposeArgs& a, const dist::World& world) {
   if (a.threads > 0) at::set_num_threads(a.threads);
-  const auto device = eval::pick_device(a.device);
+  const auto device = pick_device(a.device);
   auto comm = dist::make_comm(world, torch::kCPU);
   auto loaded = compose::load_models(a.models, device);
   const size_t m = loaded.components.size();
@@ -88,7 +88,7 @@ int run(const ComposeArgs& a, const dist::World& world) {
   s.rounds = a.rounds;
   s.n = a.n;
   s.strata = a.strata;
-  s.sampler = eval::sampler_config("ddim", a.steps, 0.0);
+  s.sampler = sampler_config("ddim", a.steps, 0.0);
   s.batch = a.batch;
   s.dual.projection = "simplex";
   s.dual.init = a.init.empty() ? std::vector<double>(m, 1.0 / double(m)) : a.init;
@@ -105,8 +105,8 @@ int run(const ComposeArgs& a, const dist::World& world) {
   s.checkpoint_dir = (std::filesystem::path(a.out) / "ckpt").string();
   std::filesystem::create_directories(a.out);
 
-  std::shared_ptr<methods::ScoreModel> student;
-  if (a.mode == "primal") student = methods::load_score_model(a.models.front(), device);  // warm start from q1
+  std::shared_ptr<models::ScoreModel> student;
+  if (a.mode == "primal") student = models::load_score_model(a.models.front(), device);  // warm start from q1
   compose::Composer composer(loaded.components, loaded.schedule(), loaded.sample_shape, s, *comm, device, student);
   log::info("compose ({}): {} models, {} ranks, {} samples per round, λ = {}", a.mode, m, comm->size(), a.n,
             fmt::format("{:.4f}", fmt::join(composer.lambda(), ", ")));
@@ -120,7 +120,7 @@ int run(const ComposeArgs& a, const dist::World& world) {
   // Evaluation: equal weights vs the final λ.
   std::vector<std::unique_ptr<rewards::Reward>> rewards;
   for (const auto& path : a.rewards) {
-    auto cfg = eval::config_from_yaml_file(path);
+    auto cfg = config::config_from_yaml_file(path);
     try {
       rewards.push_back(rewards::make_reward(cfg.root(), device));
     } catch (const Error& e) {

@@ -1,4 +1,4 @@
-// `dualign ddo [overrides...]`: Direct Distributional Optimization (DESIGN §4.2) on a trained low-dimensional
+// `dualign ddo [overrides...]`: Direct Distributional Optimization (docs/methods.md) on a trained low-dimensional
 // reference, configured by the `ddo:` section of an experiment (ddo/settings.h), e.g.
 //   dualign ddo experiment=gmm_ddo_dpo ddo.beta=0.5
 //   mpirun -np 2 dualign ddo experiment=gmm_ddo_rlhf threads=1
@@ -37,11 +37,11 @@
 #include "diffusion/continuous.h"
 #include "dist/comm.h"
 #include "dist/runtime.h"
-#include "eval/cli_support.h"
+#include "app/cli_support.h"
 #include "eval/distances.h"
 #include "eval/png.h"
 #include "eval/sampling.h"
-#include "methods/score_model.h"
+#include "models/score_model.h"
 #include "rewards/reward.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -306,7 +306,7 @@ int run_ddo(Context& c) {
 
 // Every checkpoint to evaluate: a file, or a run / ckpt dir (its latest, or with --all-checkpoints every one).
 std::vector<std::string> policy_checkpoints(const std::string& path, bool all) {
-  if (!all || fs::is_regular_file(path)) return {methods::resolve_checkpoint(path)};
+  if (!all || fs::is_regular_file(path)) return {models::resolve_checkpoint(path)};
   const auto dir = fs::exists(fs::path(path) / "ckpt") ? (fs::path(path) / "ckpt").string() : path;
   ckpt::CheckpointStore store(dir);
   std::vector<std::string> out;
@@ -323,7 +323,7 @@ int evaluate_policies(Context& c, const DdoArgs& a) {
   diffusion::LikelihoodConfig lc;
   lc.time.num_steps = a.ode_steps;
   lc.divergence = "exact";
-  auto log_p = [&](methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const torch::Tensor& x) {
+  auto log_p = [&](models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const torch::Tensor& x) {
     diffusion::ScoreFn fn = [&](const torch::Tensor& xt, const torch::Tensor& t) {
       return model.forward(xt, t.to(torch::kInt64), {});
     };
@@ -388,7 +388,7 @@ int run(const DdoArgs& a) {
     const int threads = s.threads > 0 ? s.threads
                                       : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, world.local_size));
     at::set_num_threads(threads);
-    const auto device = eval::pick_device(s.device);
+    const auto device = pick_device(s.device);
     std::unique_ptr<rewards::Reward> reward = rewards::make_reward(cfg.section("ddo").section("reward"), device);
     eval::TrainedModel ref;
     try {
@@ -401,7 +401,7 @@ int run(const DdoArgs& a) {
     DUALIGN_CHECK(shape.size() == 1, "ddo.reference {}: ddo needs flat samples (points), the model draws {} dims",
                   ref.checkpoint, shape.size());
     eval::SampleSpec spec;
-    spec.sampler = eval::sampler_config(s.sampler.kind, s.sampler.steps, s.sampler.eta);
+    spec.sampler = sampler_config(s.sampler.kind, s.sampler.steps, s.sampler.eta);
     spec.batch_size = s.sampler.batch;
     Context c{cfg, s, comm.get(), device, std::move(ref), std::move(reward), spec};
     return a.policies.empty() ? run_ddo(c) : evaluate_policies(c, a);

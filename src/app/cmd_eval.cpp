@@ -17,14 +17,14 @@
 #include "app/commands.h"
 #include "data/h5.h"
 #include "data/h5_tensor.h"
-#include "eval/cli_support.h"
+#include "app/cli_support.h"
 #include "eval/distances.h"
 #include "eval/implicit.h"
 #include "eval/kl.h"
 #include "eval/metrics.h"
 #include "eval/png.h"
 #include "eval/sampling.h"
-#include "eval/yaml_config.h"
+#include "config/yaml_file.h"
 #include "rewards/classifier.h"
 #include "rewards/reward.h"
 #include "util/error.h"
@@ -50,8 +50,8 @@ using Json = nlohmann::ordered_json;
 // Rewards of policy and reference samples under one reward file, plus the paired win rate.
 void score_reward(Json& out, const std::string& file, const std::string& key, const std::string& suffix,
                   const torch::Device& device, const torch::Tensor& policy_x, const torch::Tensor& ref_x,
-                  const methods::Condition& cond) {
-  auto cfg = eval::config_from_yaml_file(file);
+                  const data::Condition& cond) {
+  auto cfg = config::config_from_yaml_file(file);
   std::unique_ptr<rewards::Reward> reward;
   try {
     reward = rewards::make_reward(cfg.root(), device);
@@ -103,17 +103,17 @@ void print_table(const Json& j) {
 }
 
 void run_eval(const EvalArgs& a) {
-  if (eval::launcher_rank() != 0) return;
+  if (launcher_rank() != 0) return;
   DUALIGN_CHECK(a.n >= 1 && a.batch >= 1, "-n and --batch must be >= 1 (got {} and {})", a.n, a.batch);
   DUALIGN_CHECK(a.kl == "auto" || a.kl == "pfode" || a.kl == "path" || a.kl == "none",
                 "--kl: expected auto, pfode, path or none, got '{}'", a.kl);
   // Input files first, so a typo fails before minutes of sampling.
-  for (const auto& f : a.rewards) eval::config_from_yaml_file(f);
-  if (!a.heldout_reward.empty()) eval::config_from_yaml_file(a.heldout_reward);
-  if (!a.classifier.empty()) eval::config_from_yaml_file(a.classifier);
+  for (const auto& f : a.rewards) config::config_from_yaml_file(f);
+  if (!a.heldout_reward.empty()) config::config_from_yaml_file(a.heldout_reward);
+  if (!a.classifier.empty()) config::config_from_yaml_file(a.classifier);
   DUALIGN_CHECK(a.pairs.empty() || std::filesystem::is_regular_file(a.pairs), "--pairs {}: file does not exist", a.pairs);
   if (a.threads > 0) at::set_num_threads(a.threads);
-  const auto device = eval::pick_device(a.device);
+  const auto device = pick_device(a.device);
   auto policy = eval::load_trained_model(a.model, device, !a.no_ema);
   auto ref = eval::load_trained_model(a.reference, device, !a.no_ema);
   const auto shape = policy.model->sample_shape();
@@ -123,12 +123,12 @@ void run_eval(const EvalArgs& a) {
   ref.model->freeze();
 
   // Conditions: class-conditional models sample one class or all classes evenly (the same rows for both).
-  const int64_t k = eval::num_classes_of(policy.checkpoint);
-  DUALIGN_CHECK(k == eval::num_classes_of(ref.checkpoint), "model {} has {} classes but reference {} has {}",
-                policy.checkpoint, k, ref.checkpoint, eval::num_classes_of(ref.checkpoint));
+  const int64_t k = num_classes_of(policy.checkpoint);
+  DUALIGN_CHECK(k == num_classes_of(ref.checkpoint), "model {} has {} classes but reference {} has {}",
+                policy.checkpoint, k, ref.checkpoint, num_classes_of(ref.checkpoint));
   DUALIGN_CHECK(a.classes.empty() || a.classes == "all", "--classes: expected 'all', got '{}'", a.classes);
   DUALIGN_CHECK(k > 0 || a.classes.empty(), "--classes all: model {} is not class-conditional", policy.checkpoint);
-  const auto cond = eval::class_condition(a.n, a.class_id, k, policy.checkpoint);
+  const auto cond = class_condition(a.n, a.class_id, k, policy.checkpoint);
 
   Json out;
   out["model"] = policy.checkpoint;
@@ -139,7 +139,7 @@ void run_eval(const EvalArgs& a) {
   out["steps"] = a.steps;
 
   eval::SampleSpec spec;
-  spec.sampler = eval::sampler_config(a.sampler, a.steps, a.eta);
+  spec.sampler = sampler_config(a.sampler, a.steps, a.eta);
   spec.batch_size = a.batch;
   const uint64_t sample_seed = derive_seed(a.seed, "eval/sample");
   log::info("sampling {} from {} and from {} (same x_T)", a.n, policy.checkpoint, ref.checkpoint);
@@ -164,7 +164,7 @@ void run_eval(const EvalArgs& a) {
     std::vector<int64_t> x_shape{kl_n};
     x_shape.insert(x_shape.end(), shape.begin(), shape.end());
     auto x_T = at::normal(0.0, 1.0, x_shape, gen).to(device);
-    const auto kl_cond = eval::class_condition(kl_n, a.class_id, k, policy.checkpoint);  // all classes again
+    const auto kl_cond = class_condition(kl_n, a.class_id, k, policy.checkpoint);  // all classes again
     eval::KlEstimate est;
     int64_t kl_steps = a.kl_steps;
     if (kl == "pfode") {
@@ -177,7 +177,7 @@ void run_eval(const EvalArgs& a) {
     } else {
       check_same_schedule(policy, ref);
       kl_steps = kl_steps > 0 ? kl_steps : a.steps;
-      auto sc = eval::sampler_config(a.kl_sampler, kl_steps, a.kl_sampler == "ddim" ? 1.0 : 0.0);
+      auto sc = sampler_config(a.kl_sampler, kl_steps, a.kl_sampler == "ddim" ? 1.0 : 0.0);
       log::info("path KL along {} trajectories of the policy's {} sampler ({} steps)", kl_n, a.kl_sampler, kl_steps);
       torch::NoGradGuard no_grad;
       est = eval::path_kl(eval::denoiser_of(*policy.model), eval::denoiser_of(*ref.model), *policy.schedule, sc, x_T,
@@ -194,7 +194,7 @@ void run_eval(const EvalArgs& a) {
   }
 
   if (!a.classifier.empty()) {
-    auto section = eval::config_from_yaml_file(a.classifier).root();
+    auto section = config::config_from_yaml_file(a.classifier).root();
     std::string ckpt;
     try {
       ckpt = section.get<std::string>("checkpoint");

@@ -1,4 +1,5 @@
-// `dualign inspect CKPT`: summarise a checkpoint (a file, or a directory -> its `latest`): step, attributes,
+// `dualign inspect CKPT`: summarise a checkpoint (a file, a ckpt directory -> its `latest`, or a run directory ->
+// <run>/ckpt/latest, as `sample` and `eval` accept): step, attributes,
 // tensor groups with counts and bytes, the head of the composed config, the git SHA.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -8,8 +9,8 @@
 
 #include "app/commands.h"
 #include "ckpt/checkpoint.h"
-#include "ckpt/store.h"
 #include "data/h5.h"
+#include "models/score_model.h"
 
 namespace dualign::app {
 namespace {
@@ -22,7 +23,7 @@ std::string human_bytes(double b) {
 }
 
 void inspect(const std::string& target, bool list_tensors, int config_lines) {
-  std::string path = ckpt::CheckpointStore::resolve(target);
+  std::string path = models::resolve_checkpoint(target);
   ckpt::CheckpointReader reader(path);
   auto file = h5::File::open(path);
   std::string out = fmt::format("checkpoint {}\n", path);
@@ -78,7 +79,7 @@ void add_inspect_command(CLI::App& cli) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = cli.add_subcommand("inspect", "Summarise a checkpoint file or the latest one in a directory");
-  cmd->add_option("checkpoint", args->target, "ckpt-<step>.h5, or a checkpoint directory")->required();
+  cmd->add_option("checkpoint", args->target, "ckpt-<step>.h5, a checkpoint directory (its latest) or a run directory")->required();
   cmd->add_flag("--tensors", args->tensors, "List every tensor with dtype and shape");
   cmd->add_option("--config-lines", args->config_lines, "Lines of the composed config to show")->capture_default_str();
   cmd->callback([args] { inspect(args->target, args->tensors, args->config_lines); });

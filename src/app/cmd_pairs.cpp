@@ -18,9 +18,9 @@
 #include "data/h5.h"
 #include "data/h5_tensor.h"
 #include "data/schema.h"
-#include "eval/cli_support.h"
+#include "app/cli_support.h"
 #include "eval/sampling.h"
-#include "eval/yaml_config.h"
+#include "config/yaml_file.h"
 #include "rewards/preference.h"
 #include "rewards/reward.h"
 #include "util/error.h"
@@ -86,21 +86,21 @@ void check_writable(const std::string& path) {
 }
 
 void build_pairs(const PairsArgs& a) {
-  if (eval::launcher_rank() != 0) return;
+  if (launcher_rank() != 0) return;
   check_writable(a.out);
   if (!a.labelled_out.empty()) check_writable(a.labelled_out);
   if (a.threads > 0) torch::set_num_threads(a.threads);
   DUALIGN_CHECK(a.n > 0, "-n must be positive, got {}", a.n);
   const double beta = parse_beta(a.bt_beta);
-  const auto device = eval::pick_device(a.device);
-  auto reward = rewards::make_reward(eval::config_from_yaml_file(a.reward_file).root(), device);
+  const auto device = pick_device(a.device);
+  auto reward = rewards::make_reward(config::config_from_yaml_file(a.reward_file).root(), device);
   auto m = eval::load_trained_model(a.model, device, !a.no_ema);
-  const auto cond = eval::class_condition(a.n, a.class_id, eval::num_classes_of(m.checkpoint), a.model);
+  const auto cond = class_condition(a.n, a.class_id, num_classes_of(m.checkpoint), a.model);
   log::info("pairs: {} pairs from {} ({}), reward {}, Bradley-Terry beta {}", a.n, m.checkpoint, m.model->describe(),
             reward->describe(), beta);
 
   eval::SampleSpec spec;
-  spec.sampler = eval::sampler_config(a.sampler, a.steps, a.eta);
+  spec.sampler = sampler_config(a.sampler, a.steps, a.eta);
   spec.batch_size = a.batch;
   auto draw = [&](const char* which) {
     auto x = eval::sample(*m.model, *m.schedule, spec, a.n, derive_seed(a.seed, which), cond);

@@ -6,6 +6,7 @@
 
 #include "app/commands.h"
 #include "dist/memory_plan.h"
+#include "methods/registry.h"
 #include "util/error.h"
 
 namespace dualign::app {
@@ -27,20 +28,18 @@ struct PlanArgs {
 void run_plan(const PlanArgs& a) {
   auto model = dist::model_spec(a.model);
   if (a.act_gb > 0) model.act_gb_per_sample_ckpt = a.act_gb;
-  const bool reference = a.method == "dpo" || a.method == "dmpo" || a.method == "kto";
-  if (!reference && a.method != "sft")
-    fail("plan: --method '{}' (expected sft, or dpo/dmpo/kto which keep a frozen reference model)", a.method);
+  const auto& traits = methods::find_method(a.method, "plan --method").traits;
   std::vector<dist::PlanInput> rows;
   for (int stage : a.zero)
     for (const auto& p : a.precision) {
       if (p != "fp32" && p != "bf16") fail("plan: --precision '{}' (expected fp32 or bf16)", p);
       dist::PlanInput in;
       in.model = model;
-      in.frozen_reference = reference;
+      in.frozen_reference = traits.frozen_reference;
       in.zero_stage = stage;
       in.precision = p == "fp32" ? dist::Precision::fp32 : dist::Precision::bf16;
       in.world_size = a.world;
-      in.samples_per_gpu = a.micro_batch * (reference ? 2 : 1);  // a preference pair is two images
+      in.samples_per_gpu = a.micro_batch * traits.items_per_sample;  // a preference pair is two images
       in.nockpt_factor = a.nockpt_factor;
       in.workspace_gb = a.workspace_gb;
       dist::plan_memory(in);  // validates
@@ -53,11 +52,11 @@ void add_plan_command(CLI::App& cli) {
   auto args = std::make_shared<PlanArgs>();
   auto* cmd = cli.add_subcommand("plan", "Per-GPU memory estimate: model x method x ZeRO stage x precision x world size");
   cmd->add_option("--model", args->model, "sd15, sdxl, or a parameter count (860M, 2.6B, 123456789)")->capture_default_str();
-  cmd->add_option("--method", args->method, "sft, or dpo/dmpo/kto (frozen reference model)")->capture_default_str();
+  cmd->add_option("--method", args->method, "a training method: " + methods::method_names())->capture_default_str();
   cmd->add_option("--world", args->world, "number of GPUs (ranks)")->capture_default_str();
   cmd->add_option("--zero", args->zero, "ZeRO stages to show (0 1 2)")->capture_default_str();
   cmd->add_option("--precision", args->precision, "fp32 and/or bf16 (mixed, fp32 master)")->capture_default_str();
-  cmd->add_option("--micro-batch", args->micro_batch, "samples (sft) or pairs (dpo) per GPU per micro-step")->capture_default_str();
+  cmd->add_option("--micro-batch", args->micro_batch, "dataset rows (samples, or pairs for pair methods) per GPU per micro-step")->capture_default_str();
   cmd->add_option("--gpu-gb", args->gpu_gb, "GPU memory to check against")->capture_default_str();
   cmd->add_option("--act-gb", args->act_gb, "measured bf16 activation GB per sample with checkpointing (overrides the anchor)");
   cmd->add_option("--nockpt-factor", args->nockpt_factor, "activations without / with checkpointing")->capture_default_str();

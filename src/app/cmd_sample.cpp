@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "app/commands.h"
-#include "eval/cli_support.h"
+#include "app/cli_support.h"
 #include "eval/png.h"
 #include "eval/samples_io.h"
 #include "eval/sampling.h"
@@ -27,17 +27,17 @@ struct SampleArgs {
 };
 
 void run_sample(const SampleArgs& a) {
-  if (eval::launcher_rank() != 0) return;  // one process does the work and writes the file
+  if (launcher_rank() != 0) return;  // one process does the work and writes the file
   DUALIGN_CHECK(a.n >= 1 && a.batch >= 1, "-n and --batch must be >= 1 (got {} and {})", a.n, a.batch);
   if (a.threads > 0) at::set_num_threads(a.threads);
-  const auto device = eval::pick_device(a.device);
+  const auto device = pick_device(a.device);
   auto trained = eval::load_trained_model(a.model, device, !a.no_ema);
   eval::SampleSpec spec;
-  spec.sampler = eval::sampler_config(a.sampler, a.steps, a.eta);
+  spec.sampler = sampler_config(a.sampler, a.steps, a.eta);
   spec.batch_size = a.batch;
 
   eval::SamplesFile file;
-  methods::Condition cond;
+  data::Condition cond;
   int64_t total = a.n;
   if (!a.prompts.empty()) {
     DUALIGN_CHECK(a.class_id < 0 && a.classes.empty(), "--prompts cannot be combined with --class-id/--classes");
@@ -50,9 +50,9 @@ void run_sample(const SampleArgs& a) {
     file.text_attrs["prompts_file"] = a.prompts;
   } else {
     DUALIGN_CHECK(a.classes.empty() || a.classes == "all", "--classes: expected 'all', got '{}'", a.classes);
-    const int64_t k = eval::num_classes_of(trained.checkpoint);
+    const int64_t k = num_classes_of(trained.checkpoint);
     DUALIGN_CHECK(k > 0 || a.classes.empty(), "--classes all: model {} is not class-conditional", trained.checkpoint);
-    cond = eval::class_condition(a.n, a.class_id, k, trained.checkpoint);
+    cond = class_condition(a.n, a.class_id, k, trained.checkpoint);
     if (k > 0 && a.class_id < 0 && a.classes.empty())
       log::info("{} is class-conditional ({} classes): sampling all classes evenly (--class-id K for one)",
                 trained.checkpoint, k);

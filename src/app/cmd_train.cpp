@@ -17,6 +17,7 @@
 #include "config/overrides.h"
 #include "dist/comm.h"
 #include "dist/runtime.h"
+#include "methods/registry.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -140,6 +141,10 @@ void add_train_command(CLI::App& cli) {
   cmd->add_option("--config-dir", args->config_dir, "Config directory (default: $DUALIGN_CONFIG_DIR or ./configs)");
   cmd->add_option("--config-name", args->config_name, "Primary config file name without .yaml")->capture_default_str();
   cmd->add_option("overrides", args->overrides, "Config overrides");
+  std::string methods_help = "\nMethods (method=NAME; configs/method/NAME.yaml):\n";
+  for (const auto& m : methods::all_methods())
+    methods_help += fmt::format("  {:<12} {}{}\n", m.name, m.summary, m.traits.frozen_reference ? " [frozen reference]" : "");
+  cmd->footer(methods_help);
   cmd->callback([args] { set_exit_code(train(*args)); });
 }
 

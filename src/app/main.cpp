@@ -7,10 +7,12 @@
 
 #include "app/commands.h"
 #include "app/version.h"
+#include "util/command_line.h"
 #include "util/error.h"
 #include "util/log.h"
 
 int main(int argc, char** argv) {
+  dualign::remember_command_line(argc, argv);
   CLI::App cli{"dualign: align and compose diffusion models (DPO, DMPO, KTO, DDO, constrained, composition)"};
   cli.require_subcommand(0, 1);
   bool show_version = false;

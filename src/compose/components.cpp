@@ -12,13 +12,13 @@
 
 namespace dualign::compose {
 
-EpsFn model_eps(methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule) {
+EpsFn model_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule) {
   return [&model, &schedule](const torch::Tensor& x, const torch::Tensor& t) {
     return schedule.predict_eps(x, model.forward(x, t, {}), t);
   };
 }
 
-EpsFn gmm_eps(const eval::Gmm& gmm, const diffusion::NoiseSchedule& schedule) {
+EpsFn gmm_eps(const data::Gmm& gmm, const diffusion::NoiseSchedule& schedule) {
   return [gmm, &schedule](const torch::Tensor& x, const torch::Tensor& t) {
     auto out = torch::empty_like(x);
     auto tc = t.to(torch::kCPU);
@@ -63,12 +63,12 @@ LoadedModels load_models(const std::vector<std::string>& checkpoints, const torc
   return out;
 }
 
-std::optional<eval::Gmm> training_gmm(const std::string& checkpoint) {
-  ckpt::CheckpointReader reader(methods::resolve_checkpoint(checkpoint));
+std::optional<data::Gmm> training_gmm(const std::string& checkpoint) {
+  ckpt::CheckpointReader reader(models::resolve_checkpoint(checkpoint));
   if (!reader.has_text("config_yaml")) return std::nullopt;
   auto data = YAML::Load(reader.text("config_yaml"))["data"];
   if (!data || !data["kind"] || data["kind"].as<std::string>() != "gmm") return std::nullopt;
-  return eval::Gmm(data["means"].as<std::vector<std::vector<double>>>(), data["weights"].as<std::vector<double>>(),
+  return data::Gmm(data["means"].as<std::vector<std::vector<double>>>(), data["weights"].as<std::vector<double>>(),
                    data["std"].as<double>());
 }
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "diffusion/schedule.h"
-#include "eval/gmm.h"
+#include "data/gmm.h"
 #include "eval/sampling.h"
 
 namespace dualign::compose {
@@ -27,9 +27,9 @@ struct Component {
 };
 
 // ε of a trained model (converts v-prediction outputs with the schedule), unconditional.
-EpsFn model_eps(methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule);
+EpsFn model_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule);
 // Exact ε of data ~ `gmm` under the forward process of `schedule`: ε = −sqrt(1 − ᾱ_t) ∇log p_t(x_t).
-EpsFn gmm_eps(const eval::Gmm& gmm, const diffusion::NoiseSchedule& schedule);
+EpsFn gmm_eps(const data::Gmm& gmm, const diffusion::NoiseSchedule& schedule);
 
 // Trained models loaded from checkpoints (files, ckpt dirs or run dirs), frozen. All must share the noise
 // schedule (timesteps, betas) and the sample shape; errors name the checkpoint that disagrees.
@@ -42,7 +42,7 @@ struct LoadedModels {
 LoadedModels load_models(const std::vector<std::string>& checkpoints, const torch::Device& device);
 
 // The data mixture a checkpoint was trained on, when its config's data section is `kind: gmm` (else nullopt).
-std::optional<eval::Gmm> training_gmm(const std::string& checkpoint);
+std::optional<data::Gmm> training_gmm(const std::string& checkpoint);
 
 // Σ_i λ_i ε_i for a list of per-component predictions.
 torch::Tensor weighted_sum(const std::vector<torch::Tensor>& eps, const std::vector<double>& lambda);

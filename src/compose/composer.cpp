@@ -40,7 +40,7 @@ torch::Tensor all_gather_rows(dist::Comm& comm, const torch::Tensor& local, int6
 
 Composer::Composer(std::vector<Component> components, const diffusion::NoiseSchedule& schedule,
                    std::vector<int64_t> sample_shape, ComposeSettings settings, dist::Comm& comm,
-                   torch::Device device, std::shared_ptr<methods::ScoreModel> student)
+                   torch::Device device, std::shared_ptr<models::ScoreModel> student)
     : components_(std::move(components)),
       schedule_(schedule),
       shape_(std::move(sample_shape)),

@@ -1,4 +1,4 @@
-// AND composition as a primal–dual loop (Khalafi et al. 2025, §5 of research/algorithms.md):
+// AND composition as a primal–dual loop (Khalafi et al. 2025; docs/methods.md#composition):
 //     min_p max_i KL(p ‖ q_i)   ⇔   max_{λ ∈ simplex} min_p Σ_i λ_i KL(p ‖ q_i),   p*(λ) = q_AND^{(λ)} ∝ Π q_i^{λ_i}.
 // One round = (primal) + one dual step λ ← proj_simplex(λ + η · KL̂) through dual::DualAscent (projection
 // simplex, thresholds 0: the simplex eliminates the epigraph variable):
@@ -62,7 +62,7 @@ class Composer {
   // `student` (primal mode only): the trainable score model, on `device`, with the components' schedule.
   Composer(std::vector<Component> components, const diffusion::NoiseSchedule& schedule,
            std::vector<int64_t> sample_shape, ComposeSettings settings, dist::Comm& comm, torch::Device device,
-           std::shared_ptr<methods::ScoreModel> student = nullptr);
+           std::shared_ptr<models::ScoreModel> student = nullptr);
 
   // Runs the remaining rounds (after resuming from checkpoint_dir when it has a checkpoint). `on_round` sees
   // every finished round on every rank.
@@ -96,7 +96,7 @@ class Composer {
   ComposeSettings s_;
   dist::Comm& comm_;
   torch::Device device_;
-  std::shared_ptr<methods::ScoreModel> student_;
+  std::shared_ptr<models::ScoreModel> student_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   dual::DualAscent dual_;
   std::vector<RoundRecord> history_;

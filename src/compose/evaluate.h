@@ -23,7 +23,7 @@ namespace dualign::compose {
 
 struct EvalInputs {
   std::vector<std::unique_ptr<rewards::Reward>>* rewards = nullptr;  // one per component, or none
-  std::vector<eval::Gmm> gmms;                                       // one per component, or none
+  std::vector<data::Gmm> gmms;                                       // one per component, or none
   const GridProduct* grid = nullptr;                                 // with gmms (2-D)
   int64_t n = 1000;
   uint64_t seed = 0;

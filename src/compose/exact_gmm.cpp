@@ -8,7 +8,7 @@
 
 namespace dualign::compose {
 
-GridProduct::GridProduct(std::vector<eval::Gmm> components, int64_t n, double margin)
+GridProduct::GridProduct(std::vector<data::Gmm> components, int64_t n, double margin)
     : components_(std::move(components)) {
   DUALIGN_CHECK(!components_.empty(), "exact product: no components");
   for (const auto& g : components_)

@@ -10,14 +10,14 @@
 
 #include <vector>
 
-#include "eval/gmm.h"
+#include "data/gmm.h"
 
 namespace dualign::compose {
 
 class GridProduct {
  public:
   // The grid spans every component mean ± `margin` standard deviations (largest std), n points per axis.
-  GridProduct(std::vector<eval::Gmm> components, int64_t n = 400, double margin = 6.0);
+  GridProduct(std::vector<data::Gmm> components, int64_t n = 400, double margin = 6.0);
 
   // KL(q_AND^{(λ)} ‖ q_i) for every i (λ normalised to sum 1).
   std::vector<double> kl(const std::vector<double>& lambda) const;
@@ -34,7 +34,7 @@ class GridProduct {
  private:
   torch::Tensor log_product(const std::vector<double>& lambda) const;  // normalised log-density on the grid
 
-  std::vector<eval::Gmm> components_;
+  std::vector<data::Gmm> components_;
   torch::Tensor points_;  // [P, 2] float64
   torch::Tensor log_q_;   // [m, P]
   double cell_ = 0, cell_area_ = 0;

@@ -7,6 +7,7 @@
 #include "config/interpolate.h"
 #include "config/overrides.h"
 #include "config/suggest.h"
+#include "config/yaml_file.h"
 #include "config/yaml_path.h"
 #include "util/error.h"
 
@@ -82,16 +83,6 @@ ConfigFile load_file(const fs::path& path) {
   }
   f.body = doc;
   return f;
-}
-
-void record_origins(const YAML::Node& node, const std::string& prefix, const std::string& file,
-                    std::map<std::string, std::string>& origins) {
-  if (!node.IsMap()) return;
-  for (const auto& kv : node) {
-    auto path = join_path(prefix, kv.first.as<std::string>());
-    origins[path] = file + ":" + std::to_string(kv.first.Mark().line + 1);
-    record_origins(kv.second, path, file, origins);
-  }
 }
 
 class Composer {

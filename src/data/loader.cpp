@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "data/h5.h"
+#include "data/formats.h"
 #include "data/h5_tensor.h"
 #include "data/schema.h"
 #include "util/background_thread.h"
@@ -22,13 +23,9 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-bool is_image_field(const std::string& name) {
-  return name == "images" || name == "winner" || name == "loser" || name == "samples";
-}
-
 }  // namespace
 
-const at::Tensor& Batch::operator[](const std::string& field) const {
+const at::Tensor& LoadedBatch::operator[](const std::string& field) const {
   auto it = tensors.find(field);
   if (it == tensors.end()) fail("batch has no tensor field '{}'", field);
   return it->second;
@@ -90,6 +87,9 @@ Loader::Loader(LoaderOptions options, Cursor start) : options_(std::move(options
                     "loader: {} is {} {}, but {} is {} {}", file.where(f), h5::dtype_name(info.dtype),
                     info.shape_str(), first.where(f), h5::dtype_name(ref.dtype), ref.shape_str());
       is_string_[f] = info.dtype == h5::DType::string;
+      const FormatSpec* format = find_format(file.try_attr_string("/", "format").value_or(""));
+      const FieldSpec* spec = format ? find_field(*format, f) : nullptr;
+      is_image_[f] = spec && spec->image;
     }
     file_start_.push_back(file_start_.back() + rows);
   }
@@ -141,13 +141,13 @@ std::vector<std::string> Loader::read_string_field(const std::string& field, con
   return out;
 }
 
-Batch Loader::read_batch(Cursor c) {
+LoadedBatch Loader::read_batch(Cursor c) {
   if (order_epoch_ != c.epoch) {
     order_ = epoch_order(rows_, options_.seed, c.epoch, options_.shuffle);
     order_epoch_ = c.epoch;
   }
   auto [lo, hi] = rank_slice(options_.global_batch, options_.rank, options_.world_size);
-  Batch b;
+  LoadedBatch b;
   b.cursor = c;
   b.indices.assign(order_.begin() + c.position + lo, order_.begin() + c.position + hi);
   for (auto& f : fields_) {
@@ -156,15 +156,15 @@ Batch Loader::read_batch(Cursor c) {
       continue;
     }
     at::Tensor t = read_tensor_field(f, b.indices);
-    if (options_.images_to_float && is_image_field(f) && t.scalar_type() == at::kByte)
+    if (options_.images_to_float && is_image_[f] && t.scalar_type() == at::kByte)
       t = t.to(at::kFloat).div_(127.5).sub_(1.0);
     b.tensors[f] = t;
   }
   return b;
 }
 
-Batch Loader::next() {
-  Batch b;
+LoadedBatch Loader::next() {
+  LoadedBatch b;
   if (options_.prefetch <= 0) {
     b = read_batch(consumed_);
   } else {
@@ -216,7 +216,7 @@ void Loader::worker_loop() {
       c = produce_;
     }
     try {
-      Batch b = read_batch(c);
+      LoadedBatch b = read_batch(c);
       std::lock_guard lock(mutex_);
       queue_.push_back(std::move(b));
       produce_ = normalized({c.epoch, c.position + options_.global_batch});

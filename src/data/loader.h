@@ -45,7 +45,7 @@ struct LoaderOptions {
   bool images_to_float = false;     // uint8 images/winner/loser/samples -> float32 in [-1, 1]
 };
 
-struct Batch {
+struct LoadedBatch {
   std::map<std::string, at::Tensor> tensors;               // field -> [G/W, ...] (CPU)
   std::map<std::string, std::vector<std::string>> strings;  // string fields (e.g. prompt)
   std::vector<int64_t> indices;                            // global sample ids of this rank's rows
@@ -60,7 +60,7 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  Batch next();
+  LoadedBatch next();
   Cursor cursor() const { return consumed_; }  // where the next next() starts: store this in checkpoints
   void seek(Cursor cursor);                    // restart from a saved cursor (drops prefetched batches)
   // The cursor of the k-th global batch since epoch 0 (k = step * grad_accum + micro for a trainer that never
@@ -79,7 +79,7 @@ class Loader {
 
  private:
   Cursor normalized(Cursor c) const;  // wraps a position past the last full batch to the next epoch
-  Batch read_batch(Cursor c);
+  LoadedBatch read_batch(Cursor c);
   void start_worker();
   void stop_worker();
   void worker_loop();
@@ -93,6 +93,7 @@ class Loader {
   std::vector<int64_t> file_start_;  // global id of each file's first row; back() = total rows
   std::vector<std::string> fields_;
   std::map<std::string, bool> is_string_;
+  std::map<std::string, bool> is_image_;  // uint8 pixels per the format table (formats.h)
   int64_t rows_ = 0;
   Cursor consumed_;  // cursor after the last batch handed out
   int64_t order_epoch_ = -1;
@@ -102,7 +103,7 @@ class Loader {
   std::thread worker_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<Batch> queue_;
+  std::deque<LoadedBatch> queue_;
   Cursor produce_;  // next batch the worker will read
   bool stop_ = false;
   std::exception_ptr error_;

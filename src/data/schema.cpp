@@ -1,5 +1,7 @@
 #include "data/schema.h"
 
+#include "data/formats.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,43 +12,6 @@ namespace dualign::data {
 namespace {
 
 using h5::DType;
-
-// One dataset of a format. min_rank/max_rank count all dimensions including N.
-struct FieldSpec {
-  std::string name;
-  bool required;
-  std::vector<DType> dtypes;
-  int min_rank, max_rank;
-  std::string same_shape_as;  // another field whose shape must match exactly
-};
-
-const std::vector<DType> kSampleTypes = {DType::u8, DType::f32};
-const std::vector<DType> kFloatTypes = {DType::f32, DType::f64};
-
-std::vector<FieldSpec> condition_fields() {
-  return {{"class_id", false, {DType::i64}, 1, 1, ""},
-          {"prompt", false, {DType::string}, 1, 1, ""},
-          {"text_embedding", false, {DType::f32}, 3, 3, ""}};
-}
-
-const std::map<std::string, std::vector<FieldSpec>>& schemas() {
-  static const auto table = [] {
-    std::map<std::string, std::vector<FieldSpec>> s;
-    s["images"] = {{"images", true, kSampleTypes, 4, 4, ""}, {"labels", true, {DType::i64}, 1, 1, ""}};
-    s["points"] = {{"points", true, {DType::f32}, 2, 2, ""}, {"labels", false, {DType::i64}, 1, 1, ""}};
-    s["preference_pairs"] = {{"winner", true, kSampleTypes, 2, 5, ""},
-                             {"loser", true, kSampleTypes, 2, 5, "winner"},
-                             {"score_w", false, kFloatTypes, 1, 1, ""},
-                             {"score_l", false, kFloatTypes, 1, 1, ""}};
-    s["labelled_samples"] = {{"samples", true, kSampleTypes, 2, 5, ""},
-                             {"desirable", true, {DType::i8, DType::u8}, 1, 1, ""},
-                             {"score", false, kFloatTypes, 1, 1, ""}};
-    for (auto* f : {"preference_pairs", "labelled_samples"})
-      for (auto& c : condition_fields()) s[f].push_back(c);
-    return s;
-  }();
-  return table;
-}
 
 std::string names_of(const std::vector<DType>& types) {
   std::string out;
@@ -83,18 +48,18 @@ std::pair<double, double> scan_values(const h5::File& file, const std::string& n
 }  // namespace
 
 void write_format_attrs(h5::File& file, const std::string& format) {
-  DUALIGN_CHECK(schemas().count(format), "unknown dataset format '{}'", format);
+  DUALIGN_CHECK(find_format(format), "unknown dataset format '{}' (known: {})", format, format_names());
   file.set_attr("/", "format", format);
   file.set_attr("/", "version", kFormatVersion);
 }
 
 std::vector<std::string> sample_fields(const h5::File& file) {
   std::string format = file.attr_string("/", "format");
-  auto it = schemas().find(format);
-  if (it == schemas().end()) fail("{}: unknown format '{}'", file.path(), format);
+  const FormatSpec* spec = find_format(format);
+  if (!spec) fail("{}: unknown format '{}' (known: {})", file.path(), format, format_names());
   std::vector<std::string> out;
-  for (auto& spec : it->second)
-    if (file.exists(spec.name)) out.push_back(spec.name);
+  for (auto& f : spec->fields)
+    if (f.per_sample && file.exists(f.name)) out.push_back(f.name);
   return out;
 }
 
@@ -106,9 +71,8 @@ Summary validate(const std::string& path, const std::string& expected_format, bo
     if (!file.has_attr("/", key)) fail("{}: missing root attribute '{}' (not a dualign dataset?)", path, key);
   s.format = file.attr_string("/", "format");
   s.version = file.attr_int("/", "version");
-  auto it = schemas().find(s.format);
-  if (it == schemas().end())
-    fail("{}: unknown format '{}' (expected images, preference_pairs, labelled_samples or points)", path, s.format);
+  const FormatSpec* format = find_format(s.format);
+  if (!format) fail("{}: unknown format '{}' (known: {})", path, s.format, format_names());
   if (!expected_format.empty() && s.format != expected_format)
     fail("{}: format is '{}', expected '{}'", path, s.format, expected_format);
   if (s.version != kFormatVersion) fail("{}: format version {} is not supported (expected {})", path, s.version, kFormatVersion);
@@ -116,7 +80,7 @@ Summary validate(const std::string& path, const std::string& expected_format, bo
   std::map<std::string, h5::DatasetInfo> found;
   s.rows = -1;
   std::string rows_from;
-  for (auto& spec : it->second) {
+  for (auto& spec : format->fields) {
     if (!file.exists(spec.name)) {
       if (spec.required) fail("{}: missing dataset /{} required by format '{}'", path, spec.name, s.format);
       continue;
@@ -129,7 +93,9 @@ Summary validate(const std::string& path, const std::string& expected_format, bo
     if (rank < spec.min_rank || rank > spec.max_rank)
       fail("{}: shape {} has {} dimensions, expected {}{}", file.where(spec.name), info.shape_str(), rank,
            spec.min_rank, spec.max_rank != spec.min_rank ? fmt::format(" to {}", spec.max_rank) : "");
-    if (s.rows < 0) {
+    if (!spec.per_sample) {
+      // a table indexed by another field: its own row count
+    } else if (s.rows < 0) {
       s.rows = info.shape[0];
       rows_from = spec.name;
     } else if (info.shape[0] != s.rows) {

@@ -1,6 +1,6 @@
-// Dataset formats (the schemas are documented in src/data/README.md). Every dataset file carries root
-// attributes `format` (images | preference_pairs | labelled_samples | points) and `version`; per-sample
-// datasets share their first dimension N.
+// Validation of dataset files against their format (the table of formats is data/formats.h, documented in
+// src/data/README.md). Every dataset file carries root attributes `format` and `version`; per-sample datasets
+// share their first dimension N.
 #pragma once
 #include <cstdint>
 #include <string>

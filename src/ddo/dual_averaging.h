@@ -1,4 +1,4 @@
-// Dual averaging (DA) over distributions, DESIGN §4.2: minimise G(q) = F(q) + β KL(q ‖ p_ref) over Gibbs tilts
+// Dual averaging (DA) over distributions, as defined in docs/methods.md: minimise G(q) = F(q) + β KL(q ‖ p_ref) over Gibbs tilts
 // q_k ∝ p_ref · exp(−f_k) of the reference. With weights w_j = j and W_k = Σ_{j≤k} w_j:
 //   q_{k+1} ∝ p_ref · exp(−T_{k+1}),   T_{k+1} = Σ_{j≤k} w_j g_j / (β W_k + β′),   g_j = δF/δq at q_j.
 // The network f_{k+1} regresses T_{k+1} on the N reference samples (drawn once). Only the previous potential

@@ -1,4 +1,4 @@
-// Data-parallel gradient synchronisation in the style of PyTorch DDP's Reducer (systems.md §A1):
+// Data-parallel gradient synchronisation in the style of PyTorch DDP's Reducer:
 // parameters are broadcast from rank 0; gradients live in flat fp32 buckets (`.grad` are views into them);
 // buckets are filled in reverse registration order (the order backward produces gradients) and each
 // bucket's all-reduce (average) starts from an autograd post-accumulate hook as soon as its last gradient

@@ -78,7 +78,7 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
                        fits(r.total_ckpt_gb()), r.total_full_gb(), fits(r.total_full_gb()));
   }
   out += fmt::format(
-      "'!' = over {:.0f} GB. Model states per systems.md B1 (stage 0: 16 Psi; stage 1: working weights + fp32 "
+      "'!' = over {:.0f} GB. Model states by ZeRO's accounting (stage 0: 16 Psi; stage 1: working weights + fp32 "
       "grad accumulation + 12 Psi/N; stage 2: working weights + transient grads + 4 Psi/N + 12 Psi/N). "
       "Activations are inferred anchors (SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample with "
       "checkpointing; x{:.0f} without; x2 in fp32): measure before trusting a tight fit.\n",

@@ -1,6 +1,6 @@
 // Per-GPU memory estimate before queueing a job (`dualign plan`): model states by ZeRO stage and precision
-// (systems.md §B1), the frozen reference model of DPO-style methods (§B2), activations from measured
-// anchors (§B3) with and without gradient checkpointing, and a fixed CUDA/NCCL workspace. 1 GB = 1e9 B.
+// (ZeRO's accounting, src/dist/README.md), the frozen reference model of DPO-style methods, activations from
+// measured anchors with and without gradient checkpointing, and a fixed CUDA/NCCL workspace. 1 GB = 1e9 B.
 #pragma once
 #include <cstdint>
 #include <string>

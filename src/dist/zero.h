@@ -1,4 +1,4 @@
-// ZeRO stages 1 and 2 (systems.md §A3, §B1) with AdamW. All parameters form one flat vector padded to a
+// ZeRO stages 1 and 2 (Rajbhandari et al. 2020; src/dist/README.md) with AdamW. All parameters form one flat vector padded to a
 // multiple of the world size; rank r owns [r*shard, (r+1)*shard) and keeps the fp32 master, m and v of
 // that shard only. step() all-gathers the updated parameters back into every rank's model.
 //  stage 1: gradients accumulate over micro-steps in a full flat fp32 buffer (.grad alias it); step()

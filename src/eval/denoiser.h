@@ -6,16 +6,16 @@
 
 #include <functional>
 
-#include "methods/score_model.h"
+#include "models/score_model.h"
 
 namespace dualign::eval {
 
 using Denoiser =
-    std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t, const methods::Condition& cond)>;
+    std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond)>;
 
 // Calls model.forward on the model's device and returns the output on x_t's device.
-inline Denoiser denoiser_of(methods::ScoreModel& model) {
-  return [&model](const torch::Tensor& x_t, const torch::Tensor& t, const methods::Condition& cond) {
+inline Denoiser denoiser_of(models::ScoreModel& model) {
+  return [&model](const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) {
     const auto device = model.parameters().front().device();
     return model.forward(x_t.to(device), t.to(device), cond.to(device)).to(x_t.device());
   };

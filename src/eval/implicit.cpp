@@ -61,7 +61,7 @@ ImplicitAccuracy implicit_accuracy(const Denoiser& policy, const Denoiser& refer
       auto t = t_all.narrow(0, start, len), eps = eps_all.narrow(0, start, len);
       auto x0 = torch::cat({pairs.winner.narrow(0, start, len), pairs.loser.narrow(0, start, len)}, 0);
       auto e2 = torch::cat({eps, eps}, 0), t2 = torch::cat({t, t}, 0);
-      auto cond = conditional ? pairs.cond.slice(start, len).repeat(2) : methods::Condition{};
+      auto cond = conditional ? pairs.cond.slice(start, len).repeat(2) : data::Condition{};
       auto x_t = schedule.add_noise(x0, e2, t2);
       auto target = schedule.target(x0, e2, t2);
       auto mse = [&](const Denoiser& m) { return (m(x_t, t2, cond) - target).to(torch::kFloat64).pow(2).flatten(1).mean(1); };

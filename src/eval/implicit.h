@@ -19,7 +19,7 @@ namespace dualign::eval {
 
 struct PreferencePairs {
   torch::Tensor winner, loser;  // [N, ...] float32 (uint8 images mapped to [-1, 1])
-  methods::Condition cond;      // class_id / text_embedding when the file has them
+  data::Condition cond;      // class_id / text_embedding when the file has them
 };
 // Reads a `preference_pairs` HDF5 file (src/data/README.md); at most max_pairs rows (<= 0: all).
 PreferencePairs read_preference_pairs(const std::string& path, int64_t max_pairs = 0);

@@ -8,7 +8,7 @@ namespace dualign::eval {
 namespace {
 
 // The denoiser with its condition rows bound, as the diffusion core's ScoreFn.
-diffusion::ScoreFn bind_condition(const Denoiser& model, const methods::Condition& cond) {
+diffusion::ScoreFn bind_condition(const Denoiser& model, const data::Condition& cond) {
   return [&model, cond](const at::Tensor& x, const at::Tensor& t) { return model(x, t, cond); };
 }
 
@@ -20,15 +20,15 @@ diffusion::LikelihoodConfig likelihood_config(const PfOdeKlOptions& o) {
   return c;
 }
 
-methods::Condition rows(const methods::Condition& cond, int64_t start, int64_t len) {
-  return (cond.class_id.defined() || cond.text.defined()) ? cond.slice(start, len) : methods::Condition{};
+data::Condition rows(const data::Condition& cond, int64_t start, int64_t len) {
+  return (cond.class_id.defined() || cond.text.defined()) ? cond.slice(start, len) : data::Condition{};
 }
 
 }  // namespace
 
 torch::Tensor pfode_log_ratio(const Denoiser& policy, const diffusion::NoiseSchedule& policy_schedule,
                               const Denoiser& reference, const diffusion::NoiseSchedule& reference_schedule,
-                              const torch::Tensor& x, const methods::Condition& cond, const PfOdeKlOptions& o) {
+                              const torch::Tensor& x, const data::Condition& cond, const PfOdeKlOptions& o) {
   const auto cfg = likelihood_config(o);
   std::vector<torch::Tensor> out;
   for (int64_t start = 0; start < x.size(0); start += o.batch_size) {
@@ -44,7 +44,7 @@ torch::Tensor pfode_log_ratio(const Denoiser& policy, const diffusion::NoiseSche
 
 KlEstimate pfode_kl(const Denoiser& policy, const diffusion::NoiseSchedule& policy_schedule, const Denoiser& reference,
                     const diffusion::NoiseSchedule& reference_schedule, const torch::Tensor& x_T,
-                    const methods::Condition& cond, const PfOdeKlOptions& o) {
+                    const data::Condition& cond, const PfOdeKlOptions& o) {
   likelihood_config(o);  // validates
   diffusion::ContinuousConfig time;
   time.num_steps = o.steps;
@@ -64,7 +64,7 @@ KlEstimate pfode_kl(const Denoiser& policy, const diffusion::NoiseSchedule& poli
 
 KlEstimate path_kl(const Denoiser& policy, const Denoiser& reference, const diffusion::NoiseSchedule& schedule,
                    const diffusion::SamplerConfig& sampler_config, const torch::Tensor& x_T, at::Generator gen,
-                   const methods::Condition& cond, int64_t batch_size) {
+                   const data::Condition& cond, int64_t batch_size) {
   DUALIGN_CHECK(batch_size >= 1, "path KL: batch_size must be >= 1");
   torch::NoGradGuard no_grad;
   diffusion::DiscreteSampler sampler(schedule, sampler_config);

@@ -40,18 +40,18 @@ struct PfOdeKlOptions {
 // x_T [n, ...] standard normal; `cond` has n rows or is empty. Each model is integrated with its own schedule.
 KlEstimate pfode_kl(const Denoiser& policy, const diffusion::NoiseSchedule& policy_schedule, const Denoiser& reference,
                     const diffusion::NoiseSchedule& reference_schedule, const torch::Tensor& x_T,
-                    const methods::Condition& cond = {}, const PfOdeKlOptions& options = {});
+                    const data::Condition& cond = {}, const PfOdeKlOptions& options = {});
 
 // The same KL estimate on given samples (assumed drawn from the policy): log p_θ(x) − log p_ref(x) per sample.
 torch::Tensor pfode_log_ratio(const Denoiser& policy, const diffusion::NoiseSchedule& policy_schedule,
                               const Denoiser& reference, const diffusion::NoiseSchedule& reference_schedule,
-                              const torch::Tensor& x, const methods::Condition& cond = {},
+                              const torch::Tensor& x, const data::Condition& cond = {},
                               const PfOdeKlOptions& options = {});
 
 // Path KL along the policy's stochastic sampler trajectories from x_T [n, ...]; `gen` draws the step noise.
 // Both models share `schedule` (the caller checks that their checkpoints agree).
 KlEstimate path_kl(const Denoiser& policy, const Denoiser& reference, const diffusion::NoiseSchedule& schedule,
                    const diffusion::SamplerConfig& sampler, const torch::Tensor& x_T, at::Generator gen,
-                   const methods::Condition& cond = {}, int64_t batch_size = 256);
+                   const data::Condition& cond = {}, int64_t batch_size = 256);
 
 }  // namespace dualign::eval

@@ -4,35 +4,25 @@
 
 #include "ckpt/checkpoint.h"
 #include "config/config.h"
+#include "diffusion/schedule_config.h"
 #include "util/error.h"
 
 namespace dualign::eval {
 
-diffusion::ScheduleConfig read_schedule(const config::Section& d) {
-  diffusion::ScheduleConfig c;
-  c.kind = d.get<std::string>("schedule");
-  c.num_train_timesteps = d.get<int64_t>("num_train_timesteps");
-  c.beta_start = d.get<double>("beta_start");
-  c.beta_end = d.get<double>("beta_end");
-  c.prediction = d.get<std::string>("prediction");
-  d.finish();
-  return c;
-}
-
 TrainedModel load_trained_model(const std::string& checkpoint, const torch::Device& device, bool prefer_ema) {
   TrainedModel out;
-  out.model = methods::load_score_model(checkpoint, device, prefer_ema);
-  out.checkpoint = methods::resolve_checkpoint(checkpoint);
+  out.model = models::load_score_model(checkpoint, device, prefer_ema);
+  out.checkpoint = models::resolve_checkpoint(checkpoint);
   ckpt::CheckpointReader reader(out.checkpoint);
   config::Composed composed;
   composed.config = composed.resolved = YAML::Load(reader.text("config_yaml"));
   config::Config cfg(std::move(composed));
-  out.schedule = std::make_unique<diffusion::NoiseSchedule>(read_schedule(cfg.section("diffusion")));
+  out.schedule = std::make_unique<diffusion::NoiseSchedule>(diffusion::read_schedule(cfg.section("diffusion")));
   return out;
 }
 
-torch::Tensor sample(methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const SampleSpec& spec,
-                     int64_t n, uint64_t seed, const methods::Condition& cond) {
+torch::Tensor sample(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const SampleSpec& spec,
+                     int64_t n, uint64_t seed, const data::Condition& cond) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.module().is_training();
   model.module().eval();

@@ -9,7 +9,7 @@
 
 #include "diffusion/sampler.h"
 #include "diffusion/schedule.h"
-#include "methods/score_model.h"
+#include "models/score_model.h"
 
 namespace dualign::config {
 class Section;
@@ -17,12 +17,9 @@ class Section;
 
 namespace dualign::eval {
 
-// The `diffusion` config section (schedule, timesteps, betas, prediction), strict.
-diffusion::ScheduleConfig read_schedule(const config::Section& diffusion);
-
 // A trained model with the noise schedule it was trained with (both from its checkpoint's config).
 struct TrainedModel {
-  std::shared_ptr<methods::ScoreModel> model;
+  std::shared_ptr<models::ScoreModel> model;
   std::unique_ptr<diffusion::NoiseSchedule> schedule;
   std::string checkpoint;  // the resolved checkpoint file
 };
@@ -38,7 +35,7 @@ struct SampleSpec {
 // n samples from x_T = N(0, I) drawn from `seed` (the same seed gives the same x_T for any model with the same
 // sample shape: that is what paired win rates compare). `cond` (optional) has n rows. No gradients; the model
 // is put back in its previous train/eval mode. Returns CPU float32 [n, sample_shape...].
-torch::Tensor sample(methods::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const SampleSpec& spec,
-                     int64_t n, uint64_t seed, const methods::Condition& cond = {});
+torch::Tensor sample(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const SampleSpec& spec,
+                     int64_t n, uint64_t seed, const data::Condition& cond = {});
 
 }  // namespace dualign::eval

@@ -59,7 +59,7 @@ ClassFrequencyProbe::ClassFrequencyProbe(ClassFrequencySettings settings, const 
   log_prior_ = log_prior_.to(device);
 }
 
-torch::Tensor ClassFrequencyProbe::count(ScoreModel& policy, const Batch& batch, int rank, int world) {
+torch::Tensor ClassFrequencyProbe::count(models::ScoreModel& policy, const data::Batch& batch, int rank, int world) {
   torch::NoGradGuard no_grad;
   const auto shape = batch.x.sizes().slice(1);
   const auto& c = classifier_->config();
@@ -75,7 +75,7 @@ torch::Tensor ClassFrequencyProbe::count(ScoreModel& policy, const Batch& batch,
   const auto m = static_cast<int64_t>(s_.target.size());
   if (end == begin) return torch::zeros({m}, torch::kFloat64);
   x_T = x_T.narrow(0, begin, end - begin).to(device_);
-  auto model = [&](const torch::Tensor& x, const torch::Tensor& t) { return policy.forward(x, t, Condition{}); };
+  auto model = [&](const torch::Tensor& x, const torch::Tensor& t) { return policy.forward(x, t, data::Condition{}); };
   auto x0 = sampler_.sample(model, x_T).clamp(-1, 1);
   auto label = (classifier_->forward(x0.to(torch::kFloat32)) - log_prior_).argmax(1);
   return torch::bincount(label.to(torch::kCPU), {}, m).to(torch::kFloat64);

@@ -27,8 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "data/batch.h"
 #include "diffusion/sampler.h"
-#include "methods/batch.h"
+#include "models/score_model.h"
 #include "rewards/classifier.h"
 
 namespace dualign::config {
@@ -58,7 +59,7 @@ class ClassFrequencyProbe {
 
   // This rank's share of the global sample set for this batch's step: per-group counts of the classifier's labels
   // (float64 [m]); their sum is this rank's number of samples.
-  torch::Tensor count(ScoreModel& policy, const Batch& batch, int rank, int world);
+  torch::Tensor count(models::ScoreModel& policy, const data::Batch& batch, int rank, int world);
 
  private:
   ClassFrequencySettings s_;

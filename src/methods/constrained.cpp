@@ -96,12 +96,12 @@ class Constrained : public Method {
 
   std::string name() const override { return "constrained"; }
 
-  LossOutput loss(ScoreModel& policy, const Batch& batch) override {
+  LossOutput loss(models::ScoreModel& policy, const data::Batch& batch) override {
     const auto shape = policy.sample_shape();
-    auto x_T = draw_global_normal(batch, "constrained/x_T", shape, device_);
+    auto x_T = data::draw_global_normal(batch, "constrained/x_T", shape, device_);
     const int64_t k = draw_grad_steps(batch);
     auto noise = [&](size_t i) {
-      return draw_global_normal(batch, fmt::format("constrained/noise/{}", i).c_str(), shape, device_);
+      return data::draw_global_normal(batch, fmt::format("constrained/noise/{}", i).c_str(), shape, device_);
     };
     RolloutOptions options = options_;
     options.grad_steps = k;
@@ -164,7 +164,7 @@ class Constrained : public Method {
     return spread;
   }
 
-  static diffusion::ScoreFn model_fn(ScoreModel& model, const Condition& cond) {
+  static diffusion::ScoreFn model_fn(models::ScoreModel& model, const data::Condition& cond) {
     return [&model, cond](const torch::Tensor& x, const torch::Tensor& t) { return model.forward(x, t, cond); };
   }
 
@@ -190,7 +190,7 @@ class Constrained : public Method {
   }
 
   // K for this micro-batch: fixed, or drawn from the batch seed (the same on every rank).
-  int64_t draw_grad_steps(const Batch& batch) const {
+  int64_t draw_grad_steps(const data::Batch& batch) const {
     if (grad_steps_std_ <= 0) return grad_steps_;
     const auto n = static_cast<int64_t>(sampler_.timesteps().size());
     auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(batch.seed, "constrained/grad_steps"));
@@ -244,7 +244,7 @@ class Constrained : public Method {
   const diffusion::NoiseSchedule& schedule_;
   torch::Device device_;
   diffusion::DiscreteSampler sampler_;
-  std::shared_ptr<ScoreModel> reference_;
+  std::shared_ptr<models::ScoreModel> reference_;
   int64_t grad_steps_ = 1;
   double grad_steps_std_ = 0;
   double kl_weight_ = 1;

@@ -1,4 +1,4 @@
-// DMPO as in DESIGN.md §4.1: the reverse KL between the model's implicit pair distribution and a target,
+// DMPO as defined in docs/methods.md: the reverse KL between the model's implicit pair distribution and a target,
 //   p_θ = softmax(ρ_w, ρ_l)  (ρ: implicit log-ratios of preference.h, shared t and ε per pair)
 //   loss = KL(p_θ ‖ q) = Σ_i p_θ(i) (log p_θ(i) − log q(i))
 // with q from the human label, q = softmax(0, log α) (α small: EXO's log α = −10), or from reward scores of
@@ -29,7 +29,7 @@ class Dmpo : public Method {
   }
   std::string name() const override { return "dmpo"; }
 
-  LossOutput loss(ScoreModel& policy, const Batch& batch) override {
+  LossOutput loss(models::ScoreModel& policy, const data::Batch& batch) override {
     PairMse m = pair_mse(policy, *reference_, schedule_, batch, device_);
     auto rho = torch::stack({-beta_ * (m.policy_w - m.ref_w), -beta_ * (m.policy_l - m.ref_l)}, 1);  // [B, 2]
     auto log_p = torch::log_softmax(rho, 1);
@@ -42,7 +42,7 @@ class Dmpo : public Method {
   }
 
  private:
-  torch::Tensor target_logits(const Batch& batch) const {
+  torch::Tensor target_logits(const data::Batch& batch) const {
     const int64_t n = batch.local_size();
     if (target_ == "label") {
       auto logits = torch::zeros({n, 2}, torch::TensorOptions().device(device_));
@@ -59,7 +59,7 @@ class Dmpo : public Method {
   double beta_;
   std::string target_;
   double label_log_alpha_, reward_temperature_;
-  std::shared_ptr<ScoreModel> reference_;
+  std::shared_ptr<models::ScoreModel> reference_;
 };
 
 }  // namespace

@@ -15,7 +15,7 @@ class Dpo : public Method {
   }
   std::string name() const override { return "dpo"; }
 
-  LossOutput loss(ScoreModel& policy, const Batch& batch) override {
+  LossOutput loss(models::ScoreModel& policy, const data::Batch& batch) override {
     PairMse m = pair_mse(policy, *reference_, schedule_, batch, device_);
     auto rho_w = -beta_ * (m.policy_w - m.ref_w);
     auto rho_l = -beta_ * (m.policy_l - m.ref_l);
@@ -29,7 +29,7 @@ class Dpo : public Method {
   const diffusion::NoiseSchedule& schedule_;
   torch::Device device_;
   double beta_;
-  std::shared_ptr<ScoreModel> reference_;
+  std::shared_ptr<models::ScoreModel> reference_;
 };
 
 }  // namespace

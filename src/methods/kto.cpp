@@ -25,7 +25,7 @@ class Kto : public Method {
   }
   std::string name() const override { return "kto"; }
 
-  LossOutput loss(ScoreModel& policy, const Batch& batch) override {
+  LossOutput loss(models::ScoreModel& policy, const data::Batch& batch) override {
     DUALIGN_CHECK(batch.desirable.defined(), "method kto needs labelled samples (data format labelled_samples)");
     SampleMse m = sample_mse(policy, *reference_, schedule_, batch, device_);
     auto g = -(m.policy - m.ref);
@@ -56,7 +56,7 @@ class Kto : public Method {
   torch::Device device_;
   dist::Comm* comm_;
   double beta_, desirable_weight_, undesirable_weight_;
-  std::shared_ptr<ScoreModel> reference_;
+  std::shared_ptr<models::ScoreModel> reference_;
 };
 
 }  // namespace

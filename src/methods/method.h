@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "diffusion/schedule.h"
-#include "methods/score_model.h"
-#include "methods/batch.h"
+#include "models/score_model.h"
+#include "data/batch.h"
 
 namespace dualign::config {
 class Section;
@@ -32,7 +32,7 @@ class Method {
  public:
   virtual ~Method() = default;
   virtual std::string name() const = 0;
-  virtual LossOutput loss(ScoreModel& policy, const Batch& batch) = 0;
+  virtual LossOutput loss(models::ScoreModel& policy, const data::Batch& batch) = 0;
 
   // Methods with dual variables (constrained alignment, OR composition): every rank calls this after each
   // optimizer step with the number of completed steps. It may all-reduce (a collective) and update the duals
@@ -47,7 +47,7 @@ struct MethodContext {
   torch::Device device;
   // Builds a fresh copy of the policy's starting point (same config, same init weights): methods that need a
   // frozen reference call it once and freeze the result.
-  std::function<std::shared_ptr<ScoreModel>()> build_reference;
+  std::function<std::shared_ptr<models::ScoreModel>()> build_reference;
   // For statistics a loss needs from the whole global batch (KTO's reference point). May be null in tests of
   // methods that do not need it.
   dist::Comm* comm = nullptr;

@@ -145,14 +145,14 @@ class Mixture : public Method {
   }
   std::string name() const override { return "mixture"; }
 
-  LossOutput loss(ScoreModel& policy, const Batch& batch) override {
+  LossOutput loss(models::ScoreModel& policy, const data::Batch& batch) override {
     DUALIGN_CHECK(batch.group.defined(), "method mixture needs group ids: data.groups (kind gmm) or data.group: "
                                          "class (kind h5)");
     if (!probe_) check_window(batch);
     const int64_t n = batch.local_size();
     auto x0 = batch.x;
-    auto eps = draw_global_normal(batch, "mixture/eps", x0.sizes().slice(1), device_);
-    auto t = draw_global_int(batch, "mixture/t", schedule_.num_train_timesteps(), device_);
+    auto eps = data::draw_global_normal(batch, "mixture/eps", x0.sizes().slice(1), device_);
+    auto t = data::draw_global_int(batch, "mixture/t", schedule_.num_train_timesteps(), device_);
     auto x_t = schedule_.add_noise(x0, eps, t);
     auto out = policy.forward(x_t, t, batch.cond);
     auto mse = (out - schedule_.target(x0, eps, t)).pow(2).flatten(1).mean(1);  // [n], with gradients
@@ -252,7 +252,7 @@ class Mixture : public Method {
 
   // constraint class_frequency: at the first micro-batch of the last step of each dual window, label the
   // policy's samples and add target_g − 1{label = g} for every sample to group g (mean: target_g − f_g).
-  void add_class_frequency(ScoreModel& policy, const Batch& batch) {
+  void add_class_frequency(models::ScoreModel& policy, const data::Batch& batch) {
     if (batch.micro != 0 || (batch.step + 1) % s_.dual.every != 0) return;
     const int rank = comm_ ? comm_->rank() : 0, world = comm_ ? comm_->size() : 1;
     auto counts = probe_->count(policy, batch, rank, world);
@@ -264,9 +264,9 @@ class Mixture : public Method {
   }
 
   // The per-sample value whose group mean is the constraint estimate g_i (see mixture.h).
-  torch::Tensor constraint_value(ScoreModel& policy, const torch::Tensor& out, const torch::Tensor& mse,
+  torch::Tensor constraint_value(models::ScoreModel& policy, const torch::Tensor& out, const torch::Tensor& mse,
                                  const torch::Tensor& x_t, const torch::Tensor& eps, const torch::Tensor& t,
-                                 const Batch& batch) {
+                                 const data::Batch& batch) {
     torch::NoGradGuard no_grad;
     auto per_sample = [&](const torch::Tensor& model_out, const torch::Tensor& model_mse) {
       if (s_.estimate == "mse") return model_mse;
@@ -286,7 +286,7 @@ class Mixture : public Method {
 
   // Every group must appear in every dual window, else DualAscent cannot form its estimate: fail early with
   // the numbers when the configuration makes a gap likely.
-  void check_window(const Batch& batch) {
+  void check_window(const data::Batch& batch) {
     if (window_checked_ || s_.frequency.empty()) return;
     window_checked_ = true;
     const double p_min = *std::min_element(s_.frequency.begin(), s_.frequency.end());
@@ -306,7 +306,7 @@ class Mixture : public Method {
   torch::Tensor elbo_w_;
   torch::Tensor baseline_, baseline_seen_;  // per timestep, float64 [T], checkpointed
   torch::Tensor base_sum_, base_count_;     // this rank's window, cleared at each dual update
-  std::shared_ptr<ScoreModel> reference_;
+  std::shared_ptr<models::ScoreModel> reference_;
   std::unique_ptr<ClassFrequencyProbe> probe_;  // constraint class_frequency
   bool window_checked_ = false;
 };

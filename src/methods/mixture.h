@@ -1,6 +1,6 @@
 // Mixture composition (OR) / "constrained diffusion models via dual training" (Khalafi, Ding, Ribeiro,
-// NeurIPS 2024; research/algorithms.md §6): one model p_θ for m groups of data q_1..q_m (datasets, or the
-// classes of one labelled dataset; Batch::group holds each row's group id), trained on
+// NeurIPS 2024; docs/methods.md#composition): one model p_θ for m groups of data q_1..q_m (datasets, or the
+// classes of one labelled dataset; data::Batch::group holds each row's group id), trained on
 //
 //   min_θ max_λ  L(θ, λ) = Σ_i λ_i (ℓ_i(θ) − b_i),   λ ∈ simplex (or the notebook's sum-zero + clip rule)
 //

@@ -12,7 +12,7 @@ torch::Tensor per_image_mse(const torch::Tensor& out, const torch::Tensor& targe
 
 }  // namespace
 
-std::shared_ptr<ScoreModel> frozen_reference(const MethodContext& ctx, const std::string& dtype_name,
+std::shared_ptr<models::ScoreModel> frozen_reference(const MethodContext& ctx, const std::string& dtype_name,
                                              const std::string& key) {
   DUALIGN_CHECK(ctx.build_reference, "this method needs a reference model but none can be built here");
   torch::ScalarType dtype = torch::kFloat32;
@@ -26,12 +26,12 @@ std::shared_ptr<ScoreModel> frozen_reference(const MethodContext& ctx, const std
   return ref;
 }
 
-PairMse pair_mse(ScoreModel& policy, ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
-                 const Batch& batch, const torch::Device& device) {
+PairMse pair_mse(models::ScoreModel& policy, models::ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
+                 const data::Batch& batch, const torch::Device& device) {
   DUALIGN_CHECK(batch.x_l.defined(), "a pair method needs preference pairs (data format preference_pairs)");
   const int64_t n = batch.local_size();
-  auto eps = draw_global_normal(batch, "pair/eps", batch.x.sizes().slice(1), device);
-  auto t = draw_global_int(batch, "pair/t", schedule.num_train_timesteps(), device);
+  auto eps = data::draw_global_normal(batch, "pair/eps", batch.x.sizes().slice(1), device);
+  auto t = data::draw_global_int(batch, "pair/t", schedule.num_train_timesteps(), device);
   auto x0 = torch::cat({batch.x, batch.x_l}, 0);
   auto eps2 = torch::cat({eps, eps}, 0), t2 = torch::cat({t, t}, 0);
   auto x_t = schedule.add_noise(x0, eps2, t2);
@@ -47,10 +47,10 @@ PairMse pair_mse(ScoreModel& policy, ScoreModel& reference, const diffusion::Noi
   return {policy_mse.narrow(0, 0, n), policy_mse.narrow(0, n, n), ref_mse.narrow(0, 0, n), ref_mse.narrow(0, n, n)};
 }
 
-SampleMse sample_mse(ScoreModel& policy, ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
-                     const Batch& batch, const torch::Device& device) {
-  auto eps = draw_global_normal(batch, "sample/eps", batch.x.sizes().slice(1), device);
-  auto t = draw_global_int(batch, "sample/t", schedule.num_train_timesteps(), device);
+SampleMse sample_mse(models::ScoreModel& policy, models::ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
+                     const data::Batch& batch, const torch::Device& device) {
+  auto eps = data::draw_global_normal(batch, "sample/eps", batch.x.sizes().slice(1), device);
+  auto t = data::draw_global_int(batch, "sample/t", schedule.num_train_timesteps(), device);
   auto x_t = schedule.add_noise(batch.x, eps, t);
   auto target = schedule.target(batch.x, eps, t);
   auto policy_mse = per_image_mse(policy.forward(x_t, t, batch.cond), target);

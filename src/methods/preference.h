@@ -19,7 +19,7 @@ namespace dualign::methods {
 
 // The reference model a preference method holds: built from the policy's starting point, frozen, optionally
 // in bf16 (`method.reference_dtype`: float32 | bfloat16) to halve its memory on GPU.
-std::shared_ptr<ScoreModel> frozen_reference(const MethodContext& ctx, const std::string& dtype_name,
+std::shared_ptr<models::ScoreModel> frozen_reference(const MethodContext& ctx, const std::string& dtype_name,
                                              const std::string& key);
 
 // Per-image MSE terms [B] for winners and losers that share one t and one ε per pair (drawn for the global
@@ -28,15 +28,15 @@ struct PairMse {
   torch::Tensor policy_w, policy_l;  // with gradients
   torch::Tensor ref_w, ref_l;        // detached
 };
-PairMse pair_mse(ScoreModel& policy, ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
-                 const Batch& batch, const torch::Device& device);
+PairMse pair_mse(models::ScoreModel& policy, models::ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
+                 const data::Batch& batch, const torch::Device& device);
 
 // The same for unpaired samples (KTO): an independent t and ε per sample.
 struct SampleMse {
   torch::Tensor policy, ref;  // [B]
 };
-SampleMse sample_mse(ScoreModel& policy, ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
-                     const Batch& batch, const torch::Device& device);
+SampleMse sample_mse(models::ScoreModel& policy, models::ScoreModel& reference, const diffusion::NoiseSchedule& schedule,
+                     const data::Batch& batch, const torch::Device& device);
 
 // Logging statistics every pair method reports (sums, so the trainer can average them over ranks):
 // implicit_acc (ρ_w > ρ_l), reward_margin (ρ_w − ρ_l), model/ref MSE of winners and losers.

@@ -22,7 +22,7 @@ class GmmTargetReward : public Reward {
     return fmt::format("gmm_target: -{} * ||x - [{}]||^2", scale_, fmt::join(target_, ", "));
   }
 
-  torch::Tensor score(const torch::Tensor& x, const methods::Condition&) override {
+  torch::Tensor score(const torch::Tensor& x, const data::Condition&) override {
     DUALIGN_CHECK(x.dim() == 2 && x.size(1) == static_cast<int64_t>(target_.size()),
                   "reward '{}': target has {} coordinates, samples are shaped [{}]", key_, target_.size(),
                   fmt::join(x.sizes(), ", "));
@@ -56,7 +56,7 @@ class ClassifierReward : public Reward {
                        log_prob_ ? "log" : "", fmt::join(classes_, ", "));
   }
 
-  torch::Tensor score(const torch::Tensor& x, const methods::Condition&) override {
+  torch::Tensor score(const torch::Tensor& x, const data::Condition&) override {
     // Differentiable in x when x requires grad (reward back-propagation, method=constrained); else no graph.
     torch::AutoGradMode grad_mode(torch::GradMode::is_enabled() && x.requires_grad());
     std::vector<torch::Tensor> parts;

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "methods/score_model.h"
+#include "data/batch.h"
 
 namespace dualign::config {
 class Section;
@@ -20,7 +20,7 @@ class Reward {
   virtual ~Reward() = default;
   virtual std::string describe() const = 0;
   // x [B, ...] → [B] float32 rewards. `cond` may be empty (unconditional samples).
-  virtual torch::Tensor score(const torch::Tensor& x, const methods::Condition& cond) = 0;
+  virtual torch::Tensor score(const torch::Tensor& x, const data::Condition& cond) = 0;
 };
 
 // Builds the reward a config section describes (strict keys), e.g.

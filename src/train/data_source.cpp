@@ -1,7 +1,7 @@
 #include "train/data_source.h"
 
 #include "config/config.h"
-#include "eval/gmm.h"
+#include "data/gmm.h"
 #include "train/h5_source.h"
 #include "util/error.h"
 #include "util/seed.h"
@@ -14,11 +14,11 @@ namespace {
 // also carries the group of the component it came from (Batch::group): several datasets in one stream.
 class GmmSource : public DataSource {
  public:
-  GmmSource(eval::Gmm gmm, std::vector<int64_t> groups, ShardSpec shard)
+  GmmSource(data::Gmm gmm, std::vector<int64_t> groups, ShardSpec shard)
       : gmm_(std::move(gmm)), groups_(std::move(groups)), shard_(shard) {}
 
-  methods::Batch next(int64_t step, int64_t micro) override {
-    methods::Batch b;
+  data::Batch next(int64_t step, int64_t micro) override {
+    data::Batch b;
     b.step = step;
     b.micro = micro;
     b.seed = derive_seed(shard_.seed, "batch", {step, micro});
@@ -42,7 +42,7 @@ class GmmSource : public DataSource {
   }
 
  private:
-  eval::Gmm gmm_;
+  data::Gmm gmm_;
   std::vector<int64_t> groups_;  // component -> group id; empty: no groups
   ShardSpec shard_;
 };
@@ -53,8 +53,8 @@ class NoDataSource : public DataSource {
  public:
   explicit NoDataSource(ShardSpec shard) : shard_(shard) {}
 
-  methods::Batch next(int64_t step, int64_t micro) override {
-    methods::Batch b;
+  data::Batch next(int64_t step, int64_t micro) override {
+    data::Batch b;
     b.step = step;
     b.micro = micro;
     b.seed = derive_seed(shard_.seed, "batch", {step, micro});
@@ -68,13 +68,13 @@ class NoDataSource : public DataSource {
   ShardSpec shard_;
 };
 
-eval::Gmm read_gmm(const config::Section& data) {
+data::Gmm read_gmm(const config::Section& data) {
   auto means = data.get<std::vector<std::vector<double>>>("means");
   auto weights = data.get<std::vector<double>>("weights");
   if (means.size() != weights.size())
     fail("config keys '{}' and '{}': {} means but {} weights", data.path("means"), data.path("weights"), means.size(),
          weights.size());
-  return eval::Gmm(means, weights, data.get<double>("std"));
+  return data::Gmm(means, weights, data.get<double>("std"));
 }
 
 }  // namespace

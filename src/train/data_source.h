@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "methods/batch.h"
+#include "data/batch.h"
 
 namespace dualign::config {
 class Section;
@@ -26,7 +26,7 @@ struct ShardSpec {
 class DataSource {
  public:
   virtual ~DataSource() = default;
-  virtual methods::Batch next(int64_t step, int64_t micro) = 0;
+  virtual data::Batch next(int64_t step, int64_t micro) = 0;
 };
 
 // Builds the source named by `data.kind` (strict: unknown keys are errors).

@@ -5,23 +5,23 @@
 #include "config/config.h"
 #include "dist/comm.h"
 #include "eval/distances.h"
-#include "eval/gmm.h"
+#include "data/gmm.h"
 #include "eval/sampling.h"
-#include "methods/score_model.h"
+#include "models/score_model.h"
 #include "train/settings.h"
 #include "util/seed.h"
 
 namespace dualign::train {
 namespace {
 
-eval::Gmm gmm_from(const config::Section& data) {
-  return eval::Gmm(data.get<std::vector<std::vector<double>>>("means"), data.get<std::vector<double>>("weights"),
+data::Gmm gmm_from(const config::Section& data) {
+  return data::Gmm(data.get<std::vector<std::vector<double>>>("means"), data.get<std::vector<double>>("weights"),
                    data.get<double>("std"));
 }
 
 }  // namespace
 
-std::map<std::string, double> evaluate(const config::Config& cfg, const TrainSettings& s, methods::ScoreModel& model,
+std::map<std::string, double> evaluate(const config::Config& cfg, const TrainSettings& s, models::ScoreModel& model,
                                        const diffusion::NoiseSchedule& schedule, dist::Comm& comm) {
   std::map<std::string, double> out;
   auto data = cfg.section("data");

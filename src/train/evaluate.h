@@ -14,14 +14,14 @@ class NoiseSchedule;
 namespace dualign::dist {
 class Comm;
 }
-namespace dualign::methods {
+namespace dualign::models {
 class ScoreModel;
 }
 
 namespace dualign::train {
 struct TrainSettings;
 
-std::map<std::string, double> evaluate(const config::Config& cfg, const TrainSettings& s, methods::ScoreModel& model,
+std::map<std::string, double> evaluate(const config::Config& cfg, const TrainSettings& s, models::ScoreModel& model,
                                        const diffusion::NoiseSchedule& schedule, dist::Comm& comm);
 
 }  // namespace dualign::train

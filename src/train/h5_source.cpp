@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "config/config.h"
+#include "data/formats.h"
 #include "data/loader.h"
 #include "data/schema.h"
 #include "util/error.h"
@@ -29,23 +30,23 @@ struct Layout {
   std::string group;  // the class labels again, as Batch::group (mixture composition over classes)
 };
 
+// Which dataset fills which part of a Batch, from the format table (data/formats.h).
 Layout layout_of(const std::string& format, const std::string& condition, const std::string& file,
                  const std::string& key) {
+  const data::FormatSpec* spec = data::find_format(format);
+  if (!spec || !spec->trainable) fail("dataset '{}' has format '{}', which the trainer cannot read", file, format);
   Layout l;
-  if (format == "images") {
-    l.x = "images";
-    l.class_id = "labels";
-  } else if (format == "points") {
-    l.x = "points";
-    l.class_id = "labels";
-  } else if (format == "preference_pairs") {
-    l.x = "winner", l.x_l = "loser", l.score_w = "score_w", l.score_l = "score_l";
-    l.class_id = "class_id", l.text = "text_embedding";
-  } else if (format == "labelled_samples") {
-    l.x = "samples", l.desirable = "desirable", l.score_w = "score";
-    l.class_id = "class_id", l.text = "text_embedding";
-  } else {
-    fail("dataset '{}' has format '{}', which the trainer cannot read", file, format);
+  for (const auto& f : spec->fields) {
+    switch (f.slot) {
+      case data::Slot::x: l.x = f.name; break;
+      case data::Slot::x_l: l.x_l = f.name; break;
+      case data::Slot::score_w: l.score_w = f.name; break;
+      case data::Slot::score_l: l.score_l = f.name; break;
+      case data::Slot::desirable: l.desirable = f.name; break;
+      case data::Slot::class_id: l.class_id = f.name; break;
+      case data::Slot::text: l.text = f.name; break;
+      case data::Slot::none: break;
+    }
   }
   l.group = l.class_id;
   if (condition != "class") l.class_id.clear();
@@ -60,13 +61,13 @@ class H5Source : public DataSource {
   H5Source(data::LoaderOptions options, Layout layout, ShardSpec shard)
       : layout_(std::move(layout)), shard_(shard), loader_(std::move(options)) {}
 
-  methods::Batch next(int64_t step, int64_t micro) override {
+  data::Batch next(int64_t step, int64_t micro) override {
     const int64_t k = step * shard_.grad_accum + micro;
     if (k != next_k_) loader_.seek(loader_.cursor_of_batch(k));  // a resume or a jump: continue the global order
     next_k_ = k + 1;
-    data::Batch raw = loader_.next();
+    data::LoadedBatch raw = loader_.next();
 
-    methods::Batch b;
+    data::Batch b;
     b.step = step;
     b.micro = micro;
     b.seed = derive_seed(shard_.seed, "batch", {step, micro});

@@ -1,9 +1,7 @@
 // Micro-batches from a dualign HDF5 dataset (src/data/README.md) through the sharded, prefetching Loader.
-// The file's `format` attribute decides what a Batch holds:
-//   images            x = images (uint8 → [-1, 1]), cond.class_id = labels (when data.condition = class)
-//   points            x = points, cond.class_id = labels (when data.condition = class)
-//   preference_pairs  x = winner, x_l = loser, score_w / score_l when present, cond = class_id or text_embedding
-//   labelled_samples  x = samples, desirable, score_w = score when present, cond as for pairs
+// The file's `format` attribute decides what a Batch holds, through the slots of the format table
+// (data/formats.h): e.g. preference_pairs give x = winner, x_l = loser, score_w / score_l when present, and
+// cond = class_id (data.condition = class) or text_embedding (data.condition = text).
 // `data.group: class` also hands the labels to the method as Batch::group (e.g. mixture composition over the
 // classes of an unconditional model).
 // Global micro-batch k = step · grad_accum + micro is the Loader's k-th global batch, so the order (and a resume

@@ -6,11 +6,12 @@
 
 #include "config/config.h"
 #include "diffusion/schedule.h"
+#include "diffusion/schedule_config.h"
 #include "dist/comm.h"
 #include "dist/runtime.h"
 #include "dist/stats.h"
-#include "eval/sampling.h"
 #include "methods/method.h"
+#include "models/score_model.h"
 #include "models/ema.h"
 #include "train/checkpointing.h"
 #include "train/data_source.h"
@@ -20,6 +21,7 @@
 #include "train/throughput.h"
 #include "train/run_dir.h"
 #include "train/settings.h"
+#include "util/command_line.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/progress.h"
@@ -49,21 +51,21 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   const torch::Device device = pick_device(world);
   auto comm = dist::make_comm(world, device);
   const bool rank0 = world.rank == 0;
-  if (rank0) write_run_metadata(s.run_dir, cfg, {world.size, {}});
+  if (rank0) write_run_metadata(s.run_dir, cfg, {world.size, command_line()});
   comm->barrier();  // the run dir exists before any rank writes into it
   if (s.per_rank_logs) log::open_file(s.run_dir + "/logs/rank" + std::to_string(world.rank) + ".log");
   MetricsWriter metrics(s.run_dir, rank0);
   log::info("run dir: {}", s.run_dir);
 
   // ---- model, method, data, optimizer -----------------------------------------------------------------------
-  diffusion::NoiseSchedule schedule(eval::read_schedule(cfg.section("diffusion")));
+  diffusion::NoiseSchedule schedule(diffusion::read_schedule(cfg.section("diffusion")));
   const uint64_t init_seed = derive_seed(s.seed, "init");
   torch::manual_seed(init_seed);
-  auto policy = methods::build_score_model(cfg.section("model"), device);
+  auto policy = models::build_score_model(cfg.section("model"), device);
   log::info("model: {} with {} parameters", policy->describe(), policy->num_parameters());
   auto build_reference = [&] {  // the policy's starting point again (same init seed, same model.init_from)
     torch::manual_seed(init_seed);
-    return methods::build_score_model(cfg.section("model"), device);
+    return models::build_score_model(cfg.section("model"), device);
   };
   auto method = methods::make_method(cfg.section("method"), {schedule, device, build_reference, comm.get()});
   ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.grad_accum, s.seed, device};
@@ -87,7 +89,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
     optimizer.zero_grad();
 
     for (int64_t micro = 0; micro < s.grad_accum; ++micro) {
-      methods::Batch batch = data->next(step, micro);
+      data::Batch batch = data->next(step, micro);
       optimizer.begin_micro_step(/*last=*/micro + 1 == s.grad_accum);
       methods::LossOutput out = method->loss(*policy, batch);
       (out.loss / static_cast<double>(s.grad_accum)).backward();

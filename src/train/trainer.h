@@ -1,4 +1,4 @@
-// The training loop shared by every method (see DESIGN.md §2, "the spine").
+// The training loop shared by every method (the spine; docs/architecture.md#one-training-step, src/train/README.md).
 #pragma once
 
 namespace dualign::config {

@@ -12,7 +12,7 @@
 #include "config/config.h"
 #include "dist/comm.h"
 #include "dist/runtime.h"
-#include "methods/score_model.h"
+#include "models/score_model.h"
 
 using namespace dualign;
 using namespace dualign::compose;
@@ -30,9 +30,9 @@ const diffusion::NoiseSchedule& schedule() {
 }
 
 std::vector<Component> components() {
-  return {{"q1", gmm_eps(eval::Gmm({{-2.0, 0.0}, {2.0, 0.0}, {0.0, 2.0}}, {0.4, 0.3, 0.3}, 0.35), schedule())},
-          {"q2", gmm_eps(eval::Gmm({{-2.0, 0.0}, {2.0, 0.0}}, {0.5, 0.5}, 0.8), schedule())},
-          {"q3", gmm_eps(eval::Gmm({{0.0, 1.0}}, {1.0}, 1.0), schedule())}};
+  return {{"q1", gmm_eps(data::Gmm({{-2.0, 0.0}, {2.0, 0.0}, {0.0, 2.0}}, {0.4, 0.3, 0.3}, 0.35), schedule())},
+          {"q2", gmm_eps(data::Gmm({{-2.0, 0.0}, {2.0, 0.0}}, {0.5, 0.5}, 0.8), schedule())},
+          {"q3", gmm_eps(data::Gmm({{0.0, 1.0}}, {1.0}, 1.0), schedule())}};
 }
 
 ComposeSettings settings(const std::string& mode) {
@@ -53,12 +53,12 @@ ComposeSettings settings(const std::string& mode) {
   return s;
 }
 
-std::shared_ptr<methods::ScoreModel> student() {
+std::shared_ptr<models::ScoreModel> student() {
   config::Composed composed;
   composed.config = composed.resolved = YAML::Load("model: {kind: mlp, data_dim: 2, hidden: 32, depth: 2}");
   config::Config cfg(std::move(composed));
   torch::manual_seed(3);  // the same initial weights on every rank
-  return methods::build_score_model(cfg.section("model"), torch::kCPU);
+  return models::build_score_model(cfg.section("model"), torch::kCPU);
 }
 
 void expect_same_trajectory(const std::string& mode) {

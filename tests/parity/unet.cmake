@@ -6,9 +6,9 @@ add_test(NAME parity_make_unet_fixtures
 set_tests_properties(parity_make_unet_fixtures PROPERTIES LABELS parity TIMEOUT 300 FIXTURES_SETUP unet_fixtures
                      ENVIRONMENT "OMP_NUM_THREADS=1;DUALIGN_THREADS=1")
 
-add_executable(test_parity_unet ${CMAKE_CURRENT_SOURCE_DIR}/test_unet_parity.cpp
-               ${CMAKE_CURRENT_SOURCE_DIR}/test_scheduler_parity.cpp)
-target_link_libraries(test_parity_unet PRIVATE dualign_models GTest::gtest GTest::gtest_main)
+add_executable(test_parity_unet ${CMAKE_CURRENT_SOURCE_DIR}/unet_parity_test.cpp
+               ${CMAKE_CURRENT_SOURCE_DIR}/scheduler_parity_test.cpp)
+target_link_libraries(test_parity_unet PRIVATE dualign_models dualign_diffusion GTest::gtest GTest::gtest_main)
 target_precompile_headers(test_parity_unet REUSE_FROM dualign_torch_pch)
 target_compile_options(test_parity_unet PRIVATE -Wno-missing-field-initializers)
 # gtest_discover_tests keeps only the first entry of an ENVIRONMENT list; run the tests through `env` instead.
@@ -19,7 +19,7 @@ gtest_discover_tests(test_parity_unet PROPERTIES LABELS parity TIMEOUT 300 FIXTU
 
 # SD-1.5: exact parameter count (cheap-ish: allocation only) and one checkpointed forward+backward at a
 # 4x32x32 latent on CPU (heavy: label sd15, opt-in below).
-add_executable(test_sd15 ${CMAKE_CURRENT_SOURCE_DIR}/test_sd15.cpp)
+add_executable(test_sd15 ${CMAKE_CURRENT_SOURCE_DIR}/sd15_test.cpp)
 target_link_libraries(test_sd15 PRIVATE dualign_models GTest::gtest GTest::gtest_main)
 target_precompile_headers(test_sd15 REUSE_FROM dualign_torch_pch)
 add_test(NAME parity_sd15_parameter_count COMMAND test_sd15 --gtest_filter=SD15.ParameterCount)

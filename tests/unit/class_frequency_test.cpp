@@ -39,8 +39,8 @@ std::string mixture_yaml(const std::string& classifier, const std::string& frequ
          "}, dual: {projection: simplex, lr: 0.5, every: 2}}\n";
 }
 
-Batch image_batch(int64_t step) {
-  Batch b;
+data::Batch image_batch(int64_t step) {
+  data::Batch b;
   b.x = torch::randn({6, 1, 8, 8});
   b.group = torch::tensor({0, 1, 2, 0, 1, 2}, torch::kInt64);
   b.global_size = 6;

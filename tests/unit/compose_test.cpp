@@ -16,7 +16,7 @@
 #include "compose/product_sampling.h"
 #include "common/self_comm.h"
 #include "config/config.h"
-#include "methods/score_model.h"
+#include "models/score_model.h"
 
 using namespace dualign;
 using namespace dualign::compose;
@@ -28,7 +28,7 @@ const diffusion::NoiseSchedule& schedule() {
   return s;
 }
 
-eval::Gmm gaussian(std::vector<double> mean, double std) { return eval::Gmm({std::move(mean)}, {1.0}, std); }
+data::Gmm gaussian(std::vector<double> mean, double std) { return data::Gmm({std::move(mean)}, {1.0}, std); }
 
 // KL(N(mp, sp² I) ‖ N(mq, sq² I)) in d dimensions.
 double gaussian_kl(const std::vector<double>& mp, double sp, const std::vector<double>& mq, double sq) {

@@ -3,9 +3,14 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 
 #include "config/config.h"
 #include "config/overrides.h"
+#include "config/yaml_file.h"
 #include "config/yaml_path.h"
 #include "util/error.h"
 
@@ -302,6 +307,28 @@ TEST(ConfigMultirun, EachExpandedRunComposes) {
     auto c = make(run);
     EXPECT_TRUE(c.has("method.name"));
   }
+}
+
+TEST(YamlFile, ErrorsNameTheFileAndLine) {
+  const auto dir = std::filesystem::temp_directory_path() / ("dualign-yaml-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "reward.yaml").string();
+  std::ofstream(path) << "kind: gmm_target\ntarget: [2.5, 0]\ntypo: 1\n";
+  auto cfg = config_from_yaml_file(path);
+  auto root = cfg.root();
+  EXPECT_EQ(root.get<std::string>("kind"), "gmm_target");
+  EXPECT_EQ(root.get<std::vector<double>>("target"), (std::vector<double>{2.5, 0.0}));
+  try {
+    root.finish();
+    FAIL() << "unknown key not reported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("typo"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("reward.yaml:3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(config_from_yaml_file((dir / "missing.yaml").string()), Error);
+  std::ofstream(dir / "list.yaml") << "- 1\n- 2\n";
+  EXPECT_THROW(config_from_yaml_file((dir / "list.yaml").string()), Error);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -181,8 +181,8 @@ struct Fixture : test::MethodFixture {
 };
 using test::stat;
 
-Batch self_batch(int64_t global, int64_t offset, int64_t local, uint64_t seed = 11) {
-  Batch b;
+data::Batch self_batch(int64_t global, int64_t offset, int64_t local, uint64_t seed = 11) {
+  data::Batch b;
   b.x = torch::empty({local, 0});
   b.global_size = global;
   b.offset = offset;

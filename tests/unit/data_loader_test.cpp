@@ -30,7 +30,7 @@ std::string write_indexed_points(const std::filesystem::path& dir, int64_t n) {
   return path;
 }
 
-std::vector<int64_t> ids_of(const data::Batch& b) {
+std::vector<int64_t> ids_of(const data::LoadedBatch& b) {
   auto l = b["labels"];
   return {l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()};
 }

@@ -13,7 +13,6 @@
 #include "eval/metrics.h"
 #include "eval/png.h"
 #include "eval/samples_io.h"
-#include "eval/yaml_config.h"
 #include "util/error.h"
 
 using namespace dualign;
@@ -25,7 +24,7 @@ namespace {
 // Exact ε-predictor of data N(mu, sigma² I) under `s`: ε*(x, t) = sqrt(1-ᾱ)(x - sqrt(ᾱ) mu) / (ᾱ sigma² + 1 - ᾱ).
 // Integer t: discrete ᾱ_t per row; float t (continuous time, one value per call): ᾱ(s).
 Denoiser gaussian_model(const diffusion::NoiseSchedule& s, torch::Tensor mu, double sigma) {
-  return [&s, mu, sigma](const torch::Tensor& x, const torch::Tensor& t, const methods::Condition&) {
+  return [&s, mu, sigma](const torch::Tensor& x, const torch::Tensor& t, const data::Condition&) {
     torch::Tensor a;
     if (t.is_floating_point())
       a = torch::full({x.size(0), 1}, s.alpha_bar_continuous(t[0].item<double>()), x.options());
@@ -146,7 +145,7 @@ TEST(EvalKl, PathKlZeroForIdenticalAndClosedFormForConstantOffset) {
   auto mu = torch::tensor({1.0, -0.5}, torch::kFloat64);
   auto policy = gaussian_model(s, mu, 0.7);
   auto delta = torch::tensor({0.03, -0.02}, torch::kFloat64);
-  Denoiser shifted = [&](const torch::Tensor& x, const torch::Tensor& t, const methods::Condition& c) {
+  Denoiser shifted = [&](const torch::Tensor& x, const torch::Tensor& t, const data::Condition& c) {
     return policy(x, t, c) + delta;
   };
   diffusion::SamplerConfig sc;
@@ -263,26 +262,6 @@ TEST(EvalSamplesIo, RoundTripAndFormatCheck) {
   EXPECT_DOUBLE_EQ(r.float_attrs.at("eta"), 0.5);
   s.prompts.pop_back();
   EXPECT_THROW(write_samples(path, s), Error);
-}
-
-TEST(EvalYamlConfig, ErrorsNameTheFile) {
-  TempDir tmp;
-  const auto path = (tmp.path / "reward.yaml").string();
-  std::ofstream(path) << "kind: gmm_target\ntarget: [2.5, 0]\ntypo: 1\n";
-  auto cfg = config_from_yaml_file(path);
-  auto root = cfg.root();
-  EXPECT_EQ(root.get<std::string>("kind"), "gmm_target");
-  EXPECT_EQ(root.get<std::vector<double>>("target"), (std::vector<double>{2.5, 0.0}));
-  try {
-    root.finish();
-    FAIL() << "unknown key not reported";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("typo"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("reward.yaml:3"), std::string::npos) << e.what();
-  }
-  EXPECT_THROW(config_from_yaml_file((tmp.path / "missing.yaml").string()), Error);
-  std::ofstream(tmp.path / "list.yaml") << "- 1\n- 2\n";
-  EXPECT_THROW(config_from_yaml_file((tmp.path / "list.yaml").string()), Error);
 }
 
 TEST(EvalSamplesIo, PromptsFile) {

@@ -1,5 +1,6 @@
-// Preference losses (Diffusion-DPO, DMPO, Diffusion-KTO): exact values when policy == reference, the
-// winner/loser noise sharing, and that a few optimizer steps move the implicit margin the right way.
+// Preference losses (Diffusion-DPO, its hinge variant, DMPO, Diffusion-KTO): exact values when policy ==
+// reference, the winner/loser noise sharing, that a few optimizer steps move the implicit margin the right way,
+// and the method registry (traits, errors).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include "common/method_fixture.h"
 #include "methods/method.h"
 #include "methods/preference.h"
+#include "methods/registry.h"
 
 namespace dualign::methods {
 namespace {
@@ -18,8 +20,8 @@ struct Fixture : test::MethodFixture {
 };
 using test::stat;
 
-Batch pair_batch(int64_t n, uint64_t seed = 3) {
-  Batch b;
+data::Batch pair_batch(int64_t n, uint64_t seed = 3) {
+  data::Batch b;
   b.x = torch::randn({n, 2}) + 1.0;
   b.x_l = torch::randn({n, 2}) - 1.0;
   b.global_size = n;
@@ -39,7 +41,7 @@ TEST(Dpo, AtTheReferenceTheLossIsLog2AndTheMarginZero) {
 TEST(Dpo, WinnerAndLoserShareTimestepAndNoise) {
   Fixture f("method: {name: dpo, beta: 1}\n");
   auto ref = f.context().build_reference();
-  Batch b = pair_batch(16);
+  data::Batch b = pair_batch(16);
   b.x_l = b.x.clone();  // identical images: identical MSE only if t and ε are shared
   auto m = pair_mse(*f.policy, *ref, f.schedule, b, torch::kCPU);
   EXPECT_TRUE(torch::equal(m.policy_w, m.policy_l));
@@ -49,7 +51,7 @@ TEST(Dpo, AFewStepsRaiseTheImplicitMarginOnTheTrainingPairs) {
   Fixture f("method: {name: dpo, beta: 2000}\n");
   auto m = f.method();
   torch::optim::Adam opt(f.policy->parameters(), torch::optim::AdamOptions(1e-3));
-  Batch b = pair_batch(256);
+  data::Batch b = pair_batch(256);
   double first_loss = 0, last_loss = 0, last_margin = 0;
   for (int step = 0; step < 30; ++step) {
     opt.zero_grad();
@@ -75,6 +77,72 @@ TEST(Dpo, ABfloat16ReferenceServesAFloat32Policy) {
   EXPECT_EQ(f.policy->parameters().front().scalar_type(), torch::kFloat32);
 }
 
+TEST(Hinge, AtTheReferenceTheLossIsOneAndTheMarginZero) {
+  Fixture f("method: {name: hinge, beta: 500}\n");
+  auto out = f.method()->loss(*f.policy, pair_batch(64));
+  EXPECT_NEAR(out.loss.item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(stat(out, "reward_margin_sum"), 0.0, 1e-6);
+}
+
+TEST(Hinge, AwayFromTheReferenceTheLossIsTheMeanHingeOfTheImplicitMargins) {
+  Fixture f("method: {name: hinge, beta: 300}\n");
+  auto m = f.method();
+  {
+    torch::NoGradGuard no_grad;  // move the policy off the reference so that margins spread around 1
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+    for (auto& p : f.policy->parameters()) p.add_(at::normal(0.0, 0.05, p.sizes(), gen));
+  }
+  data::Batch b = pair_batch(128);
+  auto out = m->loss(*f.policy, b);
+  auto ref = f.context().build_reference();
+  ref->freeze();
+  auto mse = pair_mse(*f.policy, *ref, f.schedule, b, torch::kCPU);
+  auto margin = -300.0 * ((mse.policy_w - mse.ref_w) - (mse.policy_l - mse.ref_l));
+  const double active = (margin < 1.0).to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(active, 0.05);  // both sides of the hinge are exercised
+  EXPECT_LT(active, 0.95);
+  EXPECT_NEAR(out.loss.item<double>(), torch::relu(1.0 - margin).mean().item<double>(), 1e-6);
+}
+
+TEST(Hinge, AFewStepsLowerTheLossAndRaiseTheMargin) {
+  Fixture f("method: {name: hinge, beta: 2000}\n");
+  auto m = f.method();
+  torch::optim::Adam opt(f.policy->parameters(), torch::optim::AdamOptions(1e-3));
+  data::Batch b = pair_batch(256);
+  double first_loss = 0, last_loss = 0, last_margin = 0;
+  for (int step = 0; step < 30; ++step) {
+    opt.zero_grad();
+    auto out = m->loss(*f.policy, b);
+    out.loss.backward();
+    opt.step();
+    if (step == 0) first_loss = out.loss.item<double>();
+    last_loss = out.loss.item<double>();
+    last_margin = stat(out, "reward_margin_sum") / 256;
+  }
+  EXPECT_LT(last_loss, first_loss - 0.05);
+  EXPECT_GT(last_margin, 0.0);
+}
+
+TEST(Registry, TraitsOfThePairMethodsAndTheUnknownNameMessage) {
+  for (const char* name : {"dpo", "hinge", "dmpo"}) {
+    const auto& traits = find_method(name, "test").traits;
+    EXPECT_TRUE(traits.frozen_reference) << name;
+    EXPECT_EQ(traits.items_per_sample, 2) << name;
+    EXPECT_EQ(traits.data, "preference_pairs") << name;
+  }
+  EXPECT_FALSE(find_method("sft", "test").traits.frozen_reference);
+  EXPECT_TRUE(find_method("constrained", "test").traits.dual_variables);
+  EXPECT_EQ(all_methods().size(), 7u);
+  try {
+    find_method("dpoo", "config key 'method.name'");
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("method.name"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("hinge"), std::string::npos) << msg;  // the known methods are listed
+  }
+}
+
 TEST(Dmpo, AtTheReferenceTheLossIsTheKlOfAUniformPairToTheLabelTarget) {
   Fixture f("method: {name: dmpo, beta: 500, label_log_alpha: -3}\n");
   auto out = f.method()->loss(*f.policy, pair_batch(32));
@@ -86,7 +154,7 @@ TEST(Dmpo, AtTheReferenceTheLossIsTheKlOfAUniformPairToTheLabelTarget) {
 
 TEST(Dmpo, RewardTargetUsesTheScoresOfThePair) {
   Fixture f("method: {name: dmpo, beta: 500, target: reward, reward_temperature: 0.5}\n");
-  Batch b = pair_batch(2);
+  data::Batch b = pair_batch(2);
   b.score_w = torch::tensor({1.0f, 0.2f});
   b.score_l = torch::tensor({0.0f, 0.0f});
   auto out = f.method()->loss(*f.policy, b);
@@ -110,7 +178,7 @@ TEST(Dmpo, RewardTargetWithoutScoresIsAClearError) {
 
 TEST(Kto, AtTheReferenceTheUtilityIsOneHalfAndTheReferencePointZero) {
   Fixture f("method: {name: kto, beta: 500}\n");
-  Batch b;
+  data::Batch b;
   b.x = torch::randn({40, 2});
   b.desirable = (torch::arange(40) % 2).to(torch::kFloat32);
   b.global_size = 40;

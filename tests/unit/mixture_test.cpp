@@ -84,15 +84,15 @@ TEST(MixtureElbo, WeightsRecoverTheEntropyDifferenceOfTwoGaussians) {
 TEST(Mixture, LossIsTheLambdaWeightedEpsMse) {
   Fixture f(method_yaml("weighting: batch, estimate: mse,"));
   auto m = f.method();
-  Batch b;
+  data::Batch b;
   b.x = torch::randn({32, 2});
   b.group = torch::tensor({0, 1, 1, 1, 0, 1, 1, 1}, torch::kInt64).repeat({4});  // shares 1/4, 3/4
   b.global_size = 32;
   b.seed = 11;
   auto out = m->loss(*f.policy, b);
   // The same draws as the method: λ = (1/2, 1/2) → ½ mean_0 + ½ mean_1 of the per-sample ε-MSE.
-  auto eps = draw_global_normal(b, "mixture/eps", {2}, torch::kCPU);
-  auto t = draw_global_int(b, "mixture/t", f.schedule.num_train_timesteps(), torch::kCPU);
+  auto eps = data::draw_global_normal(b, "mixture/eps", {2}, torch::kCPU);
+  auto t = data::draw_global_int(b, "mixture/t", f.schedule.num_train_timesteps(), torch::kCPU);
   torch::NoGradGuard no_grad;
   auto mse = (f.policy->forward(f.schedule.add_noise(b.x, eps, t), t, {}) - eps).pow(2).mean(1);
   const double expected = 0.5 * mse.index({b.group == 0}).mean().item<double>() +
@@ -104,7 +104,7 @@ TEST(Mixture, ADualStepRaisesLambdaOfTheGroupWithTheLargerLoss) {
   for (const char* estimate : {"mse", "elbo"}) {
     Fixture f(method_yaml(std::string("estimate: ") + estimate + ", baseline_decay: 0,"));
     auto m = f.method();
-    Batch b;
+    data::Batch b;
     // Group 1 lies far from anything the untrained model predicts well: larger denoising loss.
     b.x = torch::cat({torch::randn({64, 2}) * 0.1, torch::randn({64, 2}) * 0.1 + 6.0});
     b.group = torch::cat({torch::zeros({64}, torch::kInt64), torch::ones({64}, torch::kInt64)});
@@ -127,7 +127,7 @@ TEST(Mixture, StateRestoresLambdaAndBaselineInPlace) {
   st.at("lambda").copy_(torch::tensor({0.25, 0.75}, torch::kFloat64));  // what a checkpoint restore does
   EXPECT_DOUBLE_EQ(lambda_of(*m, 1), 0.75);
   // The primal weights follow the restored λ.
-  Batch b;
+  data::Batch b;
   b.x = torch::zeros({2, 2});
   b.group = torch::tensor({0, 1}, torch::kInt64);
   b.global_size = 2;
@@ -157,7 +157,7 @@ TEST(Mixture, BadConfigsFailNamingTheKey) {
 TEST(Mixture, BadBatchesFailClearly) {
   Fixture f(method_yaml());
   auto m = f.method();
-  Batch b;
+  data::Batch b;
   b.x = torch::randn({4, 2});
   b.global_size = 400;
   b.seed = 1;

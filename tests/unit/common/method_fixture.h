@@ -24,7 +24,7 @@ inline config::Config config_from(const std::string& yaml) {
 struct MethodFixture {
   diffusion::NoiseSchedule schedule{diffusion::ScheduleConfig{}};
   config::Config cfg;
-  std::shared_ptr<methods::ScoreModel> policy;
+  std::shared_ptr<models::ScoreModel> policy;
   SelfComm comm;
 
   // `model_yaml` holds the `model:` section, `method_yaml` the `method:` section.
@@ -35,9 +35,9 @@ struct MethodFixture {
   std::unique_ptr<methods::Method> method() { return methods::make_method(cfg.section("method"), context()); }
 
  private:
-  std::shared_ptr<methods::ScoreModel> starting_point() {
+  std::shared_ptr<models::ScoreModel> starting_point() {
     torch::manual_seed(7);
-    return methods::build_score_model(cfg.section("model"), torch::kCPU);
+    return models::build_score_model(cfg.section("model"), torch::kCPU);
   }
 };
 

@@ -1,4 +1,4 @@
-// dualign plan's model-state formulas against the worked numbers of systems.md §B1/§B4.
+// dualign plan's model-state formulas against worked numbers of ZeRO's accounting (16Ψ, 4Ψ + 12Ψ/N, ...).
 #include <gtest/gtest.h>
 
 #include "dist/memory_plan.h"

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-namespace dualign::eval {
+namespace dualign::data {
 
 struct Gmm {
   torch::Tensor means;    // [K, D] float64
@@ -22,4 +22,4 @@ struct Gmm {
   torch::Tensor noised_score(const torch::Tensor& x, double a, double s) const;
 };
 
-}  // namespace dualign::eval
+}  // namespace dualign::data

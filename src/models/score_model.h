@@ -7,29 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "data/batch.h"
+
 namespace dualign::config {
 class Section;
 }
 
-namespace dualign::methods {
+namespace dualign::models {
 
-// What a sample is conditioned on; both parts are optional (undefined = unconditional).
-struct Condition {
-  torch::Tensor class_id;  // [B] int64
-  torch::Tensor text;      // [B, L, D] text-encoder hidden states
-
-  // The condition of rows [start, start + length).
-  Condition slice(int64_t start, int64_t length) const;
-  // This condition stacked `times` times along the batch (e.g. for winner and loser in one forward).
-  Condition repeat(int64_t times) const;
-  Condition to(const torch::Device& device) const;
-};
 
 class ScoreModel {
  public:
   virtual ~ScoreModel() = default;
   // x_t [B, ...], t [B] int64 timesteps → model output shaped like x_t.
-  virtual torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const Condition& cond) = 0;
+  virtual torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) = 0;
   virtual torch::nn::Module& module() = 0;
   virtual std::string describe() const = 0;
   // Shape of one sample (e.g. {2} or {1, 28, 28}), for samplers.
@@ -58,4 +49,4 @@ std::string resolve_checkpoint(const std::string& path);
 // Errors name the checkpoint and every missing or mis-shaped tensor.
 void load_weights(ScoreModel& model, const std::string& checkpoint, bool prefer_ema = true);
 
-}  // namespace dualign::methods
+}  // namespace dualign::models

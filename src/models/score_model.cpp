@@ -1,4 +1,4 @@
-#include "methods/score_model.h"
+#include "models/score_model.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,31 +15,7 @@
 #include "models/unet.h"
 #include "util/error.h"
 
-namespace dualign::methods {
-
-Condition Condition::slice(int64_t start, int64_t length) const {
-  Condition c;
-  if (class_id.defined()) c.class_id = class_id.narrow(0, start, length);
-  if (text.defined()) c.text = text.narrow(0, start, length);
-  return c;
-}
-
-Condition Condition::repeat(int64_t times) const {
-  Condition c;
-  auto stack = [times](const torch::Tensor& t) {
-    return torch::cat(std::vector<torch::Tensor>(static_cast<size_t>(times), t), 0);
-  };
-  if (class_id.defined()) c.class_id = stack(class_id);
-  if (text.defined()) c.text = stack(text);
-  return c;
-}
-
-Condition Condition::to(const torch::Device& device) const {
-  Condition c;
-  if (class_id.defined()) c.class_id = class_id.to(device);
-  if (text.defined()) c.text = text.to(device);
-  return c;
-}
+namespace dualign::models {
 
 int64_t ScoreModel::num_parameters() {
   int64_t n = 0;
@@ -57,8 +33,8 @@ namespace {
 
 class MlpScoreModel : public ScoreModel {
  public:
-  explicit MlpScoreModel(models::ScoreMLPConfig cfg) : net_(cfg) {}
-  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const Condition& cond) override {
+  explicit MlpScoreModel(ScoreMLPConfig cfg) : net_(cfg) {}
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) override {
     DUALIGN_CHECK(!cond.text.defined(), "the MLP score model has no text conditioning (got text embeddings)");
     const auto dtype = net_->parameters().front().scalar_type();  // bf16 when frozen as a reference
     if (cond.class_id.defined()) {
@@ -77,14 +53,14 @@ class MlpScoreModel : public ScoreModel {
   std::vector<int64_t> sample_shape() const override { return {net_->config().data_dim}; }
 
  private:
-  models::ScoreMLP net_;
+  ScoreMLP net_;
 };
 
 // diffusers' UNet2DConditionModel: class ids go to its class embedding, text embeddings to cross-attention.
 class UNetScoreModel : public ScoreModel {
  public:
-  explicit UNetScoreModel(models::UNet2DConditionModel net) : net_(std::move(net)) {}
-  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const Condition& cond) override {
+  explicit UNetScoreModel(UNet2DConditionModel net) : net_(std::move(net)) {}
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) override {
     const auto& c = net_->config();
     DUALIGN_CHECK(cond.class_id.defined() == c.class_conditional(),
                   "UNet is {}class-conditional but the batch {} class ids", c.class_conditional() ? "" : "not ",
@@ -109,11 +85,11 @@ class UNetScoreModel : public ScoreModel {
   }
 
  private:
-  models::UNet2DConditionModel net_;
+  UNet2DConditionModel net_;
 };
 
 std::shared_ptr<ScoreModel> build_mlp(const config::Section& m) {
-  models::ScoreMLPConfig c;
+  ScoreMLPConfig c;
   c.data_dim = m.get<int64_t>("data_dim");
   c.hidden = m.get<int64_t>("hidden");
   c.depth = m.get<int64_t>("depth");
@@ -128,12 +104,12 @@ const std::vector<std::string> kOwnKeys{"kind", "init_from", "init_weights", "pr
 std::shared_ptr<ScoreModel> build_unet(const config::Section& m) {
   const auto pretrained = m.get<std::string>("pretrained", "");
   const bool checkpointing = m.get<bool>("gradient_checkpointing", false);
-  models::UNet2DConditionModel net{nullptr};
+  UNet2DConditionModel net{nullptr};
   if (!pretrained.empty()) {
-    net = models::load_diffusers_unet(pretrained);  // its own config.json; the section's keys must not disagree
+    net = load_diffusers_unet(pretrained);  // its own config.json; the section's keys must not disagree
   } else {
-    net = models::UNet2DConditionModel(
-        models::UNetConfig::from_yaml(m.node(), "config section '" + m.prefix() + "'", kOwnKeys));
+    net = UNet2DConditionModel(
+        UNetConfig::from_yaml(m.node(), "config section '" + m.prefix() + "'", kOwnKeys));
   }
   net->set_gradient_checkpointing(checkpointing);
   return std::make_shared<UNetScoreModel>(net);
@@ -194,4 +170,4 @@ std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, cons
   return built;
 }
 
-}  // namespace dualign::methods
+}  // namespace dualign::models

@@ -1,10 +1,10 @@
-#include "eval/gmm.h"
+#include "data/gmm.h"
 
 #include <cmath>
 
 #include "util/error.h"
 
-namespace dualign::eval {
+namespace dualign::data {
 
 Gmm::Gmm(const std::vector<std::vector<double>>& mu, const std::vector<double>& w, double sigma) : std(sigma) {
   DUALIGN_CHECK(!mu.empty() && mu.size() == w.size(), "GMM: {} means but {} weights", mu.size(), w.size());
@@ -43,4 +43,4 @@ torch::Tensor Gmm::noised_score(const torch::Tensor& x, double a, double s) cons
   return -(resp * diff).sum(1) / var;
 }
 
-}  // namespace dualign::eval
+}  // namespace dualign::data

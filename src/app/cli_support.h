@@ -7,9 +7,9 @@
 #include <string>
 
 #include "diffusion/sampler.h"
-#include "methods/score_model.h"
+#include "models/score_model.h"
 
-namespace dualign::eval {
+namespace dualign::app {
 
 // This process's rank from the launcher's environment (mpirun, srun; 0 when launched directly). The sample and
 // eval commands run on one process: other ranks do nothing, so they never write the same file twice.
@@ -28,6 +28,6 @@ int64_t num_classes_of(const std::string& checkpoint);
 
 // n class ids: `class_id` >= 0 → all rows that class; "all" (class_id < 0) → an even split in blocks, row i gets
 // class ⌊i·K/n⌋ (counts differ by at most one). Returns an empty condition when num_classes == 0 and no class is asked.
-methods::Condition class_condition(int64_t n, int64_t class_id, int64_t num_classes, const std::string& model);
+data::Condition class_condition(int64_t n, int64_t class_id, int64_t num_classes, const std::string& model);
 
-}  // namespace dualign::eval
+}  // namespace dualign::app

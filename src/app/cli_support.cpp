@@ -1,4 +1,4 @@
-#include "eval/cli_support.h"
+#include "app/cli_support.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -7,7 +7,7 @@
 #include "ckpt/checkpoint.h"
 #include "util/error.h"
 
-namespace dualign::eval {
+namespace dualign::app {
 
 int launcher_rank() {
   for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"})
@@ -49,8 +49,8 @@ int64_t num_classes_of(const std::string& checkpoint) {
   return 0;
 }
 
-methods::Condition class_condition(int64_t n, int64_t class_id, int64_t num_classes, const std::string& model) {
-  methods::Condition c;
+data::Condition class_condition(int64_t n, int64_t class_id, int64_t num_classes, const std::string& model) {
+  data::Condition c;
   if (num_classes == 0) {
     DUALIGN_CHECK(class_id < 0, "--class-id {}: model {} is not class-conditional", class_id, model);
     return c;
@@ -64,4 +64,4 @@ methods::Condition class_condition(int64_t n, int64_t class_id, int64_t num_clas
   return c;
 }
 
-}  // namespace dualign::eval
+}  // namespace dualign::app

@@ -1,14 +1,25 @@
-// What a method sees of one micro-batch on this rank: its slice [offset, offset + local) of the global
-// micro-batch of `global_size` samples. Random draws that must not depend on the number of ranks (noise,
+// One training micro-batch as methods see it, and the condition of each sample. Shared by data sources, models,
+// rewards and methods, so it lives with the data. A Batch is this rank's slice [offset, offset + local) of the
+// global micro-batch of `global_size` samples. Random draws that must not depend on the number of ranks (noise,
 // timesteps) are made for the global micro-batch and sliced (see draw_global).
 #pragma once
 #include <torch/torch.h>
 
 #include <cstdint>
 
-#include "methods/score_model.h"
+namespace dualign::data {
 
-namespace dualign::methods {
+// What a sample is conditioned on; both parts are optional (undefined = unconditional).
+struct Condition {
+  torch::Tensor class_id;  // [B] int64
+  torch::Tensor text;      // [B, L, D] text-encoder hidden states
+
+  // The condition of rows [start, start + length).
+  Condition slice(int64_t start, int64_t length) const;
+  // This condition stacked `times` times along the batch (e.g. for winner and loser in one forward).
+  Condition repeat(int64_t times) const;
+  Condition to(const torch::Device& device) const;
+};
 
 struct Batch {
   torch::Tensor x;          // [local, ...] samples (SFT, KTO), or the preferred sample of each pair
@@ -32,4 +43,4 @@ torch::Tensor draw_global_normal(const Batch& batch, const char* purpose, torch:
                                  const torch::Device& device);
 torch::Tensor draw_global_int(const Batch& batch, const char* purpose, int64_t high, const torch::Device& device);
 
-}  // namespace dualign::methods
+}  // namespace dualign::data

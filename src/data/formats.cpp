@@ -1,0 +1,91 @@
+#include "data/formats.h"
+
+namespace dualign::data {
+namespace {
+
+using h5::DType;
+
+const std::vector<DType> kSampleTypes = {DType::u8, DType::f32};
+const std::vector<DType> kFloatTypes = {DType::f32, DType::f64};
+
+FieldSpec field(std::string name, bool required, std::vector<DType> dtypes, int min_rank, int max_rank,
+                Slot slot = Slot::none) {
+  FieldSpec f;
+  f.name = std::move(name);
+  f.required = required;
+  f.dtypes = std::move(dtypes);
+  f.min_rank = min_rank;
+  f.max_rank = max_rank;
+  f.slot = slot;
+  return f;
+}
+
+FieldSpec image(std::string name, Slot slot, std::string same_shape_as = "", int min_rank = 2) {
+  FieldSpec f = field(std::move(name), true, kSampleTypes, min_rank, 5, slot);
+  f.image = true;
+  f.same_shape_as = std::move(same_shape_as);
+  return f;
+}
+
+// What a pair or a labelled sample may be conditioned on.
+std::vector<FieldSpec> condition_fields() {
+  return {field("class_id", false, {DType::i64}, 1, 1, Slot::class_id),
+          field("prompt", false, {DType::string}, 1, 1),
+          field("text_embedding", false, {DType::f32}, 3, 3, Slot::text)};
+}
+
+std::vector<FormatSpec> build_table() {
+  std::vector<FormatSpec> t;
+  t.push_back({"images", "images with class labels (e.g. Fashion-MNIST)",
+               {image("images", Slot::x, "", 4), field("labels", true, {DType::i64}, 1, 1, Slot::class_id)}});
+  t.push_back({"points", "points with optional labels (2-D toys)",
+               {field("points", true, {DType::f32}, 2, 2, Slot::x), field("labels", false, {DType::i64}, 1, 1, Slot::class_id)}});
+  t.push_back({"preference_pairs", "winner/loser pairs for DPO, DMPO, hinge and DDO",
+               {image("winner", Slot::x), image("loser", Slot::x_l, "winner"),
+                field("score_w", false, kFloatTypes, 1, 1, Slot::score_w),
+                field("score_l", false, kFloatTypes, 1, 1, Slot::score_l)}});
+  t.push_back({"labelled_samples", "unpaired samples labelled desirable or not, for KTO",
+               {image("samples", Slot::x), field("desirable", true, {DType::i8, DType::u8}, 1, 1, Slot::desirable),
+                field("score", false, kFloatTypes, 1, 1, Slot::score_w)}});
+  for (auto& f : t)
+    if (f.name == "preference_pairs" || f.name == "labelled_samples")
+      for (auto& c : condition_fields()) f.fields.push_back(c);
+  // Written by `dualign sample`, read by `dualign eval` and the scoring tools: not training data.
+  FormatSpec samples{"samples", "generated samples (dualign sample)",
+                     {field("samples", true, {DType::f32}, 2, 5), field("class_id", false, {DType::i64}, 1, 1),
+                      field("prompt", false, {DType::string}, 1, 1), field("prompt_index", false, {DType::i64}, 1, 1)},
+                     /*trainable=*/false};
+  t.push_back(samples);
+  // Written by data_tools/encode_prompts.py: the text condition of text-to-image sampling.
+  t.push_back({"prompts", "encoded prompts (input of text-conditional sampling)",
+               {field("text_embedding", true, {DType::f32}, 3, 3), field("prompt", true, {DType::string}, 1, 1)},
+               /*trainable=*/false});
+  return t;
+}
+
+}  // namespace
+
+const std::vector<FormatSpec>& all_formats() {
+  static const std::vector<FormatSpec> table = build_table();
+  return table;
+}
+
+const FormatSpec* find_format(const std::string& name) {
+  for (const auto& f : all_formats())
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::string format_names() {
+  std::string out;
+  for (const auto& f : all_formats()) out += (out.empty() ? "" : ", ") + f.name;
+  return out;
+}
+
+const FieldSpec* find_field(const FormatSpec& format, const std::string& name) {
+  for (const auto& f : format.fields)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+}  // namespace dualign::data
