@@ -4,3 +4,4 @@
 dualign_add_py_test(e2e_evaluation_winrate SCRIPT ${CMAKE_CURRENT_LIST_DIR}/evaluation_winrate_test.py LABELS e2e TIMEOUT 300)
 dualign_add_py_test(e2e_evaluation_scorers SCRIPT ${CMAKE_CURRENT_LIST_DIR}/evaluation_scorers_test.py LABELS e2e TIMEOUT 300)
 dualign_add_py_test(e2e_evaluation_prompts SCRIPT ${CMAKE_CURRENT_LIST_DIR}/evaluation_prompts_test.py LABELS e2e TIMEOUT 300)
+dualign_add_py_test(e2e_evaluation_cli SCRIPT ${CMAKE_CURRENT_LIST_DIR}/evaluation_cli_test.py LABELS e2e TIMEOUT 300)
