@@ -2,8 +2,7 @@
 
 Key, in order of preference:
   (prompt, image_index)        both files have `image_index` and prompt strings
-  (prompt_index, image_index)  both files have `image_index` and `prompt_index` (prompt strings may differ in
-                               spelling only if the files were sampled from different prompt tables: we refuse that)
+  (prompt_index, image_index)  both files have `image_index` and `prompt_index`; their prompt texts must still agree
   row order                    neither key exists: the files must have the same length and the same prompt per row
 When both files carry `seed`, paired samples must have the same seed (the point of a paired comparison), unless
 allow_seed_mismatch is set.

@@ -58,7 +58,7 @@ def read_samples(path, prompts_path=None):
         prompt_index = _optional_int(f, "prompt_index", n, path)
         seed = _optional_int(f, "seed", n, path)
         image_index = _optional_int(f, "image_index", n, path)
-        attrs = {k: (_text(v) if isinstance(v, (bytes, str)) else v.item() if hasattr(v, "item") else v)
+        attrs = {k: (_text(v) if isinstance(v, (bytes, str)) else v.tolist() if hasattr(v, "tolist") else v)
                  for k, v in f.attrs.items()}
         if "prompt" in f:
             prompts = [_text(p) for p in f["prompt"][:]]
