@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Text prompts -> dualign `prompts` HDF5 (the input of `dualign sample --prompts` for text-conditional UNets).
 
-Input: a text file with one prompt per line (blank lines and lines starting with '#' are skipped).
+Input: a prompt set, read by evaluation/prompts.py (--kind auto picks by extension): a text file with one prompt per
+line (blank lines and lines starting with '#' are skipped), a Pick-a-Pic parquet (unique captions), a PartiPrompts
+TSV or an HPSv2 benchmark JSON (or a directory of them). --limit N keeps the first N prompts.
 Output datasets:
   prompt            string  [P]
   text_embedding    float32 [P, L, D]   last hidden state of the CLIP text encoder, padded to L tokens
                                         (SD-1.5: L = 77, D = 768) — the same encoding as pickapic_to_h5.py
-and root attributes format=prompts, version=1, models, source.
+  category          string  [P]         only for sets with categories (PartiPrompts Category, HPSv2 style)
+and root attributes format=prompts, version=1, models, source, prompt_set (the reader used).
 
 --pretrained SD_DIR reads text_encoder/ and tokenizer/ of a Stable Diffusion directory (diffusers layout);
 --tiny-random uses pickapic_to_h5.py's tiny random CLIP text encoder and byte-level tokenizer (same --seed gives
@@ -25,17 +28,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pickapic_to_h5 as pickapic  # noqa: E402  (the shared model construction and text encoding)
+from evaluation.prompts import KINDS, read_prompts  # noqa: E402
 
 FORMAT_VERSION = 1
-
-
-def read_prompt_lines(path):
-    with open(path, encoding="utf-8") as f:
-        prompts = [line.strip() for line in f]
-    prompts = [p for p in prompts if p and not p.startswith("#")]
-    if not prompts:
-        raise SystemExit(f"error: {path} holds no prompts (one per line expected)")
-    return prompts
 
 
 def text_models(pretrained, seed):
@@ -55,7 +50,7 @@ def encode(prompts, encoder, tokenizer, device, batch_size):
     return np.concatenate(chunks).astype(np.float32)
 
 
-def write_prompts(path, prompts, embeddings, attrs):
+def write_prompts(path, prompts, embeddings, attrs, categories=None):
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = "prompts"
@@ -64,12 +59,16 @@ def write_prompts(path, prompts, embeddings, attrs):
             f.attrs[k] = v
         f.create_dataset("prompt", data=prompts, dtype=h5py.string_dtype())
         f.create_dataset("text_embedding", data=embeddings)
+        if categories is not None:
+            f.create_dataset("category", data=categories, dtype=h5py.string_dtype())
     os.replace(tmp, path)  # complete or absent
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--prompts", required=True, help="text file, one prompt per line")
+    p.add_argument("--prompts", required=True, help="prompt set: text (one per line), .parquet, .tsv, .json or a dir")
+    p.add_argument("--kind", default="auto", choices=KINDS, help="prompt set format (default: by extension)")
+    p.add_argument("--limit", type=int, help="keep the first N prompts")
     p.add_argument("--out", required=True, help="output HDF5 file (format prompts)")
     models = p.add_mutually_exclusive_group(required=True)
     models.add_argument("--pretrained", help="Stable Diffusion directory (text_encoder/, tokenizer/)")
@@ -81,15 +80,17 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    prompts = read_prompt_lines(args.prompts)
+    prompt_set = read_prompts(args.prompts, args.kind)
+    prompts, categories = prompt_set.prompts[:args.limit], prompt_set.categories
+    categories = categories[:args.limit] if categories is not None else None
     encoder, tokenizer, name = text_models(args.pretrained, args.seed)
     if args.tiny_random:
         print("WARNING: --tiny-random: random text encoder and a byte-level tokenizer (tests only)", flush=True)
     encoder.to(args.device)
     embeddings = encode(prompts, encoder, tokenizer, args.device, args.batch_size)
     write_prompts(args.out, prompts, embeddings, {
-        "models": name, "source": os.path.basename(args.prompts),
-        "text_embedding": "text encoder last hidden state"})
+        "models": name, "source": os.path.basename(os.path.normpath(args.prompts)), "prompt_set": prompt_set.kind,
+        "text_embedding": "text encoder last hidden state"}, categories)
     print(json.dumps({"out": args.out, "prompts": len(prompts), "text_embedding": list(embeddings.shape)}), flush=True)
 
 

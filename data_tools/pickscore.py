@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """PickScore of generated latents: decode `dualign sample` latents with the SD VAE, score image/prompt with CLIP.
 
+One model, PickScore only; the paired base-vs-tuned protocol with all scorers is evaluate_samples.py. Both use
+data_tools/evaluation/ (decode.py, scorers.py).
+
 Input: a `samples` HDF5 file written by `dualign sample --prompts` (src/eval/samples_io.h):
   samples  float32 [N, 4, h, w]  latents in the model's space (VAE latent * scaling_factor, as pickapic_to_h5.py
                                  stores the training pairs)
@@ -24,94 +27,33 @@ import math
 import os
 import sys
 
-import h5py
 import numpy as np
 import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pickapic_to_h5 as pickapic  # noqa: E402  (tiny random VAE and tokenizer)
-
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+from evaluation import clip_models, decode as decoding  # noqa: E402
+from evaluation.clip_models import CLIP_MEAN, CLIP_STD, features  # noqa: E402,F401  (used by the tools test)
+from evaluation.samples import read_samples as read_samples_file  # noqa: E402
+from evaluation.scorers import PickScore  # noqa: E402
 
 
 # ---- models -------------------------------------------------------------------------------------------------
 def tiny_random_scorer(seed, image_size=32):
     """(vae, clip, processor): the converter's tiny VAE + a tiny random CLIPModel with a matching processor."""
-    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
-    try:  # transformers 5 without torchvision: the PIL processor (the default one warns and falls back to it)
-        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor
-    vae, _, tokenizer, _ = pickapic.tiny_random_models(seed)
-    torch.manual_seed(seed + 1)
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                num_hidden_layers=2, max_position_embeddings=tokenizer.model_max_length,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
-                  image_size=image_size, patch_size=8)
-    clip = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
-    images = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-                                image_mean=CLIP_MEAN, image_std=CLIP_STD)
-    return vae.eval(), clip, CLIPProcessor(image_processor=images, tokenizer=tokenizer)
+    clip, processor = clip_models.tiny_random_clip(seed + 1, image_size)
+    return decoding.tiny_random_vae(seed), clip, processor
 
 
 def pretrained_scorer(sd_dir, clip_dir, processor_dir):
-    from diffusers import AutoencoderKL
-    from transformers import AutoProcessor, CLIPModel
-    vae = AutoencoderKL.from_pretrained(sd_dir, subfolder="vae").eval()
-    clip = CLIPModel.from_pretrained(clip_dir).eval()
-    return vae, clip, AutoProcessor.from_pretrained(processor_dir or clip_dir)
+    return (decoding.pretrained_vae(sd_dir), clip_models.load_clip(clip_dir),
+            clip_models.load_processor(processor_dir or clip_dir))
 
 
 # ---- scoring ------------------------------------------------------------------------------------------------
 def read_samples(path, prompts_path=None):
-    with h5py.File(path, "r") as f:
-        fmt = f.attrs.get("format")
-        fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-        if fmt != "samples" or "samples" not in f:
-            raise SystemExit(f"error: {path}: expected a `dualign sample` file (format samples, dataset samples), "
-                             f"got format {fmt!r}")
-        latents = f["samples"][:].astype(np.float32)
-        if "prompt" in f:
-            prompts = [p.decode() if isinstance(p, bytes) else p for p in f["prompt"][:]]
-        elif "prompt_index" in f and prompts_path:
-            with h5py.File(prompts_path, "r") as g:
-                table = [p.decode() if isinstance(p, bytes) else p for p in g["prompt"][:]]
-            prompts = [table[i] for i in f["prompt_index"][:]]
-        else:
-            raise SystemExit(f"error: {path}: no `prompt` dataset (and no prompt_index + --prompts file)")
-    if latents.ndim != 4:
-        raise SystemExit(f"error: {path}: samples must be latents [N, C, h, w], got shape {latents.shape}")
-    return latents, prompts
-
-
-@torch.no_grad()
-def decode(vae, latents, device):
-    """Latents in model space -> uint8 images [N, H, W, 3]."""
-    x = vae.decode(torch.from_numpy(latents).to(device) / vae.config.scaling_factor).sample
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def features(out):
-    """get_*_features returns a tensor (transformers 4) or an output whose pooler_output is projected (5)."""
-    return out if torch.is_tensor(out) else out.pooler_output
-
-
-@torch.no_grad()
-def pickscores(clip, processor, images, prompts, device):
-    pil = [Image.fromarray(a) for a in images]
-    image_in = processor(images=pil, return_tensors="pt").to(device)
-    text_in = processor(text=prompts, padding=True, truncation=True, max_length=processor.tokenizer.model_max_length,
-                        return_tensors="pt").to(device)
-    image_emb = features(clip.get_image_features(**image_in))
-    text_emb = features(clip.get_text_features(**text_in))
-    image_emb = image_emb / image_emb.norm(dim=-1, keepdim=True)
-    text_emb = text_emb / text_emb.norm(dim=-1, keepdim=True)
-    return (clip.logit_scale.exp() * (text_emb * image_emb).sum(-1)).float().cpu().numpy()
+    samples = read_samples_file(path, prompts_path)
+    return samples.latents, samples.prompts
 
 
 def save_grid(images, path, cols=8):
@@ -138,14 +80,13 @@ def score_file(args):
         vae, clip, processor = pretrained_scorer(args.pretrained, args.pickscore, args.processor)
         models = f"vae={os.path.abspath(args.pretrained)} clip={os.path.abspath(args.pickscore)}"
     vae.to(args.device)
-    clip.to(args.device)
+    scorer = PickScore(clip, processor, args.device)
 
     scores, decoded = [], []
-    for i in range(0, len(latents), args.batch_size):
-        images = decode(vae, latents[i:i + args.batch_size], args.device)
-        scores.append(pickscores(clip, processor, images, prompts[i:i + args.batch_size], args.device))
+    for start, images in decoding.decode_batches(vae, latents, args.device, args.batch_size, "pickscore"):
+        scores.append(scorer.score(images, prompts[start:start + len(images)]).numpy())
         if args.png:
-            decoded.append(images)
+            decoded.append(images.numpy())
     scores = np.concatenate(scores).astype(np.float64)
     n = len(scores)
     std = float(scores.std(ddof=1)) if n > 1 else 0.0
