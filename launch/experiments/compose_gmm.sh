@@ -13,9 +13,7 @@ set -euo pipefail
 source "$(dirname "$0")/../common.sh"
 steps=${TRAIN_STEPS:-1500}
 out=$root/compose/gmm
-# Every step is single-threaded (threads=1, --threads 1): one thread per process and per rank.
-export OMP_NUM_THREADS=1
-per_rank=1
+single_threaded  # every step passes threads=1 / --threads 1
 [[ ${FRESH:-0} == 1 ]] && rm -rf "$out"
 
 for q in q1 q2 q3; do

@@ -7,7 +7,7 @@
 set -euo pipefail
 # shellcheck source=launch/common.sh
 source "$(dirname "$0")/../common.sh"
-per_rank=1  # the runs and the sampler are single-threaded (threads=1, --threads 1)
+single_threaded  # the runs and the sampler pass threads=1 / --threads 1
 n=${N:-20000}
 steps=${STEPS:-4000}
 out=$root/gmm_mixture
