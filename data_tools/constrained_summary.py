@@ -1,8 +1,8 @@
-"""Summary of a constrained-alignment launch (launch/constrained_gmm.sh, launch/constrained_fmnist.sh): for each run
-(the dual-trained model and the equal-weight baseline), every constraint's held-out reward mean ± standard error
-against its threshold (met within two standard errors?), the path KL to the reference (and the PF-ODE KL when that
-evaluation exists), the last training KL estimate and the final dual variables. Writes ROOT/summary.json and prints
-a table.
+"""Summary of a constrained-alignment launch (launch/experiments/constrained_gmm.sh,
+launch/experiments/constrained_fmnist.sh): for each run (the dual-trained model and the equal-weight baseline), every
+constraint's held-out reward mean ± standard error against its threshold (met within two standard errors?), the path
+KL to the reference (and the PF-ODE KL when that evaluation exists), the last training KL estimate and the final dual
+variables. Writes ROOT/summary.json and prints a table.
 
   python data_tools/constrained_summary.py --root outputs/gmm/constrained --constraint right=-4 \\
       --constraint top=-8:gmm_target_top --eval eval_path.json --pfode eval_pfode.json --exact exact.json

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""DDO vs Diffusion-DPO on the true DPO objective (launch/ddo_vs_dpo.sh).
+"""DDO vs Diffusion-DPO on the true DPO objective (launch/experiments/ddo_vs_dpo.sh).
 
 Inputs: DDO runs' ddo.json (records per DA iteration with `heldout_dpo`, the true DPO objective on the held-out
 reference pairs) and `dualign ddo --policy ... --all-checkpoints` outputs for Diffusion-DPO runs (true DPO objective

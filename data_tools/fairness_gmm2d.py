@@ -1,7 +1,7 @@
-"""Summary of launch/mixture_gmm2d.sh: generated mass per dataset of the 2-D OR-composition demo (d1 = one Gaussian
-at (0.75, 0); d2 = two Gaussians at (-0.75, ±0.75); covariance 0.025 I) against the exact maximum-entropy mixture
-weights, which the paper's constraint form (equal cross-entropies / ELBOs) converges to. A sample belongs to the
-dataset of its nearest component mean (the components are ~9 standard deviations apart)."""
+"""Summary of launch/experiments/mixture_gmm2d.sh: generated mass per dataset of the 2-D OR-composition demo (d1 = one
+Gaussian at (0.75, 0); d2 = two Gaussians at (-0.75, ±0.75); covariance 0.025 I) against the exact maximum-entropy
+mixture weights, which the paper's constraint form (equal cross-entropies / ELBOs) converges to. A sample belongs to
+the dataset of its nearest component mean (the components are ~9 standard deviations apart)."""
 import argparse
 import json
 import pathlib

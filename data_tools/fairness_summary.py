@@ -1,6 +1,6 @@
-"""Summary of launch/fairness_fmnist.sh: class frequencies of generated samples (held-out classifier), their total
-variation to uniform, sample quality (Fréchet distance of the held-out classifier's logits to the balanced test
-set; mean classifier confidence) and the final dual variables, for
+"""Summary of launch/experiments/fairness_fmnist.sh: class frequencies of generated samples (held-out classifier),
+their total variation to uniform, sample quality (Fréchet distance of the held-out classifier's logits to the balanced
+test set; mean classifier confidence) and the final dual variables, for
   sft            the unconstrained model (plain SFT on the imbalanced data)
   sft_continued  the same, fine-tuned by plain SFT for as many steps as the constrained model
   constrained    fine-tuned by dual training, one share constraint per class on its own samples (method=mixture,

@@ -20,8 +20,8 @@ standard errors from eval.json (reward/se, kl_se).
   python data_tools/report.py outputs/sweep/* --out outputs/report --group-by method.name,method.beta
 
 --summary FILE.json (repeatable) appends the summary JSON of a DDO / constrained / composition / fairness launch
-script (launch/ddo_vs_dpo.sh, constrained_gmm.sh, compose_*.sh, mixture_gmm2d.sh, fairness_fmnist.sh) as tables
-(data_tools/summary_tables.py); with only summaries, no RUN_DIR is needed.
+script (launch/experiments/ddo_vs_dpo.sh, constrained_gmm.sh, compose_*.sh, mixture_gmm2d.sh, fairness_fmnist.sh) as
+tables (data_tools/summary_tables.py); with only summaries, no RUN_DIR is needed.
 """
 import argparse
 import json

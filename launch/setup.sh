@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # One-command setup for a fresh Debian 12 machine (idempotent; a second run takes seconds).
-#   - Debian packages: compiler, build tools, MPI, HDF5, yaml-cpp, GoogleTest, CLI11, json, spdlog, libpng,
-#     Fashion-MNIST.
+#   - Debian packages: compiler, build tools, MPI, HDF5, yaml-cpp, GoogleTest, CLI11, json, libpng, zlib,
+#     Fashion-MNIST. (fmt comes with torch: the build uses torch's bundled copy, cmake/DualignDeps.cmake.)
 #   - A Python venv OUTSIDE the clone (default ~/.cache/dualign/venv, override with DUALIGN_VENV) holding the
-#     pinned torch whose bundled LibTorch we build against, plus the Python tools (diffusers, h5py, ...).
+#     pinned torch whose bundled LibTorch we build against, plus the Python tools pinned in requirements.txt.
+# Standalone on purpose (no launch/common.sh): the Docker image runs it with only this file and requirements.txt.
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # torch 2.14.1 is the CUDA 13 build (runs on CPU too; its CMake config needs the CUDA toolkit to build
 # against). Without a toolkit we fall back to the CPU build 2.13.0. Override with DUALIGN_TORCH_VERSION.
 if [ -x /usr/local/cuda/bin/nvcc ]; then default_torch=2.14.1; else default_torch=2.13.0; fi
 TORCH_VERSION="${DUALIGN_TORCH_VERSION:-$default_torch}"
 VENV="${DUALIGN_VENV:-$HOME/.cache/dualign/venv}"
-PY_PACKAGES=(
-  "torch==${TORCH_VERSION}"
-  "numpy==2.4.1" "diffusers==0.42.1" "transformers" "safetensors" "h5py==3.16.0"
-  "tensorboard" "matplotlib" "pyarrow" "pillow" "pyyaml"
-)
+REQUIREMENTS="${here}/requirements.txt"
+[ -f "${REQUIREMENTS}" ] || { echo "setup.sh: ${REQUIREMENTS} is missing (the pinned Python packages)" >&2; exit 2; }
 DEB_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config python3-venv
   libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev libgtest-dev libgmock-dev
-  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libpng-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev libpng-dev zlib1g-dev
   dataset-fashion-mnist
 )
 STAMP_DIR="${VENV}/.dualign-stamps"
@@ -40,7 +39,8 @@ else
   say "Debian packages: all ${#DEB_PACKAGES[@]} present"
 fi
 
-want="$(printf '%s\n' "${PY_PACKAGES[@]}" | sha1sum | cut -c1-12)"
+# The stamp names the torch version and the requirements file's content: a change to either reinstalls.
+want="$({ echo "torch==${TORCH_VERSION}"; cat "${REQUIREMENTS}"; } | sha1sum | cut -c1-12)"
 if [ -f "${STAMP_DIR}/${want}" ]; then
   say "Python venv ${VENV}: up to date (torch ${TORCH_VERSION})"
 else
@@ -48,8 +48,8 @@ else
     say "creating Python venv at ${VENV}"
     python3 -m venv "${VENV}"
   fi
-  say "installing Python packages into ${VENV}: ${PY_PACKAGES[*]}"
-  "${VENV}/bin/pip" install -q "${PY_PACKAGES[@]}"
+  say "installing torch==${TORCH_VERSION} and the pins of launch/requirements.txt into ${VENV}"
+  "${VENV}/bin/pip" install -q "torch==${TORCH_VERSION}" -r "${REQUIREMENTS}"
   mkdir -p "${STAMP_DIR}" && touch "${STAMP_DIR}/${want}"
 fi
 say "done: venv=${VENV} torch=$("${VENV}/bin/python" -c 'import torch;print(torch.__version__)')"

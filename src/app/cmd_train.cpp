@@ -2,7 +2,7 @@
 //   Composes configs/config.yaml with the overrides and trains. Under mpirun every rank runs this; rank 0's
 //   clock is broadcast first so `${now:...}` (the run dir) resolves identically on all ranks.
 //   -m/--multirun expands comma lists (a=1,2 b=x,y) into separate runs, launched one after another as child
-//   processes; it refuses to run inside an MPI job (use launch/sweep.sh to put each run under mpirun).
+//   processes; it refuses to run inside an MPI job (use launch/launchers/sweep.sh to put each run under mpirun).
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,7 +75,7 @@ int run_child(const std::vector<std::string>& args) {
 int multirun(const TrainArgs& a) {
   if (launched_by_mpi())
     fail("train -m: multirun starts separate runs and must not run inside an MPI job; run it directly, or use "
-         "launch/sweep.sh to launch each run under mpirun");
+         "launch/launchers/sweep.sh to launch each run under mpirun");
   auto now = std::chrono::system_clock::now();
   auto runs = config::expand_multirun(a.overrides);
   std::string sweep_dir = "multirun/" + timestamp(now, "%Y-%m-%d/%H-%M-%S");

@@ -117,7 +117,7 @@ const World& init(int& argc, char**& argv) {
   const char* ignore = std::getenv("DUALIGN_IGNORE_SLURM_NTASKS");
   if (ntasks && *ntasks && !(ignore && std::string(ignore) == "1") && std::atoi(ntasks) != w.size)
     abort_all(fmt::format("MPI world size is {} but SLURM_NTASKS={}: the tasks did not join one MPI job. "
-                          "Launch with `srun --mpi=pmix` (see launch/slurm.sbatch) or set "
+                          "Launch with `srun --mpi=pmix` (see launch/launchers/slurm.sbatch) or set "
                           "DUALIGN_IGNORE_SLURM_NTASKS=1 if this is intended",
                           w.size, ntasks));
   print_table_and_check_devices(w);

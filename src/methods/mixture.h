@@ -62,7 +62,7 @@
 // baseline are checkpointed (state()); the samples of a partly filled window are not, so a resume is exact when
 // train.checkpoint_every is a multiple of dual.every (otherwise the first update after it uses fewer samples).
 //
-// Limits (measured, launch/fairness_fmnist.sh): the "uniform weights" reading of equal KLs needs groups that are
+// Limits (measured, launch/experiments/fairness_fmnist.sh): the "uniform weights" reading of equal KLs needs groups that are
 // apart at the noise level elbo_t_min. Fashion-MNIST's tops (pullover, coat, shirt) overlap: with those as the
 // minorities the dual lowers λ of pullover and coat (the model already covers them through the other tops), which
 // is the KL-minimax answer but not uniform classifier frequencies. With distinct minorities (trouser, sandal, bag)
@@ -73,7 +73,7 @@
 // A reference fitted well to every group (or held-out estimates of ℓ_i) is what this form needs; moving elbo_t_min
 // to 300 (where within-class detail is gone) keeps the rare classes' λ up but balances the overlapping classes'
 // noised laws, not their shares (measured: TV 0.238 → 0.132, not halved). constraint: class_frequency measures the
-// shares directly and is what launch/fairness_fmnist.sh uses (measured there: TV 0.237 → 0.069, the KL form 0.213).
+// shares directly and is what launch/experiments/fairness_fmnist.sh uses (measured there: TV 0.237 → 0.069, the KL form 0.213).
 #pragma once
 #include <torch/torch.h>
 

@@ -2,25 +2,15 @@
 training job on the 2-D Gaussian mixture at np=1 and np=2 (mpirun) whose results must agree and beat an
 untrained baseline. Metrics are read back from metrics.jsonl and from the TensorBoard event files with the
 tensorboard package itself."""
-import json
-import os
 import pathlib
-import subprocess
-import sys
 import tempfile
 import unittest
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import dualign, metrics
 
 
 def run(args, mpi_np=None, check=True):
-    cmd = ([*MPIRUN, "-np", str(mpi_np)] if mpi_np else []) + [str(BIN), *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=600)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
+    return dualign(args, np_=mpi_np, ok=True if check else None)
 
 
 def read_tensorboard(run_dir):
@@ -78,7 +68,7 @@ class TrainGmm(unittest.TestCase):
             cls.runs[name] = d
 
     def metrics(self, np_):
-        return [json.loads(l) for l in (self.runs[np_] / "metrics.jsonl").read_text().splitlines()]
+        return metrics(self.runs[np_])
 
     def test_run_dir_holds_config_overrides_and_git_sha(self):
         d = self.runs[2]

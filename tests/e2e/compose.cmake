@@ -1,3 +1,2 @@
 # `dualign compose` end to end on two tiny 2-D models: dual-only and primal runs, exact answers, resume, np=2.
-dualign_add_py_test(e2e_compose SCRIPT ${CMAKE_CURRENT_LIST_DIR}/compose_test.py LABELS e2e TIMEOUT 600)
-set_tests_properties(e2e_compose PROPERTIES PROCESSORS 2)
+dualign_add_py_test(e2e_compose SCRIPT ${CMAKE_CURRENT_LIST_DIR}/compose_test.py LABELS e2e TIMEOUT 600 PROCESSORS 2)

@@ -5,30 +5,19 @@ KLs of the final λ's samples are more balanced than at equal weights and the mi
 rises, a run stopped after 2 rounds resumes to the same trajectory as a straight
 run, and bad input fails with a message naming it."""
 import json
-import os
-import pathlib
-import subprocess
-import tempfile
 import unittest
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import dualign, temp_dir
 
 
 def run(args, np_=None, check=True):
-    cmd = ([*MPIRUN, "-np", str(np_)] if np_ else []) + [str(BIN), *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=500,
-                       env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
+    return dualign(args, np_=np_, ok=True if check else None, timeout=500)
 
 
 class Compose(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = pathlib.Path(tempfile.mkdtemp())
+        cls.tmp = temp_dir()
         for q in ("q1", "q2", "q3"):
             run(["train", f"experiment=gmm_and_{q}", "train.steps=300", f"run.root={cls.tmp}", "run.progress=false",
                  "threads=1"])

@@ -4,48 +4,32 @@ reference, then experiment=gmm_constrained under mpirun -np 2. Checks: at step 1
 up; λ is the same on both ranks (dual/rank_spread = 0, all-reduced max − min) and the checkpoint holds the logged
 λ; np=1 and np=2 give the same λ trajectory; a SIGKILLed np=2 run resumes to bitwise the same λ and parameters;
 the fixed-weight switch (method.dual.lr=0) keeps λ constant."""
-import json
-import os
-import pathlib
-import subprocess
-import tempfile
 import unittest
 
-import h5py
 import numpy as np
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import checkpoint_arrays, dualign, metrics, temp_dir
+
 STEPS = 40
 B = {"right": -4.0, "top": -8.0}
 
 
 def run(args, np_=None, env=None, check=True):
-    cmd = ([*MPIRUN, "-np", str(np_)] if np_ else []) + [str(BIN), *args]
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=400, env=full_env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
+    return dualign(args, np_=np_, ok=True if check else None, env_changes=env, timeout=400)
 
 
 def records(run_dir):
-    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if "dual/right/lambda" in l]
+    return metrics(run_dir, having="dual/right/lambda")
 
 
 def checkpoint(run_dir, step):
-    with h5py.File(run_dir / "ckpt" / f"ckpt-{step:08d}.h5", "r") as f:
-        out = {}
-        for group in ["model", "method"]:
-            f[group].visititems(lambda k, v: out.__setitem__(f"{group}/{k}", v[()]) if isinstance(v, h5py.Dataset) else None)
-        return out
+    return checkpoint_arrays(run_dir, step, groups=("model", "method"))
 
 
 class Constrained(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root = pathlib.Path(tempfile.mkdtemp()) / "runs"
+        cls.root = temp_dir() / "runs"
         run(["train", "experiment=gmm_sft", "train.steps=300", f"run.root={cls.root}", "run.progress=false", "threads=1"])
 
     def train(self, name, np_=None, env=None, check=True, extra=()):

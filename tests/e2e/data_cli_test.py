@@ -3,25 +3,21 @@
 a message naming the file and dataset (and no HDF5 error-stack dump)."""
 import os
 import shutil
-import subprocess
-import tempfile
 
 import h5py
 import numpy as np
 
-BIN = os.path.join(os.environ["DUALIGN_BIN"], "dualign")
-FMNIST = "/usr/share/datasets/fashion-mnist"
+from e2e_util import FMNIST, dualign, temp_dir
 
 
 def run(*args, ok=True):
-    r = subprocess.run([BIN, *args], capture_output=True, text=True)
-    assert (r.returncode == 0) == ok, f"{args}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
+    r = dualign(args, ok=ok)
     assert "HDF5-DIAG" not in r.stderr, r.stderr
     return r.stdout + r.stderr
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="data-cli-")
+    tmp = str(temp_dir("data-cli-"))
     pts, pairs, kto = (os.path.join(tmp, n) for n in ("points.h5", "pairs.h5", "kto.h5"))
     run("data", "gmm", "--out", pts, "-n", "2000", "--components", "4", "--seed", "1")
     run("data", "gmm-pairs", "--out", pairs, "-n", "4000", "--target", "2", "0", "--beta", "2", "--seed", "2")

@@ -3,19 +3,14 @@ ranks; the union of their shards is the np=1 global batch, and cursors carry ove
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 
-BIN = os.path.join(os.environ["DUALIGN_BIN"], "dualign")
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import dualign, temp_dir
 
 
 def peek(path, np_, batches, cursor=(0, 0)):
-    cmd = [BIN, "data", "peek", path, "--global-batch", "8", "--batches", str(batches), "--seed", "5",
-           "--epoch", str(cursor[0]), "--position", str(cursor[1])]
-    if np_ > 1:
-        cmd = MPIRUN + ["-np", str(np_)] + cmd
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    args = ["data", "peek", path, "--global-batch", "8", "--batches", batches, "--seed", "5",
+            "--epoch", cursor[0], "--position", cursor[1]]
+    out = dualign(args, np_=np_ if np_ > 1 else None)
     lines = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
     assert all(l["world_size"] == np_ for l in lines), lines[:2]
     # Reassemble global batches: rank slices in rank order.
@@ -29,9 +24,9 @@ def peek(path, np_, batches, cursor=(0, 0)):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="loader-mpi-")
+    tmp = str(temp_dir("loader-mpi-"))
     path = os.path.join(tmp, "points.h5")
-    subprocess.run([BIN, "data", "gmm", "--out", path, "-n", "60"], check=True, capture_output=True)
+    dualign(["data", "gmm", "--out", path, "-n", "60"])
     reference, _ = peek(path, 1, 20)  # 7 batches per epoch: crosses two epoch boundaries
     two, cursor = peek(path, 2, 9)
     assert two == reference[:9], (two, reference[:9])

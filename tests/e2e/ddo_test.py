@@ -6,44 +6,29 @@ DPO and KTO lower their true objectives; the h-transform sampling path writes it
 `dualign ddo --policy` on the reference itself gives the true DPO objective log 2 (PF-ODE log-ratio 0)."""
 import json
 import math
-import os
-import pathlib
-import subprocess
-import tempfile
 import unittest
 
-import h5py
 import numpy as np
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import checkpoint_arrays, dualign, temp_dir
+
 SMALL = ["++ddo.iterations=3", "++ddo.n_ref=600", "++ddo.block=64", "++ddo.dpo.partners=200", "++ddo.fit.steps=120",
          "++ddo.fit.batch=256", "++ddo.potential.hidden=32", "++ddo.sampler.steps=20", "++ddo.eval_pairs=150",
          "++ddo.sampling.n=0", "threads=1"]
 
 
 def run(args, np_=None, env=None, check=True):
-    cmd = ([*MPIRUN, "-np", str(np_)] if np_ else []) + [str(BIN), *args]
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=300, env=full_env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
+    return dualign(args, np_=np_, ok=True if check else None, env_changes=env, timeout=300)
 
 
 def potential(run_dir):
-    ckpt = run_dir / "ckpt"
-    with h5py.File(ckpt / (ckpt / "latest").read_text().strip(), "r") as f:
-        out = {}
-        f["potential"].visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-        return out
+    return checkpoint_arrays(run_dir, groups=("potential",))
 
 
 class Ddo(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = pathlib.Path(tempfile.mkdtemp())
+        cls.tmp = temp_dir()
         cls.root = cls.tmp / "runs"
         run(["train", "experiment=gmm_sft", "train.steps=300", f"run.root={cls.root}", "run.progress=false",
              "threads=1"])

@@ -4,26 +4,20 @@ Checks the samples HDF5 format, PNG files, that a model evaluated against itself
 1/2, that A vs B has a clearly positive KL and that a held-out reward toward (0, 2.5) prefers A, and that bad
 inputs fail naming the file."""
 import json
-import os
 import pathlib
-import subprocess
 import tempfile
 import unittest
 
 import h5py
 import numpy as np
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import dualign
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def run(args, ok=True, mpi_np=None):
-    cmd = ([*MPIRUN, "-np", str(mpi_np)] if mpi_np else []) + [str(BIN), *map(str, args)]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=240)
-    if (p.returncode == 0) != ok:
-        raise AssertionError(f"{cmd}: rc={p.returncode}\n{p.stdout}\n{p.stderr}")
+    p = dualign(args, np_=mpi_np, ok=ok, timeout=240)
     return p.stdout + p.stderr
 
 

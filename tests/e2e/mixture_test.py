@@ -5,35 +5,20 @@ identical on both ranks at every update (dual/rank_spread = 0), λ stays on the 
 uninterrupted one, and a dataset without group ids is refused with a clear message. On Fashion-MNIST with three
 minority classes, the fairness constraint on the policy's own samples (constraint class_frequency): under mpirun the
 dual values are target − share of whole sample counts all-reduced over ranks, sum to zero, and match np=1."""
-import json
 import os
-import pathlib
-import subprocess
-import tempfile
 import unittest
 
 import h5py
 import numpy as np
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import FMNIST, checkpoint_arrays, dualign, metrics, temp_dir
+
 STEPS = 120
-FMNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 
 
 def run(args, np_=None, env=None, check=True):
-    cmd = ([*MPIRUN, "-np", str(np_)] if np_ else []) + [str(BIN), *args]
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=600, env=full_env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def metrics(run_dir):
-    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return dualign(args, np_=np_, ok=True if check else None, env_changes=env, timeout=600)
 
 
 def lambdas(run_dir):
@@ -41,17 +26,13 @@ def lambdas(run_dir):
 
 
 def checkpoint(run_dir, step):
-    with h5py.File(run_dir / "ckpt" / f"ckpt-{step:08d}.h5", "r") as f:
-        out = {}
-        for group in ("model", "method"):
-            f[group].visititems(lambda k, v: out.__setitem__(f"{group}/{k}", v[()]) if isinstance(v, h5py.Dataset) else None)
-        return out
+    return checkpoint_arrays(run_dir, step, groups=("model", "method"))
 
 
 class Mixture(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root = pathlib.Path(tempfile.mkdtemp()) / "runs"
+        cls.root = temp_dir() / "runs"
 
     def train(self, name, np_=None, env=None, check=True, extra=()):
         run_dir = self.root / name

@@ -6,45 +6,31 @@ identical models (KTO's all-reduced reference point included), a SIGKILLed DPO r
 `dualign eval` measures a higher reward than the reference with a positive KL."""
 import json
 import math
-import os
-import pathlib
-import subprocess
-import tempfile
 import unittest
 
-import h5py
 import numpy as np
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import checkpoint_arrays, dualign, metrics, temp_dir
+
 STEPS = 150
 
 
 def run(args, np_=None, env=None, check=True):
-    cmd = ([*MPIRUN, "-np", str(np_)] if np_ else []) + [str(BIN), *args]
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, timeout=600, env=full_env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
+    return dualign(args, np_=np_, ok=True if check else None, env_changes=env, timeout=600)
 
 
 def records(run_dir):
-    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if "train/loss" in l]
+    return metrics(run_dir, having="train/loss")
 
 
 def params(run_dir, step):
-    with h5py.File(run_dir / "ckpt" / f"ckpt-{step:08d}.h5", "r") as f:
-        out = {}
-        f["model"].visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-        return out
+    return checkpoint_arrays(run_dir, step)
 
 
 class Preference(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = pathlib.Path(tempfile.mkdtemp())
+        cls.tmp = temp_dir()
         cls.root, cls.data = cls.tmp / "runs", cls.tmp / "data"
         (cls.data / "gmm").mkdir(parents=True)
         run(["train", "experiment=gmm_sft", "train.steps=400", f"run.root={cls.root}", "run.progress=false",

@@ -1,48 +1,34 @@
 """Exact resume of `dualign train` across a SIGKILL: 2N steps straight vs N steps, kill, resume N. Same world
 size: identical per-step losses and bitwise-identical final parameters. Across world sizes (np=2 checkpoint
 resumed at np=1, np=1 at np=2): same global sample order, parameters equal within float tolerance."""
-import json
-import os
-import pathlib
-import subprocess
-import tempfile
 import unittest
 
-import h5py
 import numpy as np
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
+from e2e_util import checkpoint_arrays, dualign, metrics, temp_dir
+
 N = 60
 
 
 def train(run_dir, np_, steps=2 * N, kill_after=None, extra=()):
-    env = dict(os.environ)
-    env.pop("DUALIGN_SIGKILL_AFTER_CHECKPOINT", None)
-    if kill_after is not None:
-        env["DUALIGN_SIGKILL_AFTER_CHECKPOINT"] = str(kill_after)
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", str(np_), str(BIN),
-           "train", "experiment=gmm_sft", f"train.steps={steps}", f"train.checkpoint_every={N}",
-           "train.eval.num_samples=0", "run.progress=false", "run.log_every=10", f"run.dir={run_dir}", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=SRC, env=env, timeout=600)
+    """Always under mpirun (np=1 too); the SIGKILL switch only when asked. Unchecked: callers look at the exit."""
+    args = ["train", "experiment=gmm_sft", f"train.steps={steps}", f"train.checkpoint_every={N}",
+            "train.eval.num_samples=0", "run.progress=false", "run.log_every=10", f"run.dir={run_dir}", *extra]
+    return dualign(args, np_=np_, ok=None, env_changes={"DUALIGN_SIGKILL_AFTER_CHECKPOINT": kill_after})
 
 
 def losses(run_dir):
-    return [json.loads(l)["train/loss"] for l in (run_dir / "metrics.jsonl").read_text().splitlines()
-            if "train/loss" in l]
+    return [r["train/loss"] for r in metrics(run_dir, having="train/loss")]
 
 
 def final_model(run_dir):
-    with h5py.File(run_dir / "ckpt" / f"ckpt-{2 * N:08d}.h5", "r") as f:
-        out = {}
-        f["model"].visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-        return out
+    return checkpoint_arrays(run_dir, 2 * N)
 
 
 class Resume(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = pathlib.Path(tempfile.mkdtemp())
+        cls.tmp = temp_dir()
 
     def run_ok(self, *args, **kw):
         p = train(*args, **kw)

@@ -5,25 +5,16 @@
 - the same from a 20-step Fashion-MNIST UNet with the classifier reward (images, KTO file too);
 - a reward file with a misspelt key fails naming the file and the key."""
 import os
-import pathlib
 import shutil
-import subprocess
-import tempfile
-import time
 
 import h5py
 import numpy as np
 
-BIN = pathlib.Path(os.environ["DUALIGN_BIN"]) / "dualign"
-SRC = pathlib.Path(os.environ["DUALIGN_SOURCE_DIR"])
-FMNIST = "/usr/share/datasets/fashion-mnist"
+from e2e_util import FMNIST, SRC, dualign, temp_dir
 
 
 def run(*args, ok=True):
-    t0 = time.time()
-    p = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, cwd=SRC, timeout=300)
-    assert (p.returncode == 0) == ok, f"{args}: rc={p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
-    print(f"[{time.time() - t0:5.1f} s] dualign {' '.join(map(str, args[:3]))} ...")
+    p = dualign(args, ok=ok, timeout=300)
     return p.stdout + p.stderr
 
 
@@ -61,7 +52,7 @@ def check_pairs(path, beta):
 
 
 def main():
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="rewards-e2e-"))
+    tmp = temp_dir("rewards-e2e-")
     try:
         # GMM: points, analytic reward.
         gmm_run = tmp / "gmm"

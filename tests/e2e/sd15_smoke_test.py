@@ -7,29 +7,17 @@ files exist, the first DPO loss is log 2 and the first DMPO loss KL((1/2, 1/2) |
 reference at step 0), losses and scores are finite."""
 import json
 import math
-import os
-import pathlib
 import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SRC = pathlib.Path(os.environ.get("DUALIGN_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
-BIN = pathlib.Path(os.environ.get("DUALIGN_BIN", SRC / "build" / "bin")) / "dualign"
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+from e2e_util import BIN, SRC, mpirun, run, temp_dir
+
 sys.path.insert(0, str(SRC / "data_tools"))
 import pickapic_to_h5 as pickapic  # noqa: E402
-
-
-def run(cmd, env=None, timeout=600):
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=SRC, env=env, timeout=timeout)
-    if p.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
-    return p.stdout
 
 
 def image_bytes(seed):
@@ -64,9 +52,9 @@ def save_tiny_unet(directory, latent_channels, latent_size, text_dim):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="sd15-smoke-")
+    tmp = temp_dir("sd15-smoke-")
     try:
-        smoke(pathlib.Path(tmp))
+        smoke(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -91,10 +79,10 @@ def smoke(tmp):
 
     # 3. The real recipe under mpirun -np 2, shrunk: 3 steps, 4 pairs per step, no accumulation.
     run_dir = tmp / "run"
-    env = dict(os.environ, SD15_DIR=str(sd_dir), PICKAPIC_DIR=str(shards))
-    run([*MPIRUN, "-np", "2", BIN, "train", "experiment=sd15_dpo_pickapic", "train.steps=3", "train.global_batch=4",
+    env = {"SD15_DIR": sd_dir, "PICKAPIC_DIR": shards}
+    run(mpirun(2, BIN, "train", "experiment=sd15_dpo_pickapic", "train.steps=3", "train.global_batch=4",
          "train.grad_accum=1", "train.warmup_steps=2", "train.checkpoint_every=0", "threads=1",
-         f"run.dir={run_dir}", "run.progress=false"], env=env)
+         f"run.dir={run_dir}", "run.progress=false"), env_changes=env)
     records = [json.loads(line) for line in open(run_dir / "metrics.jsonl") if line.strip()]
     train = [r for r in records if "train/loss" in r]
     assert [r["step"] for r in train] == [1, 2, 3], records
@@ -112,7 +100,7 @@ def smoke(tmp):
     dmpo_dir = tmp / "run-dmpo"
     run([BIN, "train", "experiment=sd15_dmpo_pickapic", "train.steps=2", "train.global_batch=2", "train.grad_accum=1",
          "train.warmup_steps=2", "train.checkpoint_every=-1", "threads=1", f"run.dir={dmpo_dir}",
-         "run.progress=false"], env=env)
+         "run.progress=false"], env_changes=env)
     dmpo = [json.loads(line) for line in open(dmpo_dir / "metrics.jsonl") if line.strip()]
     dmpo = [r for r in dmpo if "train/loss" in r]
     log_q = [-math.log1p(math.exp(-10.0)), -10.0 - math.log1p(math.exp(-10.0))]

@@ -3,5 +3,4 @@
 dualign_add_py_test(e2e_tools SCRIPT ${CMAKE_CURRENT_LIST_DIR}/tools_test.py LABELS e2e TIMEOUT 300)
 # The SD path end to end with tiny random models: Pick-a-Pic parquet -> shards -> mpirun -np 2 dualign train
 # experiment=sd15_dpo_pickapic (shrunk) -> encode_prompts.py -> dualign sample --prompts -> pickscore.py.
-dualign_add_py_test(e2e_sd15_smoke SCRIPT ${CMAKE_CURRENT_LIST_DIR}/sd15_smoke_test.py LABELS e2e TIMEOUT 600)
-set_tests_properties(e2e_sd15_smoke PROPERTIES PROCESSORS 2)
+dualign_add_py_test(e2e_sd15_smoke SCRIPT ${CMAKE_CURRENT_LIST_DIR}/sd15_smoke_test.py LABELS e2e TIMEOUT 600 PROCESSORS 2)

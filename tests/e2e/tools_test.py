@@ -5,16 +5,22 @@ import math
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
 
 import numpy as np
 
-SRC = pathlib.Path(os.environ.get("DUALIGN_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
+import e2e_util
+from e2e_util import SRC
+
 sys.path.insert(0, str(SRC / "data_tools"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def tool(script, *args, ok=True):
+    """python SRC/script ARGS (a data_tools/ or bench/ script) with this interpreter."""
+    return e2e_util.run([sys.executable, SRC / script, *args], ok=ok)
 
 
 def read_text(path):
@@ -71,9 +77,7 @@ class Report(unittest.TestCase):
             make_run(tmp, "sft_s0", "sft", None, 0, reward=1.0, kl=0.0, win=0.5, samples=False),
         ]
         out = os.path.join(tmp, "report")
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "report.py"), *runs, "--out", out,
-                            "--group-by", "method.name,method.beta"], capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        tool("data_tools/report.py", *runs, "--out", out, "--group-by", "method.name,method.beta")
 
         data = json.loads(read_text(os.path.join(out, "report.json")))
         rows = {(r["group"]["method.name"], r["group"]["method.beta"]): r for r in data["rows"]}
@@ -127,9 +131,7 @@ class Report(unittest.TestCase):
                                                "constrained": {"tv": 0.05, "fd": 3.75}},
                        "lambda": [0.1] * 40, "per_iteration": [{"k": 1, "F": 0.693}, {"k": 2, "F": 0.5}]}, f)
         out = os.path.join(tmp, "r")
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "report.py"), "--summary", path, "--out", out],
-                           capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        tool("data_tools/report.py", "--summary", path, "--out", out)
         md = read_text(os.path.join(out, "report.md"))
         self.assertIn("### fairness/summary.json", md)
         self.assertIn("| classes | 10 |", md)
@@ -140,9 +142,7 @@ class Report(unittest.TestCase):
 
     def test_not_a_run_dir_fails(self):
         tmp = temp_dir(self, "report-test-")
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "report.py"), tmp, "--out", tmp + "/r"],
-                           capture_output=True, text=True)
-        self.assertNotEqual(p.returncode, 0)
+        p = tool("data_tools/report.py", tmp, "--out", tmp + "/r", ok=False)
         self.assertIn("config.yaml", p.stderr)
 
 
@@ -156,17 +156,14 @@ class ConstrainedSummary(unittest.TestCase):
             (root / run / "eval.json").write_text(json.dumps(ev))
             rows = [{"step": 1, "train/kl": 0.5}, {"step": 1, "dual/right/lambda": lam, "dual/top/lambda": 0.1}]
             (root / run / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "constrained_summary.py"), "--root", str(root),
-                            "--constraint", "right=-4", "--constraint", "top=-8:top"], capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        p = tool("data_tools/constrained_summary.py", "--root", root, "--constraint", "right=-4",
+                 "--constraint", "top=-8:top")
         runs = json.loads((root / "summary.json").read_text())["runs"]
         self.assertTrue(runs["dual"]["all_met"])  # -4.1 + 2 x 0.06 >= -4
         self.assertFalse(runs["equal"]["constraints"]["right"]["met_within_2se"])
         self.assertEqual(runs["dual"]["lambda"], {"right": 0.3, "top": 0.1})
         self.assertIn("MISS", p.stdout)
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "constrained_summary.py"), "--root", str(root),
-                            "--constraint", "right"], capture_output=True, text=True)
-        self.assertNotEqual(p.returncode, 0)
+        p = tool("data_tools/constrained_summary.py", "--root", root, "--constraint", "right", ok=False)
         self.assertIn("NAME=THRESHOLD", p.stderr)
 
 
@@ -188,10 +185,8 @@ class Prompts(unittest.TestCase):
         with open(os.path.join(tmp, "prompts.txt"), "w") as f:
             f.write("a cat on a mat\n\n# a comment\na red bicycle\nan astronaut riding a horse\n")
         out = os.path.join(tmp, "prompts.h5")
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "encode_prompts.py"), "--prompts",
-                            os.path.join(tmp, "prompts.txt"), "--out", out, "--tiny-random", "--batch-size", "2",
-                            "--threads", "1"], capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        tool("data_tools/encode_prompts.py", "--prompts", os.path.join(tmp, "prompts.txt"), "--out", out,
+             "--tiny-random", "--batch-size", "2", "--threads", "1")
         with h5py.File(out, "r") as f:
             self.assertEqual(f.attrs["format"], "prompts")
             self.assertEqual(f.attrs["version"], 1)
@@ -219,10 +214,8 @@ class PickScore(unittest.TestCase):
         samples = os.path.join(tmp, "samples.h5")
         write_samples(samples, latents, prompts)
         out, png = os.path.join(tmp, "scores.json"), os.path.join(tmp, "grid.png")
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "pickscore.py"), "--samples", samples, "--out", out,
-                            "--tiny-random", "--png", png, "--batch-size", "2", "--threads", "1"],
-                           capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        tool("data_tools/pickscore.py", "--samples", samples, "--out", out, "--tiny-random", "--png", png,
+             "--batch-size", "2", "--threads", "1")
         result = json.loads(read_text(out))
         scores = np.array(result["scores"])
         self.assertEqual(result["n"], 5)
@@ -253,9 +246,8 @@ class PickScore(unittest.TestCase):
         bad = os.path.join(tmp, "pairs.h5")
         with h5py.File(bad, "w") as f:
             f.attrs["format"] = "preference_pairs"
-        p = subprocess.run([sys.executable, str(SRC / "data_tools" / "pickscore.py"), "--samples", bad, "--out",
-                            os.path.join(tmp, "s.json"), "--tiny-random"], capture_output=True, text=True)
-        self.assertNotEqual(p.returncode, 0)
+        p = tool("data_tools/pickscore.py", "--samples", bad, "--out", os.path.join(tmp, "s.json"), "--tiny-random",
+                 ok=False)
         self.assertIn("format samples", p.stderr)
 
 
@@ -271,10 +263,8 @@ class DpoPeer(unittest.TestCase):
             for k in ("winner", "loser"):
                 f.create_dataset(k, data=rng.standard_normal((8, 4, 16, 16)).astype(np.float32))
             f.create_dataset("text_embedding", data=rng.standard_normal((8, 77, 32)).astype(np.float32))
-        p = subprocess.run([sys.executable, str(SRC / "bench" / "dpo_step_peer.py"), "--model",
-                            str(SRC / "configs" / "model" / "unet_tiny.yaml"), "--data", pairs, "--global-batch", "4",
-                            "--steps", "1", "--warmup", "1", "--threads", "1"], capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = tool("bench/dpo_step_peer.py", "--model", SRC / "configs" / "model" / "unet_tiny.yaml", "--data", pairs,
+                 "--global-batch", "4", "--steps", "1", "--warmup", "1", "--threads", "1")
         out = json.loads(p.stdout.strip().splitlines()[-1])
         self.assertEqual(out["condition"], "text")
         self.assertAlmostEqual(out["first_loss"], math.log(2), places=6)  # policy = reference at step 0

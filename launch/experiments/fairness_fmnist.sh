@@ -3,8 +3,9 @@
 #   1. data         balanced 14x14 set (held-out classifier, test set) and the imbalanced training set: the classes
 #                   $MINORITY (default "1 5 8": trouser, sandal, bag) at 10% (dualign data fmnist --class-fraction)
 #   2. classifiers  the held-out evaluation classifier (odd half of the BALANCED training set, seed 2, width 24, as
-#                   launch/fmnist_pipeline.sh), never used in training; and the training-side classifier of the
-#                   constraint (even half of the IMBALANCED set, seed 1): all a user with only that data could train
+#                   launch/experiments/fmnist_pipeline.sh), never used in training; and the training-side classifier
+#                   of the constraint (even half of the IMBALANCED set, seed 1): all a user with only that data could
+#                   train
 #   3. sft          unconstrained: plain SFT on the imbalanced data (experiment=fmnist_pretrain, mpirun -np $NP)
 #   4. continue     from that model, same steps/batch/lr/EMA: plain SFT (experiment=fmnist_fair_sft) and the
 #                   constrained model (experiment=fmnist_fair: mixture over classes, constraint class_frequency);
@@ -15,27 +16,18 @@
 #   6. summary      $ROOT/fair/summary.json and summary.md (data_tools/fairness_summary.py)
 # Steps whose outputs exist are skipped (FRESH=1 redoes the runs). Extra arguments go to the constrained run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-data_dir=${DATA_DIR:-data}
-np=${NP:-2}
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
 pre_steps=${PRE_STEPS:-2000}
 ft_steps=${FT_STEPS:-1000}
 eval_n=${EVAL_N:-2000}
-threads=${THREADS:-$(nproc)}
-per_rank=$(( threads / np > 0 ? threads / np : 1 ))
-export OMP_NUM_THREADS=$threads
+export OMP_NUM_THREADS=$threads  # single-process steps; mpi steps get $per_rank
 minority_classes=${MINORITY:-1 5 8}
 balanced=$data_dir/fmnist14
 minority=$data_dir/fmnist14_minority_${minority_classes// /_}
 [[ ${FRESH:-0} == 1 ]] && rm -rf "$root/fair"
 mkdir -p "$root/fair"
-say() { echo "[fairness $(date +%H:%M:%S)] $*"; }
-timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
-train() { env OMP_NUM_THREADS=$per_rank bash launch/local.sh -np "$np" train run.root="$root" data_dir="$data_dir" \
-  run.progress=false threads=$per_rank "$@"; }
+train() { mpi train run.root="$root" data_dir="$data_dir" run.progress=false threads=$per_rank "$@"; }
 classifier() {  # classifier DATA SPLIT SEED OUT
   [[ -f $4 ]] || timed "$bin" reward train-classifier --data "$1" --test "$balanced/fmnist-test.h5" --split "$2" \
     --seed "$3" --width 24 --out "$4"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Multi-node launch with Open MPI and a hostfile (one line per node: "host slots=GPUS"):
-#   launch/multinode.sh --hostfile hosts.txt [-np 16] train experiment=... key=value
+#   launch/launchers/multinode.sh --hostfile hosts.txt [-np 16] train experiment=... key=value
 # -np defaults to the sum of slots. MPI control traffic goes over TCP (pml ob1, no openib) because NCCL moves
 # the gradients on GPU clusters (Horovod's recommendation); set DUALIGN_MPI_TCP=0 to let Open MPI choose.
 # Knobs (environment): DUALIGN_BIN (path of the binary on every node, default build/bin/dualign),
@@ -8,7 +8,7 @@
 #   there), MPIRUN_ARGS (extra mpirun args, e.g. "-mca btl_tcp_if_include eth0"), NCCL_* and
 #   DUALIGN_COMM_TIMEOUT_S (forwarded to every rank), DRY_RUN=1.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 hostfile=${HOSTFILE:-}
 np=
 while [[ $# -gt 0 ]]; do
@@ -19,7 +19,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -n $hostfile && -f $hostfile ]] || { echo "multinode.sh: --hostfile FILE is required (lines: 'host slots=N'); got '$hostfile'" >&2; exit 2; }
-[[ $# -ge 1 ]] || { echo "usage: launch/multinode.sh --hostfile FILE [-np N] <dualign subcommand> [key=value ...]" >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: launch/launchers/multinode.sh --hostfile FILE [-np N] <dualign subcommand> [key=value ...]" >&2; exit 2; }
 nodes=$(grep -cvE '^\s*(#|$)' "$hostfile")
 slots=$(awk '!/^[[:space:]]*(#|$)/ { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } s += n } END { print s }' "$hostfile")
 np=${np:-$slots}

@@ -5,22 +5,19 @@
 #   constrained    constraint=cross_entropy (the paper's ELBO form): the maximum-entropy mixture, mass (1/3, 2/3)
 # then samples $N points from each and writes $ROOT/gmm_mixture/summary.json (data_tools/fairness_gmm2d.py).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-np=${NP:-2}
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
+single_threaded  # the runs and the sampler pass threads=1 / --threads 1
 n=${N:-20000}
 steps=${STEPS:-4000}
 out=$root/gmm_mixture
 mkdir -p "$out"
-say() { echo "[mixture-2d $(date +%H:%M:%S)] $*"; }
 for run in unconstrained constrained; do
   extra=()
   [[ $run == unconstrained ]] && extra=(method.dual.lr=0)
   if [[ ! -f $out/$run/ckpt/latest ]]; then
     say "train $run ($steps steps, np=$np)"
-    OMP_NUM_THREADS=1 bash launch/local.sh -np "$np" train experiment=gmm_mixture run.root="$root" run.dir="$out/$run" \
+    mpi train experiment=gmm_mixture run.root="$root" run.dir="$out/$run" \
       train.steps="$steps" run.progress=false threads=1 "${extra[@]}" "$@" > "$out/$run.log" 2>&1
   fi
   say "sample $n from $run"

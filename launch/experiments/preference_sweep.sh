@@ -2,22 +2,21 @@
 # Preference-alignment sweeps for the report: every METHOD x BETA x SEED is trained from the same reference on
 # the same pairs, evaluated against the reference, and summarised by data_tools/report.py (mean and spread over
 # seeds, reward-vs-KL frontier).
-#   launch/preference_sweep.sh gmm      2-D mixture toward [2.5, 0]; KL by PF-ODE likelihoods (exact divergence)
-#   launch/preference_sweep.sh fmnist   Fashion-MNIST toward footwear; path KL; needs launch/fmnist_pipeline.sh
-#                                       to have produced the reference, classifiers and pairs
-# Knobs: METHODS ("dpo dmpo"), BETAS, SEEDS ("0 1 2"), NP (ranks per run, 1), EVAL_N, RUN_ROOT, DATA_DIR.
+#   launch/experiments/preference_sweep.sh gmm     2-D mixture toward [2.5, 0]; KL by PF-ODE likelihoods (exact
+#                                                  divergence)
+#   launch/experiments/preference_sweep.sh fmnist  Fashion-MNIST toward footwear; path KL; needs
+#                                                  launch/experiments/fmnist_pipeline.sh to have produced the
+#                                                  reference, classifiers and pairs
+# Knobs: METHODS ("dpo dmpo"), BETAS, SEEDS ("0 1 2"), NP (ranks per run, 1), THREADS (all cores, split over the
+# ranks), EVAL_N, RUN_ROOT, DATA_DIR.
 # Runs that already have eval.json are skipped.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-task=${1:?usage: launch/preference_sweep.sh gmm|fmnist}
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-data_dir=${DATA_DIR:-data}
+task=${1:?usage: launch/experiments/preference_sweep.sh gmm|fmnist}
+: "${NP:=1}"  # one rank per run unless NP says otherwise
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
 methods=${METHODS:-dpo dmpo}
 seeds=${SEEDS:-0 1 2}
-np=${NP:-1}
-say() { echo "[sweep $(date +%H:%M:%S)] $*"; }
 
 case $task in
   gmm)
@@ -39,7 +38,7 @@ case $task in
     data=$data_dir/fmnist14
     reference=$root/fmnist/pretrain
     for f in "$reference/ckpt/latest" "$data/pairs.h5" "$root/fmnist/heldout_reward.yaml"; do
-      [[ -e $f ]] || { echo "missing $f: run launch/fmnist_pipeline.sh first" >&2; exit 2; }
+      [[ -e $f ]] || { echo "missing $f: run launch/experiments/fmnist_pipeline.sh first" >&2; exit 2; }
     done
     eval_args=(--reward "$root/fmnist/reward.yaml" --heldout-reward "$root/fmnist/heldout_reward.yaml"
                --classifier "$root/fmnist/heldout_reward.yaml" --kl path --kl-n 100 --steps 20)
@@ -47,17 +46,16 @@ case $task in
   *) echo "unknown task '$task' (gmm | fmnist)" >&2; exit 2 ;;
 esac
 
-threads=$(( $(nproc) / np > 0 ? $(nproc) / np : 1 ))
 runs=()
 for method in $methods; do
   for beta in $betas; do
     for seed in $seeds; do
-      args=(experiment=${task}_$method run.root="$root" data_dir="$data_dir" method.beta="$beta" seed="$seed" run.progress=false)
+      args=("experiment=${task}_$method" run.root="$root" data_dir="$data_dir" method.beta="$beta" seed="$seed" run.progress=false)
       run_dir=$("$bin" train "${args[@]}" --cfg job --resolve | sed -n 's/^  dir: //p' | head -n 1)
       runs+=("$run_dir")
       [[ -f $run_dir/eval.json ]] && continue
       say "$method beta=$beta seed=$seed -> $run_dir"
-      OMP_NUM_THREADS=$threads bash launch/local.sh -np "$np" train "${args[@]}" > /dev/null
+      mpi train "${args[@]}" > /dev/null
       "$bin" eval --model "$run_dir" --reference "$reference" "${eval_args[@]}" --pairs "$data/heldout_pairs.h5" \
         --beta "$beta" -n "$eval_n" --seed 100 --out "$run_dir/eval.json" --png "$run_dir/samples.png" > /dev/null
     done

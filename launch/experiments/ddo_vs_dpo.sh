@@ -16,12 +16,11 @@
 # variation, 10: without it DDO diverges at beta <= 0.5, src/ddo/README.md), DPO_BETAS, DPO_STEPS (2000), EVERY (checkpoint
 # every, 250), NP (ranks, 1), RUN_ROOT (outputs), DATA_DIR (data), EXTRA_DDO (more ddo overrides).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-data_dir=${DATA_DIR:-data}
-np=${NP:-1}
+: "${NP:=1}"  # one rank unless NP says otherwise
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
+# Threads per rank (and of the runs' threads= override): OMP_NUM_THREADS, default 1; THREADS is not used.
+per_rank=${OMP_NUM_THREADS:-1}
 beta_d=${BETA_D:-1}
 ddo_betas=${DDO_BETAS:-1 0.5 0.25}
 max_ratio=${MAX_RATIO:-10}
@@ -29,13 +28,11 @@ dpo_betas=${DPO_BETAS:-250 1000 4000}
 dpo_steps=${DPO_STEPS:-2000}
 every=${EVERY:-250}
 out=$root/gmm/ddo_vs_dpo
-say() { echo "[ddo_vs_dpo $(date +%H:%M:%S)] $*"; }
-launch() { OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} DUALIGN_BIN=$bin bash launch/local.sh -np "$np" "$@"; }
-common=(experiment=gmm_ddo_dpo run.root="$root" ddo.dpo.beta="$beta_d" threads="${OMP_NUM_THREADS:-1}")
+common=(experiment=gmm_ddo_dpo run.root="$root" ddo.dpo.beta="$beta_d" threads="$per_rank")
 # shellcheck disable=SC2206
 common+=(${EXTRA_DDO:-})
 
-# 1. Reference and Diffusion-DPO's pairs, as launch/preference_sweep.sh gmm makes them.
+# 1. Reference and Diffusion-DPO's pairs, as launch/experiments/preference_sweep.sh gmm makes them.
 [[ -f $root/gmm/sft/ckpt/latest ]] || { say "reference (experiment=gmm_sft)"; "$bin" train experiment=gmm_sft run.root="$root" run.progress=false > /dev/null; }
 mkdir -p "$data_dir/gmm" "$out"
 [[ -f $data_dir/gmm/pairs.h5 ]] || "$bin" data pairs --model "$root/gmm/sft" -n 8000 --reward configs/reward/gmm_target.yaml \
@@ -48,7 +45,7 @@ for b in $ddo_betas; do
   ddo_runs+=("$d")
   [[ -f $d/ddo.json ]] && continue
   say "DDO beta=$b beta_d=$beta_d max_ratio=$max_ratio -> $d"
-  launch ddo "${common[@]}" ddo.beta="$b" ddo.beta_prime="$b" ddo.max_ratio="$max_ratio" run.dir="$d" > "$d.log" 2>&1
+  mpi ddo "${common[@]}" ddo.beta="$b" ddo.beta_prime="$b" ddo.max_ratio="$max_ratio" run.dir="$d" > "$d.log" 2>&1
 done
 
 # 3. Diffusion-DPO runs with checkpoints every EVERY steps, scored at every checkpoint.
@@ -58,11 +55,11 @@ for B in $dpo_betas; do
   dpo_runs+=("$d/true_dpo.json")
   [[ -f $d/true_dpo.json ]] && continue
   say "Diffusion-DPO beta=$B ($dpo_steps steps) -> $d"
-  launch train experiment=gmm_dpo run.root="$root" data_dir="$data_dir" method.beta="$B" train.steps="$dpo_steps" \
-    train.checkpoint_every="$every" train.keep_checkpoints=1000 run.progress=false threads="${OMP_NUM_THREADS:-1}" \
+  mpi train experiment=gmm_dpo run.root="$root" data_dir="$data_dir" method.beta="$B" train.steps="$dpo_steps" \
+    train.checkpoint_every="$every" train.keep_checkpoints=1000 run.progress=false threads="$per_rank" \
     run.dir="$d" > "$out/dpo_beta$B.log" 2>&1
   say "true DPO objective of its checkpoints (PF-ODE)"
-  launch ddo "${common[@]}" --policy "$d" --all-checkpoints --out "$d/true_dpo.json" >> "$out/dpo_beta$B.log" 2>&1
+  mpi ddo "${common[@]}" --policy "$d" --all-checkpoints --out "$d/true_dpo.json" >> "$out/dpo_beta$B.log" 2>&1
 done
 
 "$py" data_tools/ddo_vs_dpo.py --ddo "${ddo_runs[@]/%//ddo.json}" --dpo "${dpo_runs[@]}" --out "$out/ddo_vs_dpo.json" \

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Grid sweep: one run per combination of comma-separated values, each in its own run dir.
-#   launch/sweep.sh [--slurm] [-np N] train experiment=gmm_sft -- train.lr=1e-3,3e-4 seed=0,1
+#   launch/launchers/sweep.sh [--slurm] [-np N] train experiment=gmm_sft -- train.lr=1e-3,3e-4 seed=0,1
 # Arguments before `--` are common to every run; after `--`, each key=v1,v2,... is a sweep axis.
-# Runs go one after another through launch/local.sh (or are submitted with sbatch launch/slurm.sbatch with
-# --slurm), with RUN_DIR=$SWEEP_DIR/<index>_<key=value...> (SWEEP_DIR default outputs/sweep-<date-time>).
+# Runs go one after another through launch/launchers/local.sh (or, with --slurm, are submitted with
+# sbatch launch/launchers/slurm.sbatch), with RUN_DIR=$SWEEP_DIR/<index>_<key=value...> (SWEEP_DIR default
+# outputs/sweep-<date-time>).
 # DRY_RUN=1 prints every command without running.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +20,7 @@ done
 common=()
 while [[ $# -gt 0 && $1 != -- ]]; do common+=("$1"); shift; done
 [[ ${1:-} == -- ]] && shift
-[[ ${#common[@]} -ge 1 ]] || { echo "usage: launch/sweep.sh [--slurm] [-np N] <subcommand> [k=v ...] -- k=v1,v2 ..." >&2; exit 2; }
+[[ ${#common[@]} -ge 1 ]] || { echo "usage: launch/launchers/sweep.sh [--slurm] [-np N] <subcommand> [k=v ...] -- k=v1,v2 ..." >&2; exit 2; }
 
 combos=("")  # each combination is a tab-separated list of key=value
 for axis in "$@"; do
@@ -45,8 +46,10 @@ for c in "${combos[@]}"; do
   run_dir="$sweep_dir/$name"
   echo "[sweep] run $i: ${overrides[*]:-(no overrides)}"
   if [[ $slurm == 1 ]]; then
+    # shellcheck disable=SC2054  # the comma separates sbatch --export entries
     cmd=(sbatch --export=ALL,RUN_DIR="$run_dir" "$here/slurm.sbatch" "${common[@]}" "${overrides[@]}")
-    printf '[sweep] %q ' "${cmd[@]}"; echo
+    printf -v line '%q ' "${cmd[@]}"
+    echo "[sweep] ${line% }"
     [[ ${DRY_RUN:-0} == 1 ]] || "${cmd[@]}" || failed=$((failed + 1))
   else
     RUN_DIR=$run_dir "$here/local.sh" -np "$np" "${common[@]}" "${overrides[@]}" || failed=$((failed + 1))

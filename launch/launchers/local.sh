@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-node launch with Open MPI:  launch/local.sh -np 2 train experiment=gmm_sft train.steps=200
+# One-node launch with Open MPI:  launch/launchers/local.sh -np 2 train experiment=gmm_sft train.steps=200
 # Knobs (environment):
 #   DUALIGN_BIN        binary (default: build/bin/dualign)
 #   OMP_NUM_THREADS    threads per rank (default: cores / np, at least 1); also exported as DUALIGN_THREADS
@@ -9,11 +9,11 @@
 #   DUALIGN_COMM_TIMEOUT_S  collective watchdog (default 600 s), forwarded to every rank
 #   DRY_RUN=1          print the command, do not run it
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 np=1
 if [[ ${1:-} == -np || ${1:-} == -n ]]; then np=$2; shift 2; fi
 [[ $np =~ ^[0-9]+$ && $np -ge 1 ]] || { echo "local.sh: -np needs a positive integer, got '$np'" >&2; exit 2; }
-[[ $# -ge 1 ]] || { echo "usage: launch/local.sh -np N <dualign subcommand> [key=value ...]" >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: launch/launchers/local.sh -np N <dualign subcommand> [key=value ...]" >&2; exit 2; }
 bin=${DUALIGN_BIN:-$root/build/bin/dualign}
 [[ -x $bin ]] || { echo "local.sh: no executable at $bin (build first: bash launch/build.sh, or set DUALIGN_BIN)" >&2; exit 2; }
 

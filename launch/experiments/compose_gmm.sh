@@ -9,17 +9,12 @@
 #                samples (k-NN entropy), per-model log-likelihoods -> $root/compose/gmm/summary.json
 # Steps whose outputs exist are skipped (FRESH=1 redoes everything).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-np=${NP:-2}
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
 steps=${TRAIN_STEPS:-1500}
 out=$root/compose/gmm
-export OMP_NUM_THREADS=1
+single_threaded  # every step passes threads=1 / --threads 1
 [[ ${FRESH:-0} == 1 ]] && rm -rf "$out"
-say() { echo "[compose_gmm $(date +%H:%M:%S)] $*"; }
-mpi() { bash launch/local.sh -np "$np" "$@"; }
 
 for q in q1 q2 q3; do
   say "1/5 train $q ($steps steps)"

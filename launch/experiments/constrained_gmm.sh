@@ -10,22 +10,14 @@
 #   6. summary     $root/gmm/constrained/summary.json: per run E r_i, SE, met (E r_i + 2 SE >= b_i), KL, λ
 # Extra arguments go to both training runs (e.g. seed=1).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-np=${NP:-2}
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
 equal=${EQUAL:-0.2}
 eval_n=${EVAL_N:-4000}
 ref_n=${REF_N:-200000}
-threads=${THREADS:-$(nproc)}
-per_rank=$(( threads / np > 0 ? threads / np : 1 ))
 out=$root/gmm/constrained
 mkdir -p "$out"
-say() { echo "[constrained-gmm $(date +%H:%M:%S)] $*"; }
-timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
-train() { OMP_NUM_THREADS=$per_rank timed bash launch/local.sh -np "$np" train experiment=gmm_constrained \
-  run.root="$root" run.progress=false threads="$per_rank" "$@"; }
+train() { timed mpi train experiment=gmm_constrained run.root="$root" run.progress=false threads="$per_rank" "$@"; }
 
 say "1/6 reference (experiment=gmm_sft)"
 [[ -f $root/gmm/sft/ckpt/latest ]] || timed "$bin" train experiment=gmm_sft run.root="$root" run.progress=false \

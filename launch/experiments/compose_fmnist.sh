@@ -12,37 +12,30 @@
 #                -> $root/compose/fmnist/summary.json, sample grids samples_equal.png / samples_final.png
 # Steps whose outputs exist are skipped (FRESH=1 redoes everything).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-data=${DATA_DIR:-data}
-np=${NP:-2}
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
 steps=${TRAIN_STEPS:-1500}
 out=$root/compose/fmnist
-export OMP_NUM_THREADS=1
-[[ ${FRESH:-0} == 1 ]] && rm -rf "$out" "$data"/fm_and_[abc]
-say() { echo "[compose_fmnist $(date +%H:%M:%S)] $*"; }
-timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
-mpi() { bash launch/local.sh -np "$np" "$@"; }
+single_threaded  # every step passes threads=1 / --threads 1
+[[ ${FRESH:-0} == 1 ]] && rm -rf "$out" "$data_dir"/fm_and_[abc]
 
 say "1/5 data"
-[[ -f $data/fmnist14/fmnist-test.h5 ]] || timed "$bin" data fmnist --out "$data/fmnist14" --downsample 2 > /dev/null
-[[ -f $data/fm_and_a/fmnist-train.h5 ]] || timed "$bin" data fmnist --out "$data/fm_and_a" --downsample 2 --classes 0 2 3 4 6 > /dev/null
-[[ -f $data/fm_and_b/fmnist-train.h5 ]] || timed "$bin" data fmnist --out "$data/fm_and_b" --downsample 2 --classes 5 7 9 > /dev/null
-[[ -f $data/fm_and_c/fmnist-train.h5 ]] || timed "$bin" data fmnist --out "$data/fm_and_c" --downsample 2 --classes 1 8 > /dev/null
+[[ -f $data_dir/fmnist14/fmnist-test.h5 ]] || timed "$bin" data fmnist --out "$data_dir/fmnist14" --downsample 2 > /dev/null
+[[ -f $data_dir/fm_and_a/fmnist-train.h5 ]] || timed "$bin" data fmnist --out "$data_dir/fm_and_a" --downsample 2 --classes 0 2 3 4 6 > /dev/null
+[[ -f $data_dir/fm_and_b/fmnist-train.h5 ]] || timed "$bin" data fmnist --out "$data_dir/fm_and_b" --downsample 2 --classes 5 7 9 > /dev/null
+[[ -f $data_dir/fm_and_c/fmnist-train.h5 ]] || timed "$bin" data fmnist --out "$data_dir/fm_and_c" --downsample 2 --classes 1 8 > /dev/null
 
 say "2/5 reward classifier"
-[[ -f $data/fmnist14/reward_classifier.h5 ]] || timed "$bin" reward train-classifier --data "$data/fmnist14/fmnist-train.h5" \
-  --test "$data/fmnist14/fmnist-test.h5" --split even --seed 1 --threads 1 --out "$data/fmnist14/reward_classifier.h5"
+[[ -f $data_dir/fmnist14/reward_classifier.h5 ]] || timed "$bin" reward train-classifier --data "$data_dir/fmnist14/fmnist-train.h5" \
+  --test "$data_dir/fmnist14/fmnist-test.h5" --split even --seed 1 --threads 1 --out "$data_dir/fmnist14/reward_classifier.h5"
 mkdir -p "$out"
 for r in tops footwear bottoms_bags; do
-  sed "s|checkpoint: .*|checkpoint: $data/fmnist14/reward_classifier.h5|" configs/compose/fmnist_reward_$r.yaml > "$out/reward_$r.yaml"
+  sed "s|checkpoint: .*|checkpoint: $data_dir/fmnist14/reward_classifier.h5|" configs/compose/fmnist_reward_$r.yaml > "$out/reward_$r.yaml"
 done
 
 for m in a b c; do
   say "3/5 train model $m ($steps steps, mpirun -np $np)"
-  [[ -f $out/model_$m/ckpt/latest ]] || timed mpi train experiment=fmnist_pretrain data.path="$data/fm_and_$m/fmnist-train.h5" \
+  [[ -f $out/model_$m/ckpt/latest ]] || timed mpi train experiment=fmnist_pretrain data.path="$data_dir/fm_and_$m/fmnist-train.h5" \
     run.dir="$out/model_$m" train.steps="$steps" train.checkpoint_every=0 run.progress=false threads=1
 done
 

@@ -12,21 +12,14 @@
 # Steps whose outputs exist are skipped (FRESH=1 redoes everything). Extra arguments go to the align step's
 # `dualign train` (e.g. method.beta=1000 seed=1).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-data=${DATA_DIR:-data}/fmnist14
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
+data=$data_dir/fmnist14
 method=${METHOD:-dmpo}
-np=${NP:-2}
 pairs=${PAIRS:-2000}
 eval_n=${EVAL_N:-500}
-threads=${THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$threads  # single-process steps; mpirun steps get threads / np per rank
-per_rank=$(( threads / np > 0 ? threads / np : 1 ))
+export OMP_NUM_THREADS=$threads  # single-process steps; mpi steps get $per_rank
 [[ ${FRESH:-0} == 1 ]] && rm -rf "$data" "$root/fmnist"
-say() { echo "[pipeline $(date +%H:%M:%S)] $*"; }
-timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
 
 say "1/7 data -> $data"
 [[ -f $data/fmnist-test.h5 ]] || timed "$bin" data fmnist --out "$data" --downsample 2 > /dev/null
@@ -42,8 +35,8 @@ sed "s|checkpoint: .*|checkpoint: $data/reward_classifier.h5|" configs/reward/fm
 sed "s|checkpoint: .*|checkpoint: $data/heldout_classifier.h5|" configs/reward/fmnist_footwear_heldout.yaml > "$root/fmnist/heldout_reward.yaml"
 
 say "3/7 pretrain the reference (mpirun -np $np)"
-[[ -f $root/fmnist/pretrain/ckpt/latest ]] || timed env OMP_NUM_THREADS=$per_rank bash launch/local.sh -np "$np" train experiment=fmnist_pretrain \
-  run.root="$root" data_dir="${DATA_DIR:-data}" run.progress=false
+[[ -f $root/fmnist/pretrain/ckpt/latest ]] || timed mpi train experiment=fmnist_pretrain run.root="$root" \
+  data_dir="$data_dir" run.progress=false
 
 say "4/7 preference pairs from the reference's samples ($pairs pairs + 250 held out)"
 [[ -f $data/pairs.h5 ]] || timed "$bin" data pairs --model "$root/fmnist/pretrain" -n "$pairs" --reward "$root/fmnist/reward.yaml" \
@@ -52,10 +45,9 @@ say "4/7 preference pairs from the reference's samples ($pairs pairs + 250 held 
   --bt-beta 1 --steps 20 --seed 2 --out "$data/heldout_pairs.h5"
 
 say "5/7 align: $method (mpirun -np $np)"
-run_dir=$("$bin" train experiment=fmnist_$method run.root="$root" data_dir="${DATA_DIR:-data}" "$@" --cfg job --resolve |
+run_dir=$("$bin" train experiment=fmnist_$method run.root="$root" data_dir="$data_dir" "$@" --cfg job --resolve |
   sed -n 's/^  dir: //p' | head -n 1)
-timed env OMP_NUM_THREADS=$per_rank bash launch/local.sh -np "$np" train \
-  experiment=fmnist_$method run.root="$root" data_dir="${DATA_DIR:-data}" run.progress=false "$@"
+timed mpi train experiment=fmnist_$method run.root="$root" data_dir="$data_dir" run.progress=false "$@"
 
 say "6/7 evaluate $run_dir against the reference"
 timed "$bin" eval --model "$run_dir" --reference "$root/fmnist/pretrain" --reward "$root/fmnist/reward.yaml" \

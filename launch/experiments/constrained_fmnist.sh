@@ -1,30 +1,22 @@
 #!/usr/bin/env bash
 # Constrained alignment on Fashion-MNIST 14x14 with two competing classifier rewards (experiment=fmnist_constrained):
 #   footwear = p(sandal, sneaker, ankle boot | x) >= 0.45   and   tops = p(t-shirt, pullover, coat, shirt | x) >= 0.45
-# Needs the data, classifiers and reference of launch/fmnist_pipeline.sh steps 1-3 (data/fmnist14/*, outputs/fmnist/
-# pretrain). Runs the constrained method and the equal-weight baseline (method.dual.lr=0, λ = $EQUAL) under mpirun
+# Needs the data, classifiers and reference of launch/experiments/fmnist_pipeline.sh steps 1-3 (data/fmnist14/*,
+# outputs/fmnist/pretrain). Runs the constrained method and the equal-weight baseline (method.dual.lr=0, λ = $EQUAL) under mpirun
 # -np $NP, then evaluates E r_i ± SE on $EVAL_N fresh samples (training sampler: DDIM η=1, 10 steps) and the path KL,
 # and writes $root/fmnist/constrained/summary.json. Extra arguments go to both training runs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=${DUALIGN_BIN:-build/bin/dualign}
-py=${DUALIGN_VENV:-$HOME/.cache/dualign/venv}/bin/python
-root=${RUN_ROOT:-outputs}
-data_dir=${DATA_DIR:-data}
-np=${NP:-2}
+# shellcheck source=launch/common.sh
+source "$(dirname "$0")/../common.sh"
 equal=${EQUAL:-1.0}
 eval_n=${EVAL_N:-1000}
-threads=${THREADS:-$(nproc)}
-per_rank=$(( threads / np > 0 ? threads / np : 1 ))
 out=$root/fmnist/constrained
 mkdir -p "$out"
-say() { echo "[constrained-fmnist $(date +%H:%M:%S)] $*"; }
-timed() { local t0=$SECONDS; "$@"; say "  ($(( SECONDS - t0 )) s)"; }
 for f in "$data_dir/fmnist14/reward_classifier.h5" "$root/fmnist/pretrain/ckpt/latest"; do
-  [[ -e $f ]] || { echo "missing $f: run launch/fmnist_pipeline.sh (steps 1-3) first" >&2; exit 2; }
+  [[ -e $f ]] || { echo "missing $f: run launch/experiments/fmnist_pipeline.sh (steps 1-3) first" >&2; exit 2; }
 done
-train() { OMP_NUM_THREADS=$per_rank timed bash launch/local.sh -np "$np" train experiment=fmnist_constrained \
-  run.root="$root" data_dir="$data_dir" run.progress=false threads="$per_rank" "$@"; }
+train() { timed mpi train experiment=fmnist_constrained run.root="$root" data_dir="$data_dir" run.progress=false \
+  threads="$per_rank" "$@"; }
 
 say "1/4 constrained (mpirun -np $np)"
 train run.dir="$out/dual" "$@"
