@@ -12,6 +12,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # against). Without a toolkit we fall back to the CPU build 2.13.0. Override with DUALIGN_TORCH_VERSION.
 if [ -x /usr/local/cuda/bin/nvcc ]; then default_torch=2.14.1; else default_torch=2.13.0; fi
 TORCH_VERSION="${DUALIGN_TORCH_VERSION:-$default_torch}"
+# torchvision (the scorers' image models) must be the release built for that torch.
+case "${TORCH_VERSION}" in
+  2.14.1) TORCHVISION_VERSION=0.29.1 ;;
+  2.13.0) TORCHVISION_VERSION=0.28.0 ;;
+  *) TORCHVISION_VERSION="${DUALIGN_TORCHVISION_VERSION:?set DUALIGN_TORCHVISION_VERSION to the torchvision release of torch ${TORCH_VERSION}}" ;;
+esac
 VENV="${DUALIGN_VENV:-$HOME/.cache/dualign/venv}"
 REQUIREMENTS="${here}/requirements.txt"
 [ -f "${REQUIREMENTS}" ] || { echo "setup.sh: ${REQUIREMENTS} is missing (the pinned Python packages)" >&2; exit 2; }
@@ -40,7 +46,7 @@ else
 fi
 
 # The stamp names the torch version and the requirements file's content: a change to either reinstalls.
-want="$({ echo "torch==${TORCH_VERSION}"; cat "${REQUIREMENTS}"; } | sha1sum | cut -c1-12)"
+want="$({ echo "torch==${TORCH_VERSION} torchvision==${TORCHVISION_VERSION}"; cat "${REQUIREMENTS}"; } | sha1sum | cut -c1-12)"
 if [ -f "${STAMP_DIR}/${want}" ]; then
   say "Python venv ${VENV}: up to date (torch ${TORCH_VERSION})"
 else
@@ -48,8 +54,8 @@ else
     say "creating Python venv at ${VENV}"
     python3 -m venv "${VENV}"
   fi
-  say "installing torch==${TORCH_VERSION} and the pins of launch/requirements.txt into ${VENV}"
-  "${VENV}/bin/pip" install -q "torch==${TORCH_VERSION}" -r "${REQUIREMENTS}"
+  say "installing torch==${TORCH_VERSION}, torchvision==${TORCHVISION_VERSION} and the pins of launch/requirements.txt into ${VENV}"
+  "${VENV}/bin/pip" install -q "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" -r "${REQUIREMENTS}"
   mkdir -p "${STAMP_DIR}" && touch "${STAMP_DIR}/${want}"
 fi
 say "done: venv=${VENV} torch=$("${VENV}/bin/python" -c 'import torch;print(torch.__version__)')"
