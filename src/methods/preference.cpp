@@ -69,4 +69,43 @@ void add_pair_stats(LossOutput& out, const PairMse& m, const torch::Tensor& marg
   out.stats.emplace_back("count", static_cast<double>(margin.size(0)));
 }
 
+torch::Tensor implicit_margin(const PairMse& m, double beta) {
+  return -beta * ((m.policy_w - m.ref_w) - (m.policy_l - m.ref_l));
+}
+
+namespace {
+
+class MarginMethod : public Method {
+ public:
+  MarginMethod(std::string name, MarginLoss per_pair, const config::Section& cfg, const MethodContext& ctx)
+      : name_(std::move(name)), per_pair_(per_pair), schedule_(ctx.schedule), device_(ctx.device),
+        beta_(cfg.get<double>("beta")) {
+    reference_ = frozen_reference(ctx, cfg.get<std::string>("reference_dtype", "float32"), cfg.path("reference_dtype"));
+  }
+  std::string name() const override { return name_; }
+
+  LossOutput loss(models::ScoreModel& policy, const data::Batch& batch) override {
+    PairMse m = pair_mse(policy, *reference_, schedule_, batch, device_);
+    auto margin = implicit_margin(m, beta_);
+    LossOutput out{per_pair_(margin).mean(), {}};
+    add_pair_stats(out, m, margin);
+    return out;
+  }
+
+ private:
+  std::string name_;
+  MarginLoss per_pair_;
+  const diffusion::NoiseSchedule& schedule_;
+  torch::Device device_;
+  double beta_;
+  std::shared_ptr<models::ScoreModel> reference_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_margin_method(std::string name, MarginLoss per_pair, const config::Section& cfg,
+                                           const MethodContext& ctx) {
+  return std::make_unique<MarginMethod>(std::move(name), per_pair, cfg, ctx);
+}
+
 }  // namespace dualign::methods

@@ -7,6 +7,17 @@
 #include "util/seed.h"
 
 namespace dualign::train {
+
+data::Batch ShardSpec::identity(int64_t step, int64_t micro) const {
+  data::Batch b;
+  b.step = step;
+  b.micro = micro;
+  b.seed = derive_seed(seed, "batch", {step, micro});
+  b.global_size = global_micro_batch;
+  b.offset = local_offset();
+  return b;
+}
+
 namespace {
 
 // Exact samples from a Gaussian mixture: the global micro-batch is drawn from the stream (seed, step, micro)
@@ -18,13 +29,8 @@ class GmmSource : public DataSource {
       : gmm_(std::move(gmm)), groups_(std::move(groups)), shard_(shard) {}
 
   data::Batch next(int64_t step, int64_t micro) override {
-    data::Batch b;
-    b.step = step;
-    b.micro = micro;
-    b.seed = derive_seed(shard_.seed, "batch", {step, micro});
+    data::Batch b = shard_.identity(step, micro);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(b.seed, "data"));
-    b.global_size = shard_.global_micro_batch;
-    b.offset = shard_.local_offset();
     if (groups_.empty()) {
       auto all = gmm_.sample(shard_.global_micro_batch, gen);
       b.x = all.narrow(0, b.offset, shard_.local_size()).to(shard_.device);
@@ -54,12 +60,7 @@ class NoDataSource : public DataSource {
   explicit NoDataSource(ShardSpec shard) : shard_(shard) {}
 
   data::Batch next(int64_t step, int64_t micro) override {
-    data::Batch b;
-    b.step = step;
-    b.micro = micro;
-    b.seed = derive_seed(shard_.seed, "batch", {step, micro});
-    b.global_size = shard_.global_micro_batch;
-    b.offset = shard_.local_offset();
+    data::Batch b = shard_.identity(step, micro);
     b.x = torch::empty({shard_.local_size(), 0}, torch::TensorOptions().device(shard_.device));
     return b;
   }

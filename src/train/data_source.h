@@ -21,6 +21,8 @@ struct ShardSpec {
   torch::Device device = torch::kCPU;
   int64_t local_size() const { return global_micro_batch / world_size; }
   int64_t local_offset() const { return rank * local_size(); }
+  // A Batch with only its identity filled in: step, micro-step, seed of (step, micro) and this rank's slice.
+  data::Batch identity(int64_t step, int64_t micro) const;
 };
 
 class DataSource {

@@ -67,12 +67,7 @@ class H5Source : public DataSource {
     next_k_ = k + 1;
     data::LoadedBatch raw = loader_.next();
 
-    data::Batch b;
-    b.step = step;
-    b.micro = micro;
-    b.seed = derive_seed(shard_.seed, "batch", {step, micro});
-    b.global_size = shard_.global_micro_batch;
-    b.offset = shard_.local_offset();
+    data::Batch b = shard_.identity(step, micro);
     auto field = [&](const std::string& name, torch::ScalarType dtype) -> torch::Tensor {
       if (name.empty() || !raw.tensors.count(name)) return {};
       return raw.tensors.at(name).to(shard_.device, dtype);

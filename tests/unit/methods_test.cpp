@@ -29,6 +29,26 @@ data::Batch pair_batch(int64_t n, uint64_t seed = 3) {
   return b;
 }
 
+// A few Adam steps of `method` on one batch of 256 pairs: the first and last loss and the last mean margin.
+struct Training {
+  double first_loss = 0, last_loss = 0, last_margin = 0;
+};
+Training train_on_pairs(Fixture& f, Method& method, int steps = 30) {
+  torch::optim::Adam opt(f.policy->parameters(), torch::optim::AdamOptions(1e-3));
+  data::Batch b = pair_batch(256);
+  Training r;
+  for (int step = 0; step < steps; ++step) {
+    opt.zero_grad();
+    auto out = method.loss(*f.policy, b);
+    out.loss.backward();
+    opt.step();
+    if (step == 0) r.first_loss = out.loss.item<double>();
+    r.last_loss = out.loss.item<double>();
+    r.last_margin = stat(out, "reward_margin_sum") / 256;
+  }
+  return r;
+}
+
 TEST(Dpo, AtTheReferenceTheLossIsLog2AndTheMarginZero) {
   Fixture f("method: {name: dpo, beta: 500}\n");
   auto m = f.method();
@@ -49,21 +69,9 @@ TEST(Dpo, WinnerAndLoserShareTimestepAndNoise) {
 
 TEST(Dpo, AFewStepsRaiseTheImplicitMarginOnTheTrainingPairs) {
   Fixture f("method: {name: dpo, beta: 2000}\n");
-  auto m = f.method();
-  torch::optim::Adam opt(f.policy->parameters(), torch::optim::AdamOptions(1e-3));
-  data::Batch b = pair_batch(256);
-  double first_loss = 0, last_loss = 0, last_margin = 0;
-  for (int step = 0; step < 30; ++step) {
-    opt.zero_grad();
-    auto out = m->loss(*f.policy, b);
-    out.loss.backward();
-    opt.step();
-    if (step == 0) first_loss = out.loss.item<double>();
-    last_loss = out.loss.item<double>();
-    last_margin = stat(out, "reward_margin_sum") / 256;
-  }
-  EXPECT_LT(last_loss, first_loss - 0.05);
-  EXPECT_GT(last_margin, 0.0);
+  auto r = train_on_pairs(f, *f.method());
+  EXPECT_LT(r.last_loss, r.first_loss - 0.05);
+  EXPECT_GT(r.last_margin, 0.0);
 }
 
 TEST(Dpo, ABfloat16ReferenceServesAFloat32Policy) {
@@ -97,7 +105,7 @@ TEST(Hinge, AwayFromTheReferenceTheLossIsTheMeanHingeOfTheImplicitMargins) {
   auto ref = f.context().build_reference();
   ref->freeze();
   auto mse = pair_mse(*f.policy, *ref, f.schedule, b, torch::kCPU);
-  auto margin = -300.0 * ((mse.policy_w - mse.ref_w) - (mse.policy_l - mse.ref_l));
+  auto margin = -300.0 * ((mse.policy_w - mse.ref_w) - (mse.policy_l - mse.ref_l));  // written out, not implicit_margin
   const double active = (margin < 1.0).to(torch::kFloat64).mean().item<double>();
   EXPECT_GT(active, 0.05);  // both sides of the hinge are exercised
   EXPECT_LT(active, 0.95);
@@ -106,21 +114,9 @@ TEST(Hinge, AwayFromTheReferenceTheLossIsTheMeanHingeOfTheImplicitMargins) {
 
 TEST(Hinge, AFewStepsLowerTheLossAndRaiseTheMargin) {
   Fixture f("method: {name: hinge, beta: 2000}\n");
-  auto m = f.method();
-  torch::optim::Adam opt(f.policy->parameters(), torch::optim::AdamOptions(1e-3));
-  data::Batch b = pair_batch(256);
-  double first_loss = 0, last_loss = 0, last_margin = 0;
-  for (int step = 0; step < 30; ++step) {
-    opt.zero_grad();
-    auto out = m->loss(*f.policy, b);
-    out.loss.backward();
-    opt.step();
-    if (step == 0) first_loss = out.loss.item<double>();
-    last_loss = out.loss.item<double>();
-    last_margin = stat(out, "reward_margin_sum") / 256;
-  }
-  EXPECT_LT(last_loss, first_loss - 0.05);
-  EXPECT_GT(last_margin, 0.0);
+  auto r = train_on_pairs(f, *f.method());
+  EXPECT_LT(r.last_loss, r.first_loss - 0.05);
+  EXPECT_GT(r.last_margin, 0.0);
 }
 
 TEST(Registry, TraitsOfThePairMethodsAndTheUnknownNameMessage) {
