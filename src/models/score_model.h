@@ -1,5 +1,6 @@
-// The denoiser as methods see it: ε/v prediction from (x_t, t, condition), plus its parameters. Built from
-// the `model` config group; one implementation per architecture (MLP for toys, UNet for images and latents).
+// The denoiser as methods, samplers, rewards and evaluation see it: ε/v prediction from (x_t, t, condition), plus
+// its parameters. Built from the `model` config group or rebuilt from a dualign checkpoint; one implementation
+// per architecture (MLP for toys, UNet for images and latents).
 #pragma once
 #include <torch/torch.h>
 
@@ -14,7 +15,6 @@ class Section;
 }
 
 namespace dualign::models {
-
 
 class ScoreModel {
  public:
