@@ -8,7 +8,7 @@
 #                  "footwear" = log p(sandal, sneaker or ankle boot | x); plus held-out pairs
 #   5. align       DMPO (or METHOD=dpo|kto) under mpirun -np $NP from the reference
 #   6. evaluate    held-out reward, win rate vs the reference, path KL, class histogram, implicit accuracy
-#   7. report      PNG plots + Markdown table (data_tools/report.py)
+#   7. report      PNG plots + Markdown table (data_tools/report.py), reference vs aligned side by side
 # Steps whose outputs exist are skipped (FRESH=1 redoes everything). Extra arguments go to the align step's
 # `dualign train` (e.g. method.beta=1000 seed=1).
 set -euo pipefail
@@ -57,5 +57,13 @@ timed "$bin" eval --model "$run_dir" --reference "$root/fmnist/pretrain" --rewar
 
 say "7/7 report"
 "$py" data_tools/report.py "$run_dir" --out "$root/fmnist/report" > /dev/null
-say "done: $root/fmnist/report/report.md"
+# Reference and aligned model side by side from the same x_T (seed 7), upscaled: what a person looks at first.
+for m in reference aligned; do
+  model=$([[ $m == reference ]] && echo "$root/fmnist/pretrain" || echo "$run_dir")
+  "$bin" sample --model "$model" -n 48 --seed 7 --steps 50 --out "$root/fmnist/report/samples_$m.h5" > /dev/null
+done
+"$py" data_tools/side_by_side.py --left "$root/fmnist/report/samples_reference.h5" \
+  --right "$root/fmnist/report/samples_aligned.h5" --left-title "reference (pretrained)" \
+  --right-title "$method toward footwear" --out "$root/fmnist/report/side_by_side.png" > /dev/null
+say "done: $root/fmnist/report/report.md, $root/fmnist/report/side_by_side.png"
 cat "$root/fmnist/report/report.md"

@@ -70,7 +70,9 @@ void add_pair_stats(LossOutput& out, const PairMse& m, const torch::Tensor& marg
 }
 
 torch::Tensor implicit_margin(const PairMse& m, double beta) {
-  return -beta * ((m.policy_w - m.ref_w) - (m.policy_l - m.ref_l));
+  auto rho_w = -beta * (m.policy_w - m.ref_w);  // per-image log-ratios first, then their difference: the order
+  auto rho_l = -beta * (m.policy_l - m.ref_l);  // of operations DMPO uses too, so both round the same way
+  return rho_w - rho_l;
 }
 
 namespace {

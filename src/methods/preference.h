@@ -42,7 +42,7 @@ SampleMse sample_mse(models::ScoreModel& policy, models::ScoreModel& reference, 
 // implicit_acc (ρ_w > ρ_l), reward_margin (ρ_w − ρ_l), model/ref MSE of winners and losers.
 void add_pair_stats(LossOutput& out, const PairMse& m, const torch::Tensor& margin);
 
-// The implicit margin ρ_w − ρ_l = −β ((m_θ,w − m_ref,w) − (m_θ,l − m_ref,l)) of each pair.
+// The implicit margin ρ_w − ρ_l of each pair, ρ = −β (m_θ − m_ref).
 torch::Tensor implicit_margin(const PairMse& m, double beta);
 
 // A pair method whose loss is the mean of `per_pair(margin)` (Diffusion-DPO: softplus(−margin); hinge:

@@ -207,7 +207,6 @@ class PickScore(unittest.TestCase):
         import torch
         import pickscore
         tmp = temp_dir(self, "pickscore-test-")
-        rng = np.random.default_rng(0)
         latents = rng.standard_normal((5, 4, 16, 16)).astype(np.float32)
         latents[4] = latents[0]  # same latent, other prompt
         prompts = ["a cat", "a dog", "a red bicycle", "a blue sky", "a dog"]
@@ -251,12 +250,34 @@ class PickScore(unittest.TestCase):
         self.assertIn("format samples", p.stderr)
 
 
+class SideBySide(unittest.TestCase):
+    def test_two_grids_of_upscaled_images_from_the_same_rows(self):
+        import h5py
+        from PIL import Image
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix="sbs-"))
+        for name, value in (("left", -1.0), ("right", 1.0)):  # black vs white images: the halves are told apart
+            with h5py.File(tmp / f"{name}.h5", "w") as f:
+                f.attrs["format"] = "samples"
+                f["samples"] = np.full((12, 1, 14, 14), value, np.float32)
+        tool("data_tools/side_by_side.py", "--left", tmp / "left.h5", "--right", tmp / "right.h5", "--rows", "2", "--cols", "3",
+             "--scale", "4", "--out", tmp / "out.png")
+        img = np.asarray(Image.open(tmp / "out.png").convert("L"))
+        # 2 rows x 3 cols of 56-px tiles with 2-px gaps, margins of 16 px and a 22-px title band
+        self.assertEqual(img.shape, (22 + 2 * 56 + 2 + 16, 3 * 16 + 2 * (3 * 56 + 2 * 2)))
+        self.assertEqual(img[22 + 10, 16 + 10], 0)                       # a left tile: black
+        self.assertEqual(img[22 + 10, 16 + (3 * 56 + 4) + 16 + 10], 255)  # a right tile: white
+        with h5py.File(tmp / "few.h5", "w") as f:
+            f.attrs["format"] = "samples"
+            f["samples"] = np.zeros((3, 1, 14, 14), np.float32)
+        tool("data_tools/side_by_side.py", "--left", tmp / "few.h5", "--right", tmp / "right.h5", "--out", tmp / "x.png", ok=False)
+        shutil.rmtree(tmp)
+
+
 class DpoPeer(unittest.TestCase):
     def test_peer_step_starts_at_log2_and_reports_throughput(self):
         import h5py
         tmp = temp_dir(self, "dpo-peer-test-")
         pairs = os.path.join(tmp, "pairs.h5")
-        rng = np.random.default_rng(0)
         with h5py.File(pairs, "w") as f:
             f.attrs["format"] = "preference_pairs"
             f.attrs["version"] = np.int64(1)
