@@ -207,6 +207,7 @@ class PickScore(unittest.TestCase):
         import torch
         import pickscore
         tmp = temp_dir(self, "pickscore-test-")
+        rng = np.random.default_rng(0)
         latents = rng.standard_normal((5, 4, 16, 16)).astype(np.float32)
         latents[4] = latents[0]  # same latent, other prompt
         prompts = ["a cat", "a dog", "a red bicycle", "a blue sky", "a dog"]
@@ -278,6 +279,7 @@ class DpoPeer(unittest.TestCase):
         import h5py
         tmp = temp_dir(self, "dpo-peer-test-")
         pairs = os.path.join(tmp, "pairs.h5")
+        rng = np.random.default_rng(0)
         with h5py.File(pairs, "w") as f:
             f.attrs["format"] = "preference_pairs"
             f.attrs["version"] = np.int64(1)

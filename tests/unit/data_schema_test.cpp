@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <map>
 
 #include "data/h5.h"
 #include "data/h5_tensor.h"
@@ -112,6 +113,28 @@ TEST(DataSchema, WrongShapesAndDtypesAreErrors) {
   EXPECT_ERROR_MENTIONS(data::validate(p6), p6, "/points", "non-finite");
   auto p7 = make("emb.h5", {{"winner", torch::zeros({2, 2})}, {"loser", torch::zeros({2, 2})}, {"text_embedding", torch::zeros({2, 7})}}, "preference_pairs");
   EXPECT_ERROR_MENTIONS(data::validate(p7), p7, "/text_embedding", "expected 3");
+}
+
+TEST(DataSchema, EveryFormatTheToolsWriteValidates) {
+  // `dualign sample` writes `samples`, data_tools/encode_prompts.py writes `prompts`: both are in the format table.
+  auto dir = test::temp_dir();
+  auto write = [&](const std::string& name, const std::string& format, std::map<std::string, torch::Tensor> tensors,
+                   const std::vector<std::string>& prompts) {
+    auto path = (dir / name).string();
+    auto f = h5::File::create(path);
+    data::write_format_attrs(f, format);
+    for (auto& [k, t] : tensors) h5::write_tensor(f, k, t);
+    if (!prompts.empty()) f.write_strings("prompt", prompts);
+    return path;
+  };
+  auto samples = write("samples.h5", "samples",
+                       {{"samples", torch::randn({3, 4, 8, 8})}, {"prompt_index", torch::tensor({0, 1, 0}, torch::kLong)}},
+                       {"a", "b", "a"});
+  EXPECT_EQ(data::validate(samples, "samples").rows, 3);
+  auto prompts = write("prompts.h5", "prompts", {{"text_embedding", torch::randn({2, 5, 8})}}, {"a", "b"});
+  EXPECT_EQ(data::validate(prompts, "prompts").rows, 2);
+  auto bad = write("bad_samples.h5", "samples", {{"class_id", torch::zeros({3}, torch::kLong)}}, {});
+  EXPECT_ERROR_MENTIONS(data::validate(bad), bad, "/samples", "required");
 }
 
 }  // namespace

@@ -109,7 +109,8 @@ TEST(Hinge, AwayFromTheReferenceTheLossIsTheMeanHingeOfTheImplicitMargins) {
   const double active = (margin < 1.0).to(torch::kFloat64).mean().item<double>();
   EXPECT_GT(active, 0.05);  // both sides of the hinge are exercised
   EXPECT_LT(active, 0.95);
-  EXPECT_NEAR(out.loss.item<double>(), torch::relu(1.0 - margin).mean().item<double>(), 1e-6);
+  const double expected = torch::relu(1.0 - margin).mean().item<double>();
+  EXPECT_NEAR(out.loss.item<double>(), expected, 1e-6 * std::max(1.0, expected));  // float32 sums: relative
 }
 
 TEST(Hinge, AFewStepsLowerTheLossAndRaiseTheMargin) {
