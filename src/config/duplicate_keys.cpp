@@ -15,7 +15,7 @@ namespace {
 
 class DuplicateKeyFinder : public YAML::EventHandler {
  public:
-  explicit DuplicateKeyFinder(std::string source) : source_(std::move(source)) {}
+  DuplicateKeyFinder(std::string source, bool lines) : source_(std::move(source)), lines_(lines) {}
 
   void OnDocumentStart(const YAML::Mark&) override {}
   void OnDocumentEnd() override {}
@@ -52,20 +52,21 @@ class DuplicateKeyFinder : public YAML::EventHandler {
     if (!is_key || !is_scalar) return;
     auto [it, inserted] = f.key_lines.emplace(scalar, mark.line + 1);
     if (!inserted)
-      fail("{}:{}: duplicate key '{}' (first at line {}); YAML would silently keep only the last one: remove or "
-           "rename one of them",
-           source_, mark.line + 1, scalar, it->second);
+      fail("{}: duplicate key '{}'{}; YAML would silently keep only the last one: remove or rename one of them",
+           lines_ ? fmt::format("{}:{}", source_, mark.line + 1) : source_, scalar,
+           lines_ ? fmt::format(" (first at line {})", it->second) : "");
   }
 
   std::string source_;
+  bool lines_;
   std::vector<Frame> frames_;
 };
 
 }  // namespace
 
-void check_duplicate_keys(const std::string& text, const std::string& source) {
+void check_duplicate_keys(const std::string& text, const std::string& source, bool lines) {
   std::istringstream in(text);
-  DuplicateKeyFinder finder(source);
+  DuplicateKeyFinder finder(source, lines);
   try {
     YAML::Parser parser(in);
     while (parser.HandleNextDocument(finder)) {

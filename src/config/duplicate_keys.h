@@ -6,7 +6,8 @@
 namespace dualign::config {
 
 // Throws dualign::Error "<source>:<line>: duplicate key '<k>' (first at line <n>) ..." when a mapping of `text`
-// repeats a key. `source` names the file (or the override) in the message. Syntax errors are left to the loader.
-void check_duplicate_keys(const std::string& text, const std::string& source);
+// repeats a key. `source` names the file in the message; for a one-line text (an override) pass lines = false
+// and the message names the source alone. Syntax errors are left to the loader.
+void check_duplicate_keys(const std::string& text, const std::string& source, bool lines = true);
 
 }  // namespace dualign::config

@@ -46,7 +46,7 @@ Override parse_override(const std::string& text) {
     fail("override '{}' is a sweep over {} values: add -m (dualign train -m ...) to run one job per value, or quote "
          "the value ('{}=\"{}\"') if it is one string",
          text, values->size(), rest.substr(0, eq), o.raw_value);
-  check_duplicate_keys(o.raw_value, "override '" + text + "'");
+  check_duplicate_keys(o.raw_value, "override '" + text + "'", /*lines=*/false);
   try {
     o.value = o.raw_value.empty() ? YAML::Node(YAML::NodeType::Null) : YAML::Load(o.raw_value);
   } catch (const YAML::Exception& e) {

@@ -98,7 +98,8 @@ int64_t Checkpointer::restore(const TrainState& state) {
     state.optimizer.load_shard_state(shard.tensors, shard.source);
     // Re-sharded (another world size): write this world's shards of the same step beside the saved ones, so
     // that the checkpoint is complete for the world that now runs it. Only in this run's own directory.
-    if (shard.resharded && std::filesystem::equivalent(std::filesystem::path(source).parent_path(), dir_)) {
+    std::error_code ec;  // false when this run's ckpt dir does not exist yet (run.resume=<another run's file>)
+    if (shard.resharded && std::filesystem::equivalent(std::filesystem::path(source).parent_path(), dir_, ec)) {
       ckpt::CheckpointStore(dir_, s_.keep_checkpoints)
           .save_shard(step, comm_.rank(), comm_.size(),
                       [&](ckpt::CheckpointWriter& w) { w.put_group("optimizer_shard", state.optimizer.shard_state()); });
