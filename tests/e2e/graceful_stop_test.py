@@ -3,7 +3,9 @@ same step with a checkpoint and exits 75 within 30 s, and rerunning the command 
 equal an uninterrupted run's).
   - SIGTERM to one rank only (as a scheduler killing one task): the ranks' vote spreads it (DDP).
   - SIGINT to the launcher's process group (a terminal's Ctrl-C) through launch/launchers/local.sh, which passes
-    it to the ranks as SIGUSR1 (ZeRO-2: every rank also writes its optimizer shard of that step)."""
+    it to the ranks as SIGUSR1 (ZeRO-2: every rank also writes its optimizer shard of that step).
+  - SIGUSR1 to launch/launchers/slurm.sbatch (Slurm's warning before the time limit), with stand-ins for srun and
+    scontrol: the job requeues itself, and the requeued script resumes."""
 import os
 import pathlib
 import signal
@@ -137,10 +139,16 @@ class GracefulStop(unittest.TestCase):
         self.assertEqual(len(got), STEPS // LOG_EVERY - (step % LOG_EVERY != 0))
         self.assertEqual({s: ref[s] for s in got}, got)
 
+    def straight_ddp(self):
+        """The uninterrupted DDP run (np=2), once for the tests that compare with it."""
+        straight = self.tmp / "ddp_straight"
+        if not (straight / "ckpt" / f"ckpt-{STEPS:08d}.h5").exists():
+            self.run_to_end([*MPIRUN, "-np", "2", str(BIN), *train_args(straight)], "straight")
+        return straight
+
     def test_sigterm_to_one_rank(self):
-        straight, stopped = self.tmp / "ddp_straight", self.tmp / "ddp_sigterm"
+        straight, stopped = self.straight_ddp(), self.tmp / "ddp_sigterm"
         mpi = [*MPIRUN, "-np", "2", str(BIN)]
-        self.run_to_end([*mpi, *train_args(straight)], "straight")
         rc, seconds, out = self.interrupt([*mpi, *train_args(stopped)], stopped,
                                           lambda proc, ranks: os.kill(max(ranks), signal.SIGTERM))
         step = self.check_stopped(stopped, rc, seconds, out, shards=False)
@@ -157,6 +165,29 @@ class GracefulStop(unittest.TestCase):
         self.assertIn("SIGINT: asking the ranks to checkpoint", out)
         step = self.check_stopped(stopped, rc, seconds, out, shards=True)
         self.check_resumes_bitwise(straight, stopped, [*local, *train_args(stopped, extra)], step)
+
+    def test_slurm_time_limit_requeues_and_resumes(self):
+        """launch/launchers/slurm.sbatch as Slurm runs it, with stand-ins for srun (mpirun -np 2) and scontrol (a
+        log): SIGUSR1 to the batch shell only (--signal=B:USR1@120) → the ranks stop with a checkpoint, the script
+        requeues its job; the requeued script (same job id) resumes and ends like an uninterrupted run."""
+        straight, stopped = self.straight_ddp(), self.tmp / "slurm"
+        fake = self.tmp / "fake_slurm"
+        fake.mkdir(exist_ok=True)
+        (fake / "srun").write_text("#!/bin/bash\nwhile [[ $1 == --* ]]; do shift; done\n"
+                                   f"exec {' '.join(MPIRUN)} -np 2 \"$@\"\n")
+        (fake / "scontrol").write_text(f"#!/bin/bash\necho \"$*\" >> {fake}/scontrol.log\n")
+        for tool in ("srun", "scontrol"):
+            (fake / tool).chmod(0o755)
+        self.launch_env = {"PATH": f"{fake}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "e2e",
+                           "SLURM_CPUS_PER_TASK": "1", "DUALIGN_ROOT": SRC, "DUALIGN_BIN": BIN, "RUN_DIR": stopped}
+        script = ["bash", "launch/launchers/slurm.sbatch", *train_args(stopped)[:-1]]  # run.dir comes from RUN_DIR
+        rc, seconds, out = self.interrupt(script, stopped, lambda proc, ranks: os.kill(proc.pid, signal.SIGUSR1))
+        self.assertIn("SIGUSR1: asking the ranks to checkpoint", out)
+        self.assertIn("requeueing job 4242", out)
+        self.assertEqual((fake / "scontrol.log").read_text().split("\n")[0], "requeue 4242")
+        step = self.check_stopped(stopped, rc, seconds, out, shards=False)
+        self.launch_env["SLURM_RESTART_COUNT"] = "1"
+        self.check_resumes_bitwise(straight, stopped, script, step)
 
 
 if __name__ == "__main__":
