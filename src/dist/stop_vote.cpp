@@ -1,6 +1,7 @@
 #include "dist/stop_vote.h"
 
 #include <chrono>
+#include <exception>
 #include <thread>
 
 #include "dist/runtime.h"
@@ -16,7 +17,8 @@ StopVote::StopVote() {
 StopVote::~StopVote() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (finalized) return;
+  // Unwinding from an error: run_guarded is about to MPI_Abort; do not wait for ranks that may never vote again.
+  if (finalized || std::uncaught_exceptions() > 0) return;
   finish_vote();
   MPI_Comm_free(&comm_);
 }
