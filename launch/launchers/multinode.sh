@@ -48,4 +48,7 @@ if [[ -n ${RUN_DIR:-} ]]; then
   echo "OMP_NUM_THREADS=$threads ${line% }" >"$RUN_DIR/launch_command.txt"
 fi
 [[ ${DRY_RUN:-0} == 1 ]] && exit 0
-exec "${cmd[@]}"
+# Ctrl-C / SIGTERM: checkpoint and stop (exit 75) instead of mpirun's kill; a second Ctrl-C aborts (stoppable.sh).
+# shellcheck source=stoppable.sh
+source "$(dirname "$0")/stoppable.sh"
+run_stoppable "${cmd[@]}"

@@ -1,8 +1,9 @@
 // dualign train [--cfg job [--resolve]] [-m] [overrides...]
 //   Composes configs/config.yaml with the overrides and trains. Under mpirun every rank runs this; rank 0's
 //   clock is broadcast first so `${now:...}` (the run dir) resolves identically on all ranks.
-//   -m/--multirun expands comma lists (a=1,2 b=x,y) into separate runs, launched one after another as child
-//   processes; it refuses to run inside an MPI job (use launch/launchers/sweep.sh to put each run under mpirun).
+//   -m/--multirun expands sweeps (a=1,2 b=choice(x,y) c=range(0,3), config/sweep.h) into separate runs, launched one
+//   after another as child processes; it refuses to run inside an MPI job (launch/launchers/sweep.sh puts each
+//   run under mpirun, reading the runs from `-m --print-runs`: one line per run, each override one shell word).
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +61,17 @@ std::string timestamp(std::chrono::system_clock::time_point t, const char* fmt) 
   return buf;
 }
 
+// The override as one shell word: unchanged when it is plain, else in single quotes ('[0.9,0.99]', spaces).
+// launch/launchers/sweep.sh reads --print-runs lines back with the shell.
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+=/:@%,-") ==
+                        std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 int run_child(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -86,7 +98,7 @@ int multirun(const TrainArgs& a) {
     if (!a.cfg.empty() || a.print_runs) {
       config::compose(compose_options(one, now));  // validate every run before anything starts
       std::string line;
-      for (const auto& o : runs[i]) line += (line.empty() ? "" : " ") + o;
+      for (const auto& o : runs[i]) line += (line.empty() ? "" : " ") + shell_quote(o);
       std::printf("%s\n", line.c_str());
       continue;
     }
@@ -136,8 +148,8 @@ void add_train_command(CLI::App& cli) {
                                           "++key=value | ~key | group=option ...]");
   cmd->add_option("--cfg", args->cfg, "Print the composed config and exit ('job')");
   cmd->add_flag("--resolve", args->resolve, "With --cfg job: resolve ${...} interpolations before printing");
-  cmd->add_flag("-m,--multirun", args->multirun, "Expand comma lists (a=1,2 b=x,y) into one run per combination");
-  cmd->add_flag("--print-runs", args->print_runs, "With -m: print each run's overrides, one line per run, and exit");
+  cmd->add_flag("-m,--multirun", args->multirun, "Expand sweeps (a=1,2 b=choice(x,y) c=range(0,4,2)) into one run per combination");
+  cmd->add_flag("--print-runs", args->print_runs, "With -m: validate every run, print its overrides (one line per run, shell-quoted) and exit");
   cmd->add_option("--config-dir", args->config_dir, "Config directory (default: $DUALIGN_CONFIG_DIR or ./configs)");
   cmd->add_option("--config-name", args->config_name, "Primary config file name without .yaml")->capture_default_str();
   cmd->add_option("overrides", args->overrides, "Config overrides");

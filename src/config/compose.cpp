@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <set>
 
+#include "config/duplicate_keys.h"
 #include "config/interpolate.h"
 #include "config/overrides.h"
 #include "config/suggest.h"
@@ -22,6 +24,7 @@ struct DefaultEntry {
   std::string option;  // "" when the entry is `group: null`
   bool optional = false;
   bool is_override = false;
+  int line = 0;  // in the file that lists it, for messages
 };
 
 // A loaded config file: its content without `defaults`, its defaults entries, and where it lives.
@@ -35,20 +38,19 @@ struct ConfigFile {
 ConfigFile load_file(const fs::path& path) {
   ConfigFile f;
   f.path = path;
+  std::ifstream in(path);
+  if (!in) fail("config file {} cannot be read", path.string());
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  check_duplicate_keys(text, "config file " + path.string());
   YAML::Node doc;
   try {
-    doc = YAML::LoadFile(path.string());
+    doc = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     fail("config file {}:{}: YAML syntax error: {}", path.string(), e.mark.line + 1, e.msg);
-  } catch (const YAML::BadFile&) {
-    fail("config file {} cannot be read", path.string());
   }
   if (doc.IsNull()) doc = YAML::Node(YAML::NodeType::Map);
   if (!doc.IsMap()) fail("config file {}: expected a mapping at the top level", path.string());
-  std::ifstream in(path);
-  std::string first_line;
-  std::getline(in, first_line);
-  f.global_package = first_line.find("@package _global_") != std::string::npos;
+  f.global_package = text.substr(0, text.find('\n')).find("@package _global_") != std::string::npos;
 
   if (doc["defaults"]) {
     const YAML::Node list = doc["defaults"];
@@ -72,11 +74,15 @@ ConfigFile load_file(const fs::path& path) {
         }
         if (!key.empty() && key[0] == '/') key = key.substr(1);
         e.group = key;
+        if (!value.IsNull() && !value.IsScalar())
+          fail("config file {}:{}: defaults entry '{}' must name one option (a list of options is not supported)",
+               path.string(), item.Mark().line + 1, key);
         e.option = value.IsNull() ? "" : value.as<std::string>();
       } else {
         fail("config file {}:{}: a defaults entry must be `_self_`, `name` or `group: option`", path.string(),
              item.Mark().line + 1);
       }
+      e.line = item.Mark().line + 1;
       f.defaults.push_back(e);
     }
     doc.remove("defaults");
@@ -97,6 +103,7 @@ class Composer {
     ConfigFile primary = load_file(primary_path);
 
     // 1. The defaults list of the primary file, with the command line's group choices applied.
+    check_primary_defaults(primary);
     std::vector<DefaultEntry> entries = primary.defaults;
     std::vector<Override> value_overrides;
     std::set<std::string> cli_groups;
@@ -221,9 +228,39 @@ class Composer {
     }
   }
 
+  // The primary defaults list: groups (each once), `_self_`; no plain config names (Hydra would merge
+  // configs/<name>.yaml; dualign keeps shared keys in the primary file itself).
+  void check_primary_defaults(const ConfigFile& primary) const {
+    std::map<std::string, int> seen;
+    for (const auto& e : primary.defaults) {
+      if (e.kind == DefaultEntry::Kind::sibling)
+        fail("config file {}:{}: defaults entry '{}' names a config, not a group: the primary defaults list takes "
+             "`group: option` entries and `_self_` (put shared keys in the primary file itself)",
+             display(primary.path), e.line, e.option);
+      if (e.kind != DefaultEntry::Kind::group) continue;
+      if (auto [it, inserted] = seen.emplace(e.group, e.line); !inserted)
+        fail("config file {}:{}: group '{}' is listed twice in defaults (first at line {}); choose it once, or "
+             "change it with `override /{}: option` in a group file",
+             display(primary.path), e.line, e.group, it->second, e.group);
+    }
+  }
+
+  // A group file's own defaults: `_self_`, sibling bases (`- base_name`) and `override /group: option`. Selecting
+  // further groups from inside a group file (Hydra's nested defaults) is refused with a message rather than ignored.
+  void check_group_defaults(const ConfigFile& f) const {
+    for (const auto& d : f.defaults)
+      if (d.kind == DefaultEntry::Kind::group && !d.is_override)
+        fail("config file {}:{}: defaults entry '{}{}: {}' selects a group from inside a group file, which dualign "
+             "does not support; choose the group in the primary defaults list ({}) and, to change its option from "
+             "here, write `override /{}: {}`",
+             display(f.path), d.line, d.optional ? "optional " : "", d.group, d.option.empty() ? "null" : d.option,
+             opt_.config_name + ".yaml", d.group, d.option.empty() ? "null" : d.option);
+  }
+
   // A group file: its sibling bases first, then `_self_` (its body) where listed, else last.
   void merge_group(Composed& out, const DefaultEntry& e) {
     ConfigFile f = load_group(e);
+    check_group_defaults(f);
     std::string package = f.global_package ? "" : e.group;
     bool self_done = false;
     for (const auto& d : f.defaults) {

@@ -2,36 +2,12 @@
 
 #include <regex>
 
+#include "config/duplicate_keys.h"
+#include "config/sweep.h"
 #include "util/error.h"
 
 namespace dualign::config {
 namespace {
-
-// Splits at commas that are not inside brackets, braces or quotes.
-std::vector<std::string> split_top_level_commas(const std::string& s) {
-  std::vector<std::string> parts;
-  std::string cur;
-  int depth = 0;
-  char quote = 0;
-  for (char c : s) {
-    if (quote) {
-      if (c == quote) quote = 0;
-    } else if (c == '"' || c == '\'') {
-      quote = c;
-    } else if (c == '[' || c == '{') {
-      ++depth;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    } else if (c == ',' && depth == 0) {
-      parts.push_back(cur);
-      cur.clear();
-      continue;
-    }
-    cur.push_back(c);
-  }
-  parts.push_back(cur);
-  return parts;
-}
 
 const std::regex& key_pattern() {
   static const std::regex re(R"(^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$)");
@@ -66,6 +42,11 @@ Override parse_override(const std::string& text) {
   }
   o.raw_value = rest.substr(eq + 1);
   o.has_value = true;
+  if (auto values = sweep_values(o.raw_value, text))
+    fail("override '{}' is a sweep over {} values: add -m (dualign train -m ...) to run one job per value, or quote "
+         "the value ('{}=\"{}\"') if it is one string",
+         text, values->size(), rest.substr(0, eq), o.raw_value);
+  check_duplicate_keys(o.raw_value, "override '" + text + "'", /*lines=*/false);
   try {
     o.value = o.raw_value.empty() ? YAML::Node(YAML::NodeType::Null) : YAML::Load(o.raw_value);
   } catch (const YAML::Exception& e) {
@@ -86,16 +67,11 @@ std::vector<std::vector<std::string>> expand_multirun(const std::vector<std::str
   for (const auto& text : texts) {
     auto eq = text.find('=');
     std::vector<std::string> choices{text};
-    if (eq != std::string::npos && text[0] != '~') {
-      auto values = split_top_level_commas(text.substr(eq + 1));
-      if (values.size() > 1) {
+    if (eq != std::string::npos && text[0] != '~')
+      if (auto values = sweep_values(text.substr(eq + 1), text)) {
         choices.clear();
-        for (const auto& v : values) {
-          DUALIGN_CHECK(!v.empty(), "bad multirun override '{}': empty value in the comma list", text);
-          choices.push_back(text.substr(0, eq + 1) + v);
-        }
+        for (const auto& v : *values) choices.push_back(text.substr(0, eq + 1) + v);
       }
-    }
     std::vector<std::vector<std::string>> next;
     for (const auto& run : runs)
       for (const auto& c : choices) {

@@ -26,8 +26,9 @@ struct Override {
 Override parse_override(const std::string& text);
 std::vector<Override> parse_overrides(const std::vector<std::string>& texts);
 
+// A value that is a sweep (a,b or choice()/range(), see sweep.h) is an error here that suggests -m.
 // Multirun: `a=1,2 b=x,y` expands to the cartesian product of override lists (a=1 b=x, a=1 b=y, a=2 b=x, ...),
-// first override varying slowest. Commas inside [], {} or quotes do not split.
+// first override varying slowest. Commas inside [], {}, () or quotes do not split; choice() and range() expand.
 std::vector<std::vector<std::string>> expand_multirun(const std::vector<std::string>& texts);
 
 }  // namespace dualign::config

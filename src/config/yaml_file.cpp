@@ -1,7 +1,10 @@
 #include "config/yaml_file.h"
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
+#include "config/duplicate_keys.h"
 #include "config/yaml_path.h"
 #include "util/error.h"
 
@@ -19,9 +22,12 @@ void record_origins(const YAML::Node& node, const std::string& prefix, const std
 
 Config config_from_yaml_file(const std::string& path) {
   DUALIGN_CHECK(std::filesystem::is_regular_file(path), "YAML file {} does not exist", path);
+  std::ifstream in(path);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  check_duplicate_keys(text, "YAML file " + path);
   YAML::Node node;
   try {
-    node = YAML::LoadFile(path);
+    node = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail("cannot parse YAML file {}: {}", path, e.what());
   }

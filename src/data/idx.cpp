@@ -2,7 +2,11 @@
 
 #include <zlib.h>
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 
 #include "util/error.h"
 
@@ -32,12 +36,20 @@ IdxArray read_idx(const std::string& path) {
     read_exact(b, 4, "the dimensions");
     int64_t d = (int64_t{b[0]} << 24) | (int64_t{b[1]} << 16) | (int64_t{b[2]} << 8) | b[3];
     a.shape.push_back(d);
+    if (d != 0 && total > std::numeric_limits<int64_t>::max() / d) {
+      gzclose(f);
+      fail("{}: IDX dimensions {} overflow a 64-bit element count (corrupt header?)", path, fmt::join(a.shape, " x "));
+    }
     total *= d;
   }
-  a.data.resize(static_cast<size_t>(total));
-  // gzread takes an unsigned count: read in 256 MiB pieces.
-  for (size_t off = 0; off < a.data.size(); off += (1u << 28))
-    read_exact(a.data.data() + off, std::min<size_t>(1u << 28, a.data.size() - off), "the data");
+  // Read in 16 MiB pieces, growing the buffer as data arrives: a corrupt header that announces more data than the
+  // file holds fails as truncated instead of allocating what it announced.
+  constexpr int64_t kPiece = int64_t{1} << 24;
+  for (int64_t have = 0; have < total; have += kPiece) {
+    const int64_t n = std::min(kPiece, total - have);
+    a.data.resize(static_cast<size_t>(have + n));
+    read_exact(a.data.data() + have, static_cast<size_t>(n), "the data");
+  }
   gzclose(f);
   return a;
 }

@@ -11,6 +11,7 @@
 
 #include <torch/cuda.h>
 
+#include "dist/launch_env.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -112,14 +113,10 @@ const World& init(int& argc, char**& argv) {
     abort_all(fmt::format("MPI provides thread level {} but dualign needs MPI_THREAD_MULTIPLE ({}): the "
                           "communicator runs collectives on its own thread",
                           provided, static_cast<int>(MPI_THREAD_MULTIPLE)));
-  // Under srun without a working PMIx plugin, every task starts as its own world of 1 (open-mpi/ompi#13523).
-  const char* ntasks = std::getenv("SLURM_NTASKS");
-  const char* ignore = std::getenv("DUALIGN_IGNORE_SLURM_NTASKS");
-  if (ntasks && *ntasks && !(ignore && std::string(ignore) == "1") && std::atoi(ntasks) != w.size)
-    abort_all(fmt::format("MPI world size is {} but SLURM_NTASKS={}: the tasks did not join one MPI job. "
-                          "Launch with `srun --mpi=pmix` (see launch/launchers/slurm.sbatch) or set "
-                          "DUALIGN_IGNORE_SLURM_NTASKS=1 if this is intended",
-                          w.size, ntasks));
+  // A launcher that meant another world (torchrun, srun without PMIx, another MPI's mpiexec): stop, say how to launch.
+  if (std::string problem = launch_problem(w.rank, w.size, [](const char* name) { return std::getenv(name); });
+      !problem.empty())
+    abort_all(problem);
   print_table_and_check_devices(w);
   return g_world;
 }

@@ -15,6 +15,7 @@
 #include "train/optimizer.h"
 #include "train/run_dir.h"
 #include "train/settings.h"
+#include "train/zero_reshard.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -84,16 +85,29 @@ int64_t Checkpointer::restore(const TrainState& state) {
   ckpt::CheckpointReader r(source);
   const int64_t step = r.attr_int("step");
   r.load_into("model", ckpt::module_state(state.model));
+  if (state.optimizer.sharded() == r.has_group("optimizer"))
+    fail("checkpoint {} holds {} optimizer state but this run uses {}: resume with the dist setting it was written "
+         "with (dist=ddp or dist=zero1/zero2; ZeRO-1 and ZeRO-2 shards are interchangeable)",
+         source, r.has_group("optimizer") ? "unsharded (DDP)" : "ZeRO-sharded",
+         state.optimizer.sharded() ? "ZeRO (dist.zero_stage > 0)" : "DDP (dist.zero_stage=0)");
   if (state.optimizer.sharded()) {
-    const int64_t saved_world = r.attr_int("world_size");
-    if (saved_world != comm_.size())
-      fail("checkpoint {} holds ZeRO optimizer shards for {} ranks; resuming sharded state on {} ranks is not "
-           "supported yet (resume with the same number of ranks)",
-           source, saved_world, comm_.size());
-    auto shard = ckpt::CheckpointStore(dir_, s_.keep_checkpoints).shard_path(step, comm_.rank(), comm_.size());
-    if (!s_.resume.empty() && s_.resume != "auto")
-      shard = (std::filesystem::path(source).parent_path() / std::filesystem::path(shard).filename()).string();
-    state.optimizer.load_shard_state(ckpt::CheckpointReader(shard).group("optimizer_shard"), shard);
+    const int saved_world = static_cast<int>(r.attr_int("world_size"));
+    int64_t num_params = 0;
+    for (const auto& p : state.model.parameters()) num_params += p.numel();
+    ZeroShard shard = read_zero_shard(source, step, saved_world, num_params, comm_.rank(), comm_.size());
+    state.optimizer.load_shard_state(shard.tensors, shard.source);
+    // Re-sharded (another world size): write this world's shards of the same step beside the saved ones, so
+    // that the checkpoint is complete for the world that now runs it. Only in this run's own directory.
+    std::error_code ec;  // false when this run's ckpt dir does not exist yet (run.resume=<another run's file>)
+    if (shard.resharded && std::filesystem::equivalent(std::filesystem::path(source).parent_path(), dir_, ec)) {
+      ckpt::CheckpointStore(dir_, s_.keep_checkpoints)
+          .save_shard(step, comm_.rank(), comm_.size(),
+                      [&](ckpt::CheckpointWriter& w) { w.put_group("optimizer_shard", state.optimizer.shard_state()); });
+      comm_.barrier();
+    }
+    if (shard.resharded)
+      log::info("ZeRO optimizer state re-sharded from {} to {} ranks (shard of rank {}: {})", saved_world,
+                comm_.size(), comm_.rank(), shard.source);
   } else {
     state.optimizer.load_state(state.model, r.group("optimizer"), source);
   }

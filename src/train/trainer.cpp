@@ -16,6 +16,7 @@
 #include "train/checkpointing.h"
 #include "train/data_source.h"
 #include "train/evaluate.h"
+#include "train/graceful_stop.h"
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
 #include "train/throughput.h"
@@ -84,6 +85,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   dist::StatsReducer stats;
   double last_loss = 0;
   Throughput throughput(s.global_batch, start_step);
+  GracefulStop stop;  // SIGINT/SIGTERM/SIGUSR1: checkpoint after the same step on every rank, then exit 75
   for (int64_t step = start_step; step < s.steps; ++step) {
     const double lr = learning_rate(step, s.steps, s.lr, s.warmup_steps, s.lr_schedule);
     optimizer.zero_grad();
@@ -112,7 +114,12 @@ int run_training(const config::Config& cfg, const dist::World& world) {
       progress.update(step + 1, fmt::format("loss={:.4f}", last_loss));
     }
     if (!record.empty()) metrics.log(step + 1, record);
-    checkpointer.maybe_save(step + 1, /*last=*/step + 1 == s.steps, state);
+    const bool stopping = stop.agreed();  // a signal on any rank (non-blocking vote, one step late)
+    checkpointer.maybe_save(step + 1, /*last=*/step + 1 == s.steps || stopping, state);
+    if (stopping) {
+      metrics.flush();
+      return stop.exit_code(step + 1);
+    }
   }
   progress.finish(fmt::format("loss={:.4f}", last_loss));
 

@@ -20,3 +20,8 @@ target_precompile_headers(dist_equivalence_test REUSE_FROM dualign_torch_pch)
 dualign_add_mpi_test(dist_grad_sync_test SOURCES dist_test_main.cpp dist_grad_sync_test.cpp LIBS dualign_dist
                      NP 1 2 TIMEOUT 120)
 target_precompile_headers(dist_grad_sync_test REUSE_FROM dualign_torch_pch)
+
+# Graceful stop: the ranks' non-blocking vote agrees on the same step.
+dualign_add_mpi_test(dist_stop_vote_test SOURCES dist_test_main.cpp dist_stop_vote_test.cpp LIBS dualign_dist NP 1 2 4
+                     TIMEOUT 60)
+target_precompile_headers(dist_stop_vote_test REUSE_FROM dualign_torch_pch)
