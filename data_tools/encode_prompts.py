@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pickapic_to_h5 as pickapic  # noqa: E402  (the shared model construction and text encoding)
+from pickapic import encode as pickapic_encode, models as pickapic_models  # noqa: E402  (shared with the converter)
 from evaluation.prompts import KINDS, read_prompts  # noqa: E402
 
 FORMAT_VERSION = 1
@@ -40,12 +40,12 @@ def text_models(pretrained, seed):
         encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder").eval()
         tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
         return encoder, tokenizer, os.path.abspath(pretrained)
-    _, encoder, tokenizer, name = pickapic.tiny_random_models(seed)
+    _, encoder, tokenizer, name = pickapic_models.tiny_random_models(seed)
     return encoder, tokenizer, name
 
 
 def encode(prompts, encoder, tokenizer, device, batch_size):
-    chunks = [pickapic.encode_prompts(encoder, tokenizer, prompts[i:i + batch_size], device)
+    chunks = [pickapic_encode.encode_prompts(encoder, tokenizer, prompts[i:i + batch_size], device)
               for i in range(0, len(prompts), batch_size)]
     return np.concatenate(chunks).astype(np.float32)
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pickapic_to_h5 as pickapic  # noqa: E402  (tiny byte-level CLIP tokenizer)
+from pickapic.models import tiny_clip_tokenizer  # noqa: E402  (tiny byte-level CLIP tokenizer)
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -49,7 +49,7 @@ def load_processor(processor_dir):
 def tiny_random_clip(seed, image_size=32, projection_dim=16):
     """(CLIPModel, CLIPProcessor): a 2-layer random CLIP with the byte-level tokenizer (no downloads; tests only)."""
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor
-    tokenizer = pickapic.tiny_clip_tokenizer(tempfile.mkdtemp(prefix="tiny-clip-tokenizer-"))
+    tokenizer = tiny_clip_tokenizer(tempfile.mkdtemp(prefix="tiny-clip-tokenizer-"))
     torch.manual_seed(seed)
     text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_attention_heads=4,
                 num_hidden_layers=2, max_position_embeddings=tokenizer.model_max_length,

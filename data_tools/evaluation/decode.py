@@ -7,7 +7,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pickapic_to_h5 as pickapic  # noqa: E402  (the tiny random VAE the tiny training pairs were encoded with)
+from pickapic.models import tiny_random_models  # noqa: E402  (the tiny random VAE of the tiny training pairs)
 
 
 def pretrained_vae(sd_dir):
@@ -21,8 +21,8 @@ def pretrained_vae(sd_dir):
 
 
 def tiny_random_vae(seed):
-    """pickapic_to_h5.py's tiny random VAE: the same seed gives the VAE that encoded the tiny training pairs."""
-    vae, _, _, _ = pickapic.tiny_random_models(seed)
+    """The converter's tiny random VAE: the same seed gives the VAE that encoded the tiny training pairs."""
+    vae, _, _, _ = tiny_random_models(seed)
     return vae.eval()
 
 

@@ -5,8 +5,9 @@ namespace {
 
 using h5::DType;
 
-const std::vector<DType> kSampleTypes = {DType::u8, DType::f32};
+const std::vector<DType> kSampleTypes = {DType::u8, DType::f32, DType::f16};
 const std::vector<DType> kFloatTypes = {DType::f32, DType::f64};
+const std::vector<DType> kEmbeddingTypes = {DType::f32, DType::f16};
 
 FieldSpec field(std::string name, bool required, std::vector<DType> dtypes, int min_rank, int max_rank,
                 Slot slot = Slot::none) {
@@ -27,11 +28,34 @@ FieldSpec image(std::string name, Slot slot, std::string same_shape_as = "", int
   return f;
 }
 
-// What a pair or a labelled sample may be conditioned on.
+// The optional VAE posterior of a latent sample `name` (its mean): log-variance, and the posterior of the
+// horizontally flipped image with its log-variance. Same dtype and shape as the mean.
+std::vector<FieldSpec> posterior_fields(const std::string& name, Slot logvar, Slot flip, Slot flip_logvar) {
+  auto optional = [&](const std::string& suffix, Slot slot) {
+    FieldSpec f = field(name + suffix, false, {DType::f32, DType::f16}, 2, 5, slot);
+    f.same_shape_as = name;
+    return f;
+  };
+  return {optional("_logvar", logvar), optional("_flip", flip), optional("_flip_logvar", flip_logvar)};
+}
+
+// What a pair or a labelled sample may be conditioned on. Text comes per sample (text_embedding) or, with one
+// embedding per unique caption, from a table indexed by prompt_index; empty_prompt_embedding [1, L, D] is the
+// condition of prompt dropout.
 std::vector<FieldSpec> condition_fields() {
+  FieldSpec table = field("prompt_embedding", false, kEmbeddingTypes, 3, 3, Slot::text);
+  table.per_sample = false;
+  table.index_field = "prompt_index";
+  FieldSpec empty = field("empty_prompt_embedding", false, kEmbeddingTypes, 3, 3, Slot::empty_text);
+  empty.per_sample = false;
+  empty.same_row_shape_as = "prompt_embedding";
+  FieldSpec per_sample = field("text_embedding", false, kEmbeddingTypes, 3, 3, Slot::text);
   return {field("class_id", false, {DType::i64}, 1, 1, Slot::class_id),
           field("prompt", false, {DType::string}, 1, 1),
-          field("text_embedding", false, {DType::f32}, 3, 3, Slot::text)};
+          per_sample,
+          field("prompt_index", false, {DType::i64, DType::i32}, 1, 1),
+          table,
+          empty};
 }
 
 std::vector<FormatSpec> build_table() {
@@ -43,13 +67,23 @@ std::vector<FormatSpec> build_table() {
   t.push_back({"preference_pairs", "winner/loser pairs for DPO, DMPO, hinge and DDO",
                {image("winner", Slot::x), image("loser", Slot::x_l, "winner"),
                 field("score_w", false, kFloatTypes, 1, 1, Slot::score_w),
-                field("score_l", false, kFloatTypes, 1, 1, Slot::score_l)}});
+                field("score_l", false, kFloatTypes, 1, 1, Slot::score_l),
+                // P(winner preferred) by the human label: 1, or 0.5 for a kept tie (not trained on)
+                field("preference", false, kFloatTypes, 1, 1)}});
   t.push_back({"labelled_samples", "unpaired samples labelled desirable or not, for KTO",
                {image("samples", Slot::x), field("desirable", true, {DType::i8, DType::u8}, 1, 1, Slot::desirable),
                 field("score", false, kFloatTypes, 1, 1, Slot::score_w)}});
-  for (auto& f : t)
-    if (f.name == "preference_pairs" || f.name == "labelled_samples")
-      for (auto& c : condition_fields()) f.fields.push_back(c);
+  auto add = [](FormatSpec& format, const std::vector<FieldSpec>& fields) {
+    format.fields.insert(format.fields.end(), fields.begin(), fields.end());
+  };
+  for (auto& f : t) {
+    if (f.name == "preference_pairs") {
+      add(f, posterior_fields("winner", Slot::x_logvar, Slot::x_flip, Slot::x_flip_logvar));
+      add(f, posterior_fields("loser", Slot::x_l_logvar, Slot::x_l_flip, Slot::x_l_flip_logvar));
+    }
+    if (f.name == "labelled_samples") add(f, posterior_fields("samples", Slot::x_logvar, Slot::x_flip, Slot::x_flip_logvar));
+    if (f.name == "preference_pairs" || f.name == "labelled_samples") add(f, condition_fields());
+  }
   // Written by `dualign sample`, read by `dualign eval` and the scoring tools: not training data.
   FormatSpec samples{"samples", "generated samples (dualign sample)",
                      {field("samples", true, {DType::f32}, 2, 5), field("class_id", false, {DType::i64}, 1, 1),

@@ -10,8 +10,14 @@
 
 namespace dualign::data {
 
-// Where a field goes in a training Batch (none: validated and kept, but not trained on).
-enum class Slot { none, x, x_l, score_w, score_l, desirable, class_id, text };
+// Where a field goes in a training Batch (none: validated and kept, but not trained on). The *_logvar and *_flip
+// slots hold a latent's VAE posterior: x is its mean, x_logvar its log-variance, x_flip the posterior of the
+// horizontally flipped image (the trainer's data path draws from them, train/h5_source.h). empty_text is the
+// embedding of the empty prompt (prompt dropout).
+enum class Slot {
+  none, x, x_l, x_logvar, x_l_logvar, x_flip, x_l_flip, x_flip_logvar, x_l_flip_logvar,
+  score_w, score_l, desirable, class_id, text, empty_text
+};
 
 struct FieldSpec {
   std::string name;
@@ -19,9 +25,11 @@ struct FieldSpec {
   std::vector<h5::DType> dtypes;
   int min_rank = 1, max_rank = 1;  // all dimensions, N included
   std::string same_shape_as;       // another field whose dtype and shape must match exactly
+  std::string same_row_shape_as;   // another field whose dimensions after the first must match
   Slot slot = Slot::none;
   bool image = false;              // uint8 pixels (or float samples in [-1, 1]): rescaled on load when uint8
-  bool per_sample = true;          // first dimension is N; false: a table indexed by another field
+  bool per_sample = true;          // first dimension is N; false: a table with its own number of rows
+  std::string index_field;         // a table's per-sample field of row numbers: sample i reads row index[i]
 };
 
 struct FormatSpec {

@@ -25,8 +25,22 @@ herr_t innermost_message(unsigned n, const H5E_error2_t* err, void* out) {
   return 0;
 }
 
+// IEEE 754 binary16, little-endian: HDF5 1.10 predefines no half type, so it is built once from the float32
+// type (h5py writes numpy float16 with the same layout). HDF5 converts it to and from float32/float64.
+hid_t half_type() {
+  static const hid_t type = [] {
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    bool ok = t >= 0 && H5Tset_fields(t, 15, 10, 5, 0, 10) >= 0 && H5Tset_size(t, 2) >= 0 &&
+              H5Tset_ebias(t, 15) >= 0 && H5Tset_precision(t, 16) >= 0;
+    if (!ok) fail("HDF5: cannot build the float16 type ({})", last_error_message());
+    return t;
+  }();
+  return type;
+}
+
 hid_t native_type(DType t) {
   switch (t) {
+    case DType::f16: return half_type();
     case DType::f32: return H5T_NATIVE_FLOAT;
     case DType::f64: return H5T_NATIVE_DOUBLE;
     case DType::u8: return H5T_NATIVE_UINT8;
@@ -42,6 +56,7 @@ hid_t native_type(DType t) {
 // Little-endian file types so files are identical on every machine.
 hid_t file_type(DType t) {
   switch (t) {
+    case DType::f16: return half_type();
     case DType::f32: return H5T_IEEE_F32LE;
     case DType::f64: return H5T_IEEE_F64LE;
     case DType::u8: return H5T_STD_U8LE;

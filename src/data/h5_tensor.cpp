@@ -23,13 +23,14 @@ Storage storage_for(at::ScalarType t) {
     case at::kLong: return {DType::i64, t, ""};
     case at::kBool: return {DType::u8, at::kByte, "bool"};
     case at::kBFloat16: return {DType::u16, at::kUInt16, "bfloat16"};
-    case at::kHalf: return {DType::u16, at::kUInt16, "float16"};
+    case at::kHalf: return {DType::f16, t, ""};
     default: fail("HDF5: cannot store tensors of dtype {}", c10::toString(t));
   }
 }
 
 at::ScalarType scalar_type_for(DType t, const std::string& where) {
   switch (t) {
+    case DType::f16: return at::kHalf;
     case DType::f32: return at::kFloat;
     case DType::f64: return at::kDouble;
     case DType::u8: return at::kByte;

@@ -1,5 +1,6 @@
-// Torch tensors <-> HDF5 datasets. bfloat16 / float16 / bool have no portable HDF5 type in 1.10, so they are
-// stored as uint16 / uint8 with the attribute torch_dtype naming the real type (h5py sees the raw bits).
+// Torch tensors <-> HDF5 datasets. float16 is stored as IEEE half (h5py reads it as numpy float16). bfloat16 and
+// bool have no portable HDF5 type in 1.10, so they are stored as uint16 / uint8 with the attribute torch_dtype
+// naming the real type (h5py sees the raw bits); float16 stored that way by older checkpoints still reads back.
 #pragma once
 #include <ATen/core/Tensor.h>
 

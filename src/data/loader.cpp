@@ -74,12 +74,21 @@ Loader::Loader(LoaderOptions options, Cursor start) : options_(std::move(options
     if (fields_.empty()) fields_ = o.fields.empty() ? sample_fields(file) : o.fields;
     DUALIGN_CHECK(!fields_.empty(), "loader: {} has no per-sample datasets", p);
     int64_t rows = -1;
+    const FormatSpec* format = find_format(file.try_attr_string("/", "format").value_or(""));
     for (auto& f : fields_) {
+      const FieldSpec* spec = format ? find_field(*format, f) : nullptr;
       auto info = file.info(f);  // throws "missing dataset" with the file name
       DUALIGN_CHECK(!info.shape.empty(), "loader: {} is a scalar, expected per-sample rows", file.where(f));
-      if (rows < 0) rows = info.shape[0];
-      DUALIGN_CHECK(info.shape[0] == rows, "loader: {} has {} rows, expected {} like /{}", file.where(f),
-                    info.shape[0], rows, fields_[0]);
+      if (spec && !spec->per_sample) {
+        // A table: sample i reads row index[i] of it (e.g. one text embedding per unique caption).
+        DUALIGN_CHECK(!spec->index_field.empty(), "loader: {} is a table without a per-sample index; read it whole",
+                      file.where(f));
+        index_of_[f] = spec->index_field;
+      } else {
+        if (rows < 0) rows = info.shape[0];
+        DUALIGN_CHECK(info.shape[0] == rows, "loader: {} has {} rows, expected {} like /{}", file.where(f),
+                      info.shape[0], rows, fields_[0]);
+      }
       auto& first = *files_.front();
       auto ref = first.info(f);
       DUALIGN_CHECK(ref.dtype == info.dtype && std::equal(ref.shape.begin() + 1, ref.shape.end(), info.shape.begin() + 1,
@@ -87,10 +96,9 @@ Loader::Loader(LoaderOptions options, Cursor start) : options_(std::move(options
                     "loader: {} is {} {}, but {} is {} {}", file.where(f), h5::dtype_name(info.dtype),
                     info.shape_str(), first.where(f), h5::dtype_name(ref.dtype), ref.shape_str());
       is_string_[f] = info.dtype == h5::DType::string;
-      const FormatSpec* format = find_format(file.try_attr_string("/", "format").value_or(""));
-      const FieldSpec* spec = format ? find_field(*format, f) : nullptr;
       is_image_[f] = spec && spec->image;
     }
+    if (rows < 0) rows = file.info(index_of_.begin()->second).shape[0];
     file_start_.push_back(file_start_.back() + rows);
   }
   rows_ = file_start_.back();
@@ -109,8 +117,16 @@ Cursor Loader::normalized(Cursor c) const {
   return c;
 }
 
+at::Tensor Loader::read_file_rows(size_t file, const std::string& field, const std::vector<int64_t>& rows) {
+  auto index = index_of_.find(field);
+  if (index == index_of_.end()) return h5::read_tensor_rows(*files_[file], field, rows);
+  at::Tensor table_rows = h5::read_tensor_rows(*files_[file], index->second, rows).to(torch::kLong).contiguous();
+  const int64_t* p = table_rows.data_ptr<int64_t>();
+  return h5::read_tensor_rows(*files_[file], field, std::vector<int64_t>(p, p + table_rows.numel()));
+}
+
 at::Tensor Loader::read_tensor_field(const std::string& field, const std::vector<int64_t>& rows) {
-  if (files_.size() == 1) return h5::read_tensor_rows(*files_[0], field, rows);
+  if (files_.size() == 1) return read_file_rows(0, field, rows);
   // Group the rows by file, read each group, and put the rows back at their batch positions.
   std::vector<std::vector<int64_t>> local(files_.size()), slot(files_.size());
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -121,7 +137,7 @@ at::Tensor Loader::read_tensor_field(const std::string& field, const std::vector
   at::Tensor out;
   for (size_t f = 0; f < files_.size(); ++f) {
     if (local[f].empty()) continue;
-    at::Tensor part = h5::read_tensor_rows(*files_[f], field, local[f]);
+    at::Tensor part = read_file_rows(f, field, local[f]);
     if (!out.defined()) {
       auto shape = part.sizes().vec();
       shape[0] = static_cast<int64_t>(rows.size());

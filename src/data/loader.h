@@ -40,7 +40,9 @@ struct LoaderOptions {
   int world_size = 1;
   uint64_t seed = 0;
   bool shuffle = true;
-  std::vector<std::string> fields;  // datasets to read; empty = every per-sample dataset of the format
+  // Datasets to read; empty = every per-sample dataset of the format. A table with an index field (formats.h,
+  // e.g. prompt_embedding by prompt_index) comes back per sample: row i is table[index[i]].
+  std::vector<std::string> fields;
   int prefetch = 2;                 // batches a background thread prepares ahead (0 = read inside next())
   bool images_to_float = false;     // uint8 images/winner/loser/samples -> float32 in [-1, 1]
 };
@@ -86,6 +88,8 @@ class Loader {
 
   // Reads the given global rows of one field from whichever files hold them, in the requested order.
   at::Tensor read_tensor_field(const std::string& field, const std::vector<int64_t>& rows);
+  // Rows of one file; a table field is read at the rows its index field names for those samples.
+  at::Tensor read_file_rows(size_t file, const std::string& field, const std::vector<int64_t>& rows);
   std::vector<std::string> read_string_field(const std::string& field, const std::vector<int64_t>& rows);
 
   LoaderOptions options_;
@@ -94,6 +98,7 @@ class Loader {
   std::vector<std::string> fields_;
   std::map<std::string, bool> is_string_;
   std::map<std::string, bool> is_image_;  // uint8 pixels per the format table (formats.h)
+  std::map<std::string, std::string> index_of_;  // table field -> its per-sample index field
   int64_t rows_ = 0;
   Cursor consumed_;  // cursor after the last batch handed out
   int64_t order_epoch_ = -1;

@@ -45,6 +45,26 @@ std::pair<double, double> scan_values(const h5::File& file, const std::string& n
   return {lo, hi};
 }
 
+// A Batch slot is filled by at most one dataset of the file; a table comes with its index field and the index
+// with its table; the empty-prompt embedding is one row.
+void check_slots_and_tables(const h5::File& file, const FormatSpec& format,
+                            const std::map<std::string, h5::DatasetInfo>& found) {
+  std::map<Slot, std::string> filled;
+  for (auto& spec : format.fields) {
+    if (!found.count(spec.name)) continue;
+    if (spec.slot != Slot::none && filled.count(spec.slot))
+      fail("{}: /{} and /{} are both present, expected one of them", file.path(), filled[spec.slot], spec.name);
+    if (spec.slot != Slot::none) filled[spec.slot] = spec.name;
+    if (!spec.index_field.empty() && !found.count(spec.index_field))
+      fail("{}: table /{} needs /{} (its row of each sample)", file.path(), spec.name, spec.index_field);
+    if (spec.slot == Slot::empty_text && found.at(spec.name).shape[0] != 1)
+      fail("{}: shape {}, expected one row", file.where(spec.name), found.at(spec.name).shape_str());
+  }
+  for (auto& spec : format.fields)
+    if (!spec.index_field.empty() && found.count(spec.index_field) && !found.count(spec.name))
+      fail("{}: /{} indexes rows of /{}, which is missing", file.path(), spec.index_field, spec.name);
+}
+
 }  // namespace
 
 void write_format_attrs(h5::File& file, const std::string& format) {
@@ -102,6 +122,12 @@ Summary validate(const std::string& path, const std::string& expected_format, bo
       fail("{}: shape {} has {} rows but /{} has {}", file.where(spec.name), info.shape_str(), info.shape[0],
            rows_from, s.rows);
     }
+    if (!spec.same_row_shape_as.empty() && found.count(spec.same_row_shape_as)) {
+      auto& other = found.at(spec.same_row_shape_as);
+      if (!std::equal(other.shape.begin() + 1, other.shape.end(), info.shape.begin() + 1, info.shape.end()))
+        fail("{}: shape {} differs from /{} {} after the first dimension", file.where(spec.name), info.shape_str(),
+             spec.same_row_shape_as, other.shape_str());
+    }
     if (!spec.same_shape_as.empty()) {
       auto& other = found.at(spec.same_shape_as);
       if (other.shape != info.shape || other.dtype != info.dtype)
@@ -112,14 +138,18 @@ Summary validate(const std::string& path, const std::string& expected_format, bo
     s.datasets.push_back({spec.name, h5::dtype_name(info.dtype), info.shape_str(), true});
   }
   if (s.rows == 0) fail("{}: /{} has no rows", path, rows_from);
+  check_slots_and_tables(file, *format, found);
 
   // Value checks: reading everything also surfaces corrupted chunks (a deflate error names the dataset).
+  std::map<std::string, std::string> index_of;  // index field -> the table it indexes
+  for (auto& spec : format->fields)
+    if (!spec.index_field.empty() && found.count(spec.name)) index_of[spec.index_field] = spec.name;
   for (auto& [name, info] : found) {
     if (info.dtype == DType::string) {
       if (read_data) file.read_strings(name);
       continue;
     }
-    if (!read_data && name != "labels" && name != "class_id" && name != "desirable") continue;
+    if (!read_data && name != "labels" && name != "class_id" && name != "desirable" && !index_of.count(name)) continue;
     auto [lo, hi] = scan_values(file, name, info);
     if (name == "labels" || name == "class_id") {
       if (lo < 0) fail("{}: negative class id {}", file.where(name), lo);
@@ -128,8 +158,15 @@ Summary validate(const std::string& path, const std::string& expected_format, bo
         if (hi >= static_cast<double>(k)) fail("{}: class id {} >= num_classes {}", file.where(name), hi, k);
       }
       s.notes.push_back(fmt::format("{}: ids {}..{}", name, lo, hi));
+    } else if (index_of.count(name)) {
+      int64_t rows = found.at(index_of.at(name)).shape[0];
+      if (lo < 0 || hi >= static_cast<double>(rows))
+        fail("{}: row numbers must lie in [0, {}) (the rows of /{}), found range [{}, {}]", file.where(name), rows,
+             index_of.at(name), lo, hi);
     } else if (name == "desirable") {
       if (lo < 0 || hi > 1) fail("{}: values must be 0 or 1, found range [{}, {}]", file.where(name), lo, hi);
+    } else if (name == "preference") {
+      if (lo < 0 || hi > 1) fail("{}: values must lie in [0, 1], found range [{}, {}]", file.where(name), lo, hi);
     } else if (info.dtype != DType::u8) {
       s.notes.push_back(fmt::format("{}: values in [{:.4g}, {:.4g}]", name, lo, hi));
     }

@@ -37,6 +37,10 @@ PreferencePairs read_preference_pairs(const std::string& path, int64_t max_pairs
   p.loser = as_model_space(read_rows(f, "loser", n));
   if (f.exists("class_id")) p.cond.class_id = read_rows(f, "class_id", n).to(torch::kInt64);
   if (f.exists("text_embedding")) p.cond.text = read_rows(f, "text_embedding", n).to(torch::kFloat32);
+  if (f.exists("prompt_embedding"))  // one embedding per unique caption (data/formats.h): each pair's row of it
+    p.cond.text = h5::read_tensor(f, "prompt_embedding")
+                      .index_select(0, read_rows(f, "prompt_index", n).to(torch::kInt64))
+                      .to(torch::kFloat32);
   return p;
 }
 

@@ -1,10 +1,15 @@
 #include "train/h5_source.h"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
+#include <map>
 
 #include "config/config.h"
 #include "data/formats.h"
+#include "data/h5.h"
+#include "data/h5_tensor.h"
+#include "data/latent_augment.h"
 #include "data/loader.h"
 #include "data/schema.h"
 #include "util/error.h"
@@ -12,6 +17,8 @@
 
 namespace dualign::train {
 namespace {
+
+using data::Slot;
 
 // The first shard of a dataset directory, or the file itself: enough to learn the format and the fields.
 std::string first_file(const std::string& path) {
@@ -25,41 +32,47 @@ std::string first_file(const std::string& path) {
   return shards.front();
 }
 
+// Which dataset of the file fills which part of a Batch, from the format table (data/formats.h).
 struct Layout {
-  std::string x, x_l, score_w, score_l, desirable, class_id, text;
-  std::string group;  // the class labels again, as Batch::group (mixture composition over classes)
+  std::map<Slot, std::string> fields;  // only datasets the file has
+  std::string group;                   // the class labels again, as Batch::group (mixture composition over classes)
+  std::string of(Slot slot) const {
+    auto it = fields.find(slot);
+    return it == fields.end() ? "" : it->second;
+  }
 };
 
-// Which dataset fills which part of a Batch, from the format table (data/formats.h).
-Layout layout_of(const std::string& format, const std::string& condition, const std::string& file,
+Layout layout_of(const data::Summary& summary, const std::string& condition, const std::string& file,
                  const std::string& key) {
-  const data::FormatSpec* spec = data::find_format(format);
-  if (!spec || !spec->trainable) fail("dataset '{}' has format '{}', which the trainer cannot read", file, format);
+  const data::FormatSpec* spec = data::find_format(summary.format);
+  if (!spec || !spec->trainable)
+    fail("dataset '{}' has format '{}', which the trainer cannot read", file, summary.format);
   Layout l;
   for (const auto& f : spec->fields) {
-    switch (f.slot) {
-      case data::Slot::x: l.x = f.name; break;
-      case data::Slot::x_l: l.x_l = f.name; break;
-      case data::Slot::score_w: l.score_w = f.name; break;
-      case data::Slot::score_l: l.score_l = f.name; break;
-      case data::Slot::desirable: l.desirable = f.name; break;
-      case data::Slot::class_id: l.class_id = f.name; break;
-      case data::Slot::text: l.text = f.name; break;
-      case data::Slot::none: break;
-    }
+    bool present = false;
+    for (const auto& d : summary.datasets) present |= d.name == f.name;
+    if (present && f.slot != Slot::none) l.fields[f.slot] = f.name;
   }
-  l.group = l.class_id;
-  if (condition != "class") l.class_id.clear();
-  if (condition != "text") l.text.clear();
-  DUALIGN_CHECK(condition == "none" || !(condition == "class" ? l.class_id : l.text).empty(),
-                "config key '{}': format '{}' of '{}' has no {} condition", key, format, file, condition);
+  l.group = l.of(Slot::class_id);
+  if (condition != "class") l.fields.erase(Slot::class_id);
+  if (condition != "text") l.fields.erase(Slot::text), l.fields.erase(Slot::empty_text);
+  DUALIGN_CHECK(condition == "none" || !l.of(condition == "class" ? Slot::class_id : Slot::text).empty(),
+                "config key '{}': format '{}' of '{}' has no {} condition", key, summary.format, file, condition);
   return l;
 }
 
+// The recipe's per-step draws (data/latent_augment.h); all off for datasets without posteriors.
+struct Augment {
+  double flip_probability = 0;        // data.flip_probability: the flipped image's posterior at this rate
+  bool sample_posterior = false;      // data.sample_posterior: z = mean + std · ε instead of the mean
+  double empty_prompt_probability = 0;  // data.proportion_empty_prompts
+};
+
 class H5Source : public DataSource {
  public:
-  H5Source(data::LoaderOptions options, Layout layout, ShardSpec shard)
-      : layout_(std::move(layout)), shard_(shard), loader_(std::move(options)) {}
+  H5Source(data::LoaderOptions options, Layout layout, Augment augment, torch::Tensor empty_text, ShardSpec shard)
+      : layout_(std::move(layout)), augment_(augment), empty_text_(std::move(empty_text)), shard_(shard),
+        loader_(std::move(options)) {}
 
   data::Batch next(int64_t step, int64_t micro) override {
     const int64_t k = step * shard_.grad_accum + micro;
@@ -68,27 +81,94 @@ class H5Source : public DataSource {
     data::LoadedBatch raw = loader_.next();
 
     data::Batch b = shard_.identity(step, micro);
-    auto field = [&](const std::string& name, torch::ScalarType dtype) -> torch::Tensor {
+    auto field = [&](Slot slot, torch::ScalarType dtype) -> torch::Tensor {
+      auto name = layout_.of(slot);
       if (name.empty() || !raw.tensors.count(name)) return {};
       return raw.tensors.at(name).to(shard_.device, dtype);
     };
-    b.x = field(layout_.x, torch::kFloat32);
-    b.x_l = field(layout_.x_l, torch::kFloat32);
-    b.score_w = field(layout_.score_w, torch::kFloat32);
-    b.score_l = field(layout_.score_l, torch::kFloat32);
-    b.desirable = field(layout_.desirable, torch::kFloat32);
-    b.cond.class_id = field(layout_.class_id, torch::kInt64);
-    b.cond.text = field(layout_.text, torch::kFloat32);
-    b.group = field(layout_.group, torch::kInt64);
+    auto posterior = [&](Slot mean, Slot logvar, Slot flip, Slot flip_logvar) {
+      return data::LatentPosterior{field(mean, torch::kFloat32), field(logvar, torch::kFloat32),
+                                   field(flip, torch::kFloat32), field(flip_logvar, torch::kFloat32)};
+    };
+    auto x = posterior(Slot::x, Slot::x_logvar, Slot::x_flip, Slot::x_flip_logvar);
+    b.x = x.mean;  // gives the batch its local size, which the global draws below slice by
+    b.x = latent(x, b, "data/flip/x", "data/posterior/x");
+    if (!layout_.of(Slot::x_l).empty())
+      b.x_l = latent(posterior(Slot::x_l, Slot::x_l_logvar, Slot::x_l_flip, Slot::x_l_flip_logvar), b,
+                     "data/flip/x_l", "data/posterior/x_l");
+    b.score_w = field(Slot::score_w, torch::kFloat32);
+    b.score_l = field(Slot::score_l, torch::kFloat32);
+    b.desirable = field(Slot::desirable, torch::kFloat32);
+    b.cond.class_id = field(Slot::class_id, torch::kInt64);
+    b.cond.text = field(Slot::text, torch::kFloat32);
+    if (augment_.empty_prompt_probability > 0)
+      b.cond.text = data::drop_prompts(b.cond.text, empty_text_, augment_.empty_prompt_probability, b,
+                                       "data/empty_prompt");
+    if (!layout_.group.empty()) b.group = raw.tensors.at(layout_.group).to(shard_.device, torch::kInt64);
     return b;
   }
 
  private:
+  // One latent per row: the flipped image's posterior at the flip rate, then a posterior draw or the mean.
+  torch::Tensor latent(data::LatentPosterior p, const data::Batch& b, const char* flip_purpose,
+                       const char* posterior_purpose) const {
+    if (augment_.flip_probability > 0) p = data::choose_flipped(p, augment_.flip_probability, b, flip_purpose);
+    return augment_.sample_posterior ? data::sample_posterior(p.mean, p.logvar, b, posterior_purpose) : p.mean;
+  }
+
   Layout layout_;
+  Augment augment_;
+  torch::Tensor empty_text_;  // [1, L, D] on the device, when prompts are dropped
   ShardSpec shard_;
   data::Loader loader_;
   int64_t next_k_ = -1;
 };
+
+Augment read_augment(const config::Section& data) {
+  Augment a;
+  a.flip_probability = data.get<double>("flip_probability", 0.0);
+  a.sample_posterior = data.get<bool>("sample_posterior", false);
+  a.empty_prompt_probability = data.get<double>("proportion_empty_prompts", 0.0);
+  for (auto [key, p] : {std::pair{"flip_probability", a.flip_probability},
+                        std::pair{"proportion_empty_prompts", a.empty_prompt_probability}})
+    DUALIGN_CHECK(p >= 0 && p <= 1, "config key '{}': expected a probability in [0, 1], got {}", data.path(key), p);
+  return a;
+}
+
+// Each switch needs its datasets in the file: fail at startup naming the key and the missing dataset.
+void check_augment(const Augment& a, const Layout& l, const std::string& condition, const config::Section& data,
+                   const std::string& file) {
+  auto need = [&](bool wanted, Slot slot, Slot requires_slot, const char* key, const char* what) {
+    if (!wanted || l.of(slot).empty() || !l.of(requires_slot).empty()) return;
+    fail("config key '{}': dataset '{}' has no {} for /{} (write it with data_tools/pickapic_to_h5.py, or switch "
+         "the key off)", data.path(key), file, what, l.of(slot));
+  };
+  for (auto [mean, logvar, flip, flip_logvar] : {std::array{Slot::x, Slot::x_logvar, Slot::x_flip, Slot::x_flip_logvar},
+                                                 std::array{Slot::x_l, Slot::x_l_logvar, Slot::x_l_flip, Slot::x_l_flip_logvar}}) {
+    need(a.sample_posterior, mean, logvar, "sample_posterior", "posterior log-variance");
+    need(a.flip_probability > 0, mean, flip, "flip_probability", "flipped-image posterior");
+    need(a.flip_probability > 0 && a.sample_posterior, mean, flip_logvar, "flip_probability",
+         "flipped-image posterior log-variance");
+  }
+  if (a.empty_prompt_probability > 0) {
+    DUALIGN_CHECK(condition == "text", "config key '{}': prompt dropout needs data.condition: text, got '{}'",
+                  data.path("proportion_empty_prompts"), condition);
+    DUALIGN_CHECK(!l.of(Slot::empty_text).empty(), "config key '{}': dataset '{}' has no empty_prompt_embedding",
+                  data.path("proportion_empty_prompts"), file);
+  }
+}
+
+// Whether the loader reads a slot's dataset: flipped posteriors only with flips, log-variances only with
+// posterior draws, the empty prompt never (it is read once).
+bool loaded(Slot slot, const Augment& a) {
+  switch (slot) {
+    case Slot::empty_text: return false;
+    case Slot::x_flip: case Slot::x_l_flip: return a.flip_probability > 0;
+    case Slot::x_logvar: case Slot::x_l_logvar: return a.sample_posterior;
+    case Slot::x_flip_logvar: case Slot::x_l_flip_logvar: return a.flip_probability > 0 && a.sample_posterior;
+    default: return true;
+  }
+}
 
 }  // namespace
 
@@ -99,6 +179,7 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   const int prefetch = static_cast<int>(data.get<int64_t>("prefetch", 2));
   // `group: class` hands the labels to the method as group ids (Batch::group) whatever the condition.
   const auto group = data.get<std::string>("group", "none");
+  const Augment augment = read_augment(data);
   data.finish({"kind"});
   DUALIGN_CHECK(group == "none" || group == "class", "config key '{}': expected none or class, got '{}'",
                 data.path("group"), group);
@@ -108,8 +189,11 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
                 path);
   const auto file = first_file(path);
   const auto summary = data::validate(file, "", /*read_data=*/false);
-  Layout layout = layout_of(summary.format, condition, file, data.path("condition"));
+  Layout layout = layout_of(summary, condition, file, data.path("condition"));
   if (group == "none") layout.group.clear();
+  DUALIGN_CHECK(group == "none" || !layout.group.empty(), "config key '{}': dataset '{}' has no class labels to group by",
+                data.path("group"), file);
+  check_augment(augment, layout, condition, data, file);
 
   data::LoaderOptions o;
   o.path = path;
@@ -120,19 +204,17 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   o.shuffle = shuffle;
   o.prefetch = prefetch;
   o.images_to_float = true;
-  for (const auto* f : {&layout.x, &layout.x_l, &layout.score_w, &layout.score_l, &layout.desirable,
-                        &layout.class_id, &layout.text, &layout.group}) {
-    if (f->empty()) continue;
-    bool present = false;
-    for (const auto& d : summary.datasets) present |= d.name == *f;
-    if (present && std::find(o.fields.begin(), o.fields.end(), *f) == o.fields.end()) o.fields.push_back(*f);
-  }
-  DUALIGN_CHECK(layout.group.empty() || std::find(o.fields.begin(), o.fields.end(), layout.group) != o.fields.end(),
-                "config key '{}': dataset '{}' has no '{}' to group by", data.path("group"), file, layout.group);
+  for (const auto& [slot, name] : layout.fields)
+    if (loaded(slot, augment)) o.fields.push_back(name);
+  if (!layout.group.empty() && std::find(o.fields.begin(), o.fields.end(), layout.group) == o.fields.end())
+    o.fields.push_back(layout.group);
   DUALIGN_CHECK(summary.rows >= shard.global_micro_batch || std::filesystem::is_directory(path),
                 "dataset '{}' has {} samples, fewer than one global micro-batch of {}", path, summary.rows,
                 shard.global_micro_batch);
-  return std::make_unique<H5Source>(std::move(o), std::move(layout), shard);
+  torch::Tensor empty_text;
+  if (augment.empty_prompt_probability > 0)
+    empty_text = h5::read_tensor(h5::File::open(file), layout.of(Slot::empty_text)).to(shard.device, torch::kFloat32);
+  return std::make_unique<H5Source>(std::move(o), std::move(layout), augment, std::move(empty_text), shard);
 }
 
 }  // namespace dualign::train

@@ -1,10 +1,12 @@
 """The Stable Diffusion preference path end to end with tiny random models (no downloads):
-Pick-a-Pic-style parquet -> pickapic_to_h5.py --tiny-random -> a tiny random diffusers UNet saved in diffusers
-layout -> `mpirun -np 2 dualign train experiment=sd15_dpo_pickapic` (the real recipe, shrunk by overrides; the
-model and data paths come through SD15_DIR / PICKAPIC_DIR as on a cluster) -> encode_prompts.py --tiny-random ->
+Pick-a-Pic-style parquet -> pickapic_to_h5.py --tiny-random (float16 posteriors, flipped images, a prompt table)
+-> a tiny random diffusers UNet saved in diffusers layout -> `mpirun -np 2 dualign train experiment=sd15_dpo_pickapic`
+(the real recipe with its data path on: posterior draws, flips, empty prompts; shrunk by overrides; the model and
+data paths come through SD15_DIR / PICKAPIC_DIR as on a cluster) -> encode_prompts.py --tiny-random ->
 `dualign sample --prompts` -> pickscore.py --tiny-random; plus 2 steps of experiment=sd15_dmpo_pickapic. Asserts the
 files exist, the first DPO loss is log 2 and the first DMPO loss KL((1/2, 1/2) || softmax(0, -10)) (policy =
 reference at step 0), losses and scores are finite."""
+import io
 import json
 import math
 import shutil
@@ -17,13 +19,13 @@ import pyarrow.parquet as pq
 from e2e_util import BIN, SRC, mpirun, run, temp_dir
 
 sys.path.insert(0, str(SRC / "data_tools"))
-import pickapic_to_h5 as pickapic  # noqa: E402
+from pickapic import convert as pickapic  # noqa: E402
 
 
 def image_bytes(seed):
     from PIL import Image
     rng = np.random.default_rng(seed)
-    buf = pickapic.io.BytesIO()
+    buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, size=(36, 40, 3), dtype=np.uint8)).save(buf, format="JPEG")
     return buf.getvalue()
 
@@ -64,13 +66,14 @@ def smoke(tmp):
     # 1. Pick-a-Pic parquet -> preference_pairs shards (tiny random VAE + CLIP text encoder, seed 0).
     make_parquet(tmp / "train-0000.parquet")
     shards = tmp / "pickapic"
-    paths, stats = pickapic.convert(pickapic.argparse.Namespace(
-        parquet=[str(tmp / "train-0000.parquet")], out=str(shards), pretrained=None, tiny_random=True,
-        resolution=32, shard_size=6, batch_size=4, max_rows=0, device="cpu", threads=1, seed=0))
+    paths, stats = pickapic.convert(pickapic.parse_args(
+        ["--parquet", str(tmp / "train-0000.parquet"), "--out", str(shards), "--tiny-random", "--resolution", "32",
+         "--shard-size", "6", "--batch-size", "4", "--threads", "1"]))
     assert stats["pairs"] == 11 and len(paths) == 2, stats
     with h5py.File(paths[0], "r") as f:
         _, c, h, w = f["winner"].shape
-        text_len, text_dim = f["text_embedding"].shape[1:]
+        text_len, text_dim = f["prompt_embedding"].shape[1:]
+        assert "winner_flip_logvar" in f and f["winner"].dtype == np.float16
     assert (c, h, w) == (4, 16, 16), (c, h, w)
 
     # 2. A tiny random UNet in diffusers layout stands in for SD-1.5's unet/.
@@ -83,6 +86,10 @@ def smoke(tmp):
     run(mpirun(2, BIN, "train", "experiment=sd15_dpo_pickapic", "train.steps=3", "train.global_batch=4",
          "train.grad_accum=1", "train.warmup_steps=2", "train.checkpoint_every=0", "threads=1",
          f"run.dir={run_dir}", "run.progress=false"), env_changes=env)
+    import yaml
+    data_cfg = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
+    assert data_cfg["sample_posterior"] and data_cfg["flip_probability"] == 0.5, data_cfg  # the official data path
+    assert data_cfg["proportion_empty_prompts"] == 0.2, data_cfg
     records = [json.loads(line) for line in open(run_dir / "metrics.jsonl") if line.strip()]
     train = [r for r in records if "train/loss" in r]
     assert [r["step"] for r in train] == [1, 2, 3], records

@@ -180,7 +180,7 @@ def write_samples(path, latents, prompts):
 class Prompts(unittest.TestCase):
     def test_encode_prompts_tiny_random(self):
         import h5py
-        import pickapic_to_h5 as pickapic
+        from pickapic import encode as pickapic_encode, models as pickapic_models
         tmp = temp_dir(self, "prompts-test-")
         with open(os.path.join(tmp, "prompts.txt"), "w") as f:
             f.write("a cat on a mat\n\n# a comment\na red bicycle\nan astronaut riding a horse\n")
@@ -196,8 +196,8 @@ class Prompts(unittest.TestCase):
         self.assertEqual(emb.shape, (3, 16, 32))
         self.assertEqual(emb.dtype, np.float32)
         # The converter's encoder with the same seed: prompts and tiny training pairs share the embedding space.
-        _, encoder, tokenizer, _ = pickapic.tiny_random_models(seed=0)
-        ref = pickapic.encode_prompts(encoder, tokenizer, prompts, "cpu")
+        _, encoder, tokenizer, _ = pickapic_models.tiny_random_models(seed=0)
+        ref = pickapic_encode.encode_prompts(encoder, tokenizer, prompts, "cpu")
         np.testing.assert_allclose(emb, ref, rtol=1e-5, atol=1e-5)
         self.assertFalse(np.allclose(emb[0], emb[1]))
 

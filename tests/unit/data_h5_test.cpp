@@ -71,6 +71,22 @@ TEST(DataH5, TensorsKeepTheirDtypeIncludingBfloat16AndBool) {
   EXPECT_TRUE(torch::equal(rows[2], tensors["u8"][0]));
 }
 
+TEST(DataH5, Float16IsIeeeHalfThatReadsAsAnyFloat) {
+  auto path = (test::temp_dir() / "half.h5").string();
+  auto values = torch::tensor({0.5f, -2.25f, 65504.f, 6.1035156e-05f, -0.0f}).to(torch::kHalf);
+  {
+    auto f = h5::File::create(path);
+    h5::write_tensor(f, "h", values, {2, 4});
+  }
+  auto f = h5::File::open(path);
+  EXPECT_EQ(f.info("h").dtype, h5::DType::f16);
+  EXPECT_FALSE(f.has_attr("h", "torch_dtype"));
+  std::vector<double> wide(5);
+  f.read("h", h5::DType::f64, wide.data());  // HDF5 converts half -> double
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(wide[i], values[i].item<double>()) << i;
+  EXPECT_TRUE(torch::equal(h5::read_tensor_rows(f, "h", {4, 1}), values.index({torch::tensor({4, 1})})));
+}
+
 TEST(DataH5, ErrorsNameTheFileAndTheDataset) {
   auto path = (test::temp_dir() / "e.h5").string();
   {

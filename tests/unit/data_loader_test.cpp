@@ -10,6 +10,7 @@
 #include "data/loader.h"
 #include "data/schema.h"
 #include "data_test_util.h"
+#include "recipe_pairs.h"
 
 namespace dualign {
 namespace {
@@ -153,6 +154,27 @@ TEST(DataLoader, DirectoryOfShardFilesIsOneDataset) {
     auto b = loader.next();
     EXPECT_EQ(ids_of(b), b.indices);
     EXPECT_EQ(b.strings.at("prompt")[1], "p" + std::to_string(b.indices[1]));
+  }
+}
+
+TEST(DataLoader, ATableFieldComesBackPerSampleThroughItsIndex) {
+  auto dir = test::temp_dir();
+  test::write_recipe_pairs((dir / "a.h5").string(), 7);
+  test::write_recipe_pairs((dir / "b.h5").string(), 9);  // its own table: row i of b reads b's prompt_embedding
+  data::LoaderOptions o;
+  o.path = dir.string();
+  o.global_batch = 16;
+  o.fields = {"winner", "prompt_embedding"};
+  o.prefetch = 0;
+  data::Loader loader(o);
+  EXPECT_EQ(loader.size(), 16);
+  auto b = loader.next();
+  ASSERT_EQ(b["prompt_embedding"].sizes(), (std::vector<int64_t>{16, 3, 4}));
+  EXPECT_EQ(b["winner"].scalar_type(), torch::kHalf);
+  for (size_t i = 0; i < b.indices.size(); ++i) {
+    int64_t id = b.indices[i], local = id < 7 ? id : id - 7;
+    EXPECT_EQ(b["winner"][i][0][0][0].item<double>(), static_cast<double>(local));
+    EXPECT_EQ(b["prompt_embedding"][i][1][2].item<double>(), static_cast<double>(local % test::kRecipeCaptions + 1));
   }
 }
 

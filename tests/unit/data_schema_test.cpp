@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "data/h5.h"
@@ -10,6 +11,7 @@
 #include "data/schema.h"
 #include "data/synthetic.h"
 #include "data_test_util.h"
+#include "recipe_pairs.h"
 
 namespace dualign {
 namespace {
@@ -135,6 +137,55 @@ TEST(DataSchema, EveryFormatTheToolsWriteValidates) {
   EXPECT_EQ(data::validate(prompts, "prompts").rows, 2);
   auto bad = write("bad_samples.h5", "samples", {{"class_id", torch::zeros({3}, torch::kLong)}}, {});
   EXPECT_ERROR_MENTIONS(data::validate(bad), bad, "/samples", "required");
+}
+
+TEST(DataSchema, RecipePairsWithPosteriorsAndAPromptTablePass) {
+  auto path = (test::temp_dir() / "recipe.h5").string();
+  test::write_recipe_pairs(path, 12);
+  auto s = data::validate(path, "preference_pairs");
+  EXPECT_EQ(s.rows, 12);  // the tables have their own row counts
+  for (auto& d : s.datasets) EXPECT_TRUE(d.known) << d.name;
+  auto f = h5::File::open(path);
+  EXPECT_EQ(f.info("winner").dtype, h5::DType::f16);
+  EXPECT_EQ(data::sample_fields(f).size(), 9u) << "prompt_embedding and empty_prompt_embedding are tables";
+}
+
+TEST(DataSchema, BrokenPromptTablesAndPosteriorsAreErrors) {
+  auto dir = test::temp_dir();
+  int k = 0;
+  // A valid recipe file, then `change` applied to it.
+  auto broken = [&](const std::function<void(h5::File&)>& change) {
+    auto path = (dir / ("broken" + std::to_string(k++) + ".h5")).string();
+    test::write_recipe_pairs(path, 6);
+    auto f = h5::File::open(path, h5::Mode::read_write);
+    change(f);
+    return path;
+  };
+  auto unlink = [](h5::File& f, const char* name) { H5Ldelete(f.id(), name, H5P_DEFAULT); };
+  auto p1 = broken([&](h5::File& f) {
+    unlink(f, "prompt_index");
+    h5::write_tensor(f, "prompt_index", torch::tensor({0, 1, 2, 3, 4, 5}, torch::kInt));
+  });
+  EXPECT_ERROR_MENTIONS(data::validate(p1), p1, "/prompt_index", "[0, 5)", "/prompt_embedding");
+  auto p2 = broken([&](h5::File& f) { unlink(f, "prompt_index"); });
+  EXPECT_ERROR_MENTIONS(data::validate(p2), p2, "/prompt_embedding", "needs /prompt_index");
+  auto p3 = broken([&](h5::File& f) { h5::write_tensor(f, "text_embedding", torch::zeros({6, 3, 4})); });
+  EXPECT_ERROR_MENTIONS(data::validate(p3), p3, "/text_embedding", "/prompt_embedding", "expected one of them");
+  auto p4 = broken([&](h5::File& f) {
+    unlink(f, "empty_prompt_embedding");
+    h5::write_tensor(f, "empty_prompt_embedding", torch::zeros({2, 3, 4}));
+  });
+  EXPECT_ERROR_MENTIONS(data::validate(p4), p4, "/empty_prompt_embedding", "one row");
+  auto p5 = broken([&](h5::File& f) {
+    unlink(f, "empty_prompt_embedding");
+    h5::write_tensor(f, "empty_prompt_embedding", torch::zeros({1, 3, 5}));
+  });
+  EXPECT_ERROR_MENTIONS(data::validate(p5), p5, "/empty_prompt_embedding", "/prompt_embedding");
+  auto p6 = broken([&](h5::File& f) {
+    unlink(f, "loser_logvar");
+    h5::write_tensor(f, "loser_logvar", torch::zeros({6, 1, 2, 2}));  // float32 next to a float16 mean
+  });
+  EXPECT_ERROR_MENTIONS(data::validate(p6), p6, "/loser_logvar", "differs from /loser");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "eval/metrics.h"
 #include "eval/png.h"
 #include "eval/samples_io.h"
+#include "recipe_pairs.h"
 #include "util/error.h"
 
 using namespace dualign;
@@ -205,6 +206,19 @@ TEST(EvalImplicit, IdenticalModelsTieAndABetterPolicyRanksPairs) {
   // Independent of the batch size (all draws happen before batching).
   auto good_b = implicit_accuracy(policy, ref, s, pairs, 8, 0, 1.0, 200);
   EXPECT_NEAR((good.logits - good_b.logits).abs().max().item<double>(), 0.0, 1e-9);
+}
+
+TEST(EvalImplicit, PairsWithAPromptTableGetEachPairsEmbedding) {
+  auto path = (fs::temp_directory_path() / ("dualign-eval-recipe-" + std::to_string(::getpid()) + ".h5")).string();
+  test::write_recipe_pairs(path, 7);
+  auto pairs = read_preference_pairs(path, 6);
+  fs::remove(path);
+  ASSERT_EQ(pairs.cond.text.sizes(), (std::vector<int64_t>{6, 3, 4}));
+  EXPECT_EQ(pairs.winner.scalar_type(), torch::kFloat32);
+  for (int64_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(pairs.winner[i].mean().item<double>(), static_cast<double>(i));  // the posterior mean
+    EXPECT_EQ(pairs.cond.text[i].mean().item<double>(), static_cast<double>(i % test::kRecipeCaptions + 1));
+  }
 }
 
 TEST(EvalPng, GridLayoutAndValidFile) {
