@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark one Diffusion-DPO training step: `dualign train method=dpo` vs the PyTorch/diffusers peer
 (bench/dpo_step_peer.py), same UNet config, same pairs file, same global batch, same threads per rank, at np=1
-and np=2 (mpirun; DDP over MPI for dualign, over gloo for the peer).
+and np=2 (mpirun; DDP over MPI for dualign, over gloo for the peer), in each --precisions (fp32: everything fp32;
+bf16: dualign train.precision=bf16 vs the peer under torch.autocast("cpu", torch.bfloat16)).
 
 1. Writes a random `preference_pairs` HDF5 file shaped for the model: latents [N, C, S, S] (C, S from the model
    YAML) plus text_embedding [N, 77, cross_attention_dim] for cross-attention UNets or class_id for
@@ -10,16 +11,22 @@ and np=2 (mpirun; DDP over MPI for dualign, over gloo for the peer).
    window holds the warm-up; train/samples_per_s of the later records are combined into pairs/s over the timed
    steps (total pairs / total time); train/peak_rss_mb is the max over ranks.
 3. Runs the peer with --warmup untimed and --steps timed steps (barriers around the timed span).
-Rounds alternate the implementations so that load from other processes hits both alike; the best round counts.
-Prints one JSON line per measurement and a Markdown table with the ratio dualign/peer (> 1: dualign is faster
-for pairs/s; < 1: dualign uses less memory for RSS).
+4. Measures this machine's matmul peak (torch.mm of 2048^2 in fp32 and bf16, all --cores threads, best of 5, before
+   and after the runs: the higher counts) and the FLOPs of one DPO step on the global batch (torch's flop counter
+   on the peer: matmuls, convolutions, attention; the policy's forward + backward and the reference's forward), so
+   each throughput is also a fraction of the peak of its precision.
+Rounds interleave implementations and precisions so that load from other processes hits all alike; the best
+round counts (the median is printed too). Prints one JSON line per measurement, the machine load (uptime) before
+and after, and Markdown tables: dualign/peer per precision, bf16/fp32 per implementation, achieved FLOP/s.
 
-  python bench/dpo_step_bench.py --model configs/model/unet_tiny.yaml --global-batch 8 --steps 6 --warmup 2
+  python bench/dpo_step_bench.py --model configs/model/unet_sdlike.yaml --precisions fp32,bf16 --global-batch 4 \
+      --steps 4 --warmup 2 --rounds 3
 """
 import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,9 +75,10 @@ def launch(cmd, np_, env_vars):
     return p.stdout, wall
 
 
-def run_dualign(args, model_cfg, condition, pairs, np_, threads, run_dir):
+def run_dualign(args, model_cfg, condition, pairs, np_, threads, run_dir, precision):
     steps = args.warmup + args.steps
     cmd = [args.bin, "train", "method=dpo", f"method.beta={args.beta}", f"model={pathlib.Path(args.model).stem}",
+           f"train.precision={precision}",
            "data=gmm_pairs", f"data.path={pairs}", f"data.condition={condition}", f"train.steps={steps}",
            f"train.global_batch={args.global_batch}", "train.lr=1e-5", "train.weight_decay=0.01",
            "train.warmup_steps=0", "train.lr_schedule=constant", "train.grad_clip=1.0", "train.checkpoint_every=-1",
@@ -82,7 +90,7 @@ def run_dualign(args, model_cfg, condition, pairs, np_, threads, run_dir):
     records = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl")) if line.strip()]
     train = [r for r in records if "train/loss" in r]
     timed = [r for r in train if r["step"] > args.warmup]
-    out = {"impl": "dualign", "np": np_, "threads": threads, "global_batch": args.global_batch,
+    out = {"impl": "dualign", "precision": precision, "np": np_, "threads": threads, "global_batch": args.global_batch,
            "timed_steps": args.steps, "wall_s": wall, "first_loss": train[0]["train/loss"],
            "last_loss": train[-1]["train/loss"]}
     if timed and all("train/samples_per_s" in r for r in timed):
@@ -101,10 +109,10 @@ def run_dualign(args, model_cfg, condition, pairs, np_, threads, run_dir):
     return out
 
 
-def run_peer(args, pairs, np_, threads):
+def run_peer(args, pairs, np_, threads, precision):
     cmd = [sys.executable, str(SRC / "bench" / "dpo_step_peer.py"), "--model", args.model, "--data", pairs,
            "--global-batch", str(args.global_batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--beta", str(args.beta), "--threads", str(threads)]
+           "--beta", str(args.beta), "--threads", str(threads), "--precision", precision]
     stdout, wall = launch(cmd, np_, args.env_vars)
     out = json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
     out["wall_s"] = wall
@@ -113,6 +121,37 @@ def run_peer(args, pairs, np_, threads):
 
 def fmt(x, digits=3):
     return "—" if x is None else f"{x:.{digits}g}"
+
+
+def matmul_peak(threads, n=2048, reps=5):
+    """Best torch.mm FLOP/s at `threads` threads, fp32 and bf16."""
+    import torch
+    torch.set_num_threads(threads)
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        torch.mm(a, b)
+        best = min(timed(lambda: torch.mm(a, b)) for _ in range(reps))
+        out[name] = 2 * n ** 3 / best
+    return out
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def step_flops(args, pairs):
+    cmd = [sys.executable, str(SRC / "bench" / "dpo_step_peer.py"), "--model", args.model, "--data", pairs,
+           "--global-batch", str(args.global_batch), "--beta", str(args.beta), "--threads", str(args.cores),
+           "--count-flops"]
+    stdout, _ = launch(cmd, 1, args.env_vars)
+    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])["flops_per_step"]
+
+
+def uptime():
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main():
@@ -126,6 +165,7 @@ def main():
     ap.add_argument("--nps", default="1,2", help="world sizes")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="threads per rank = cores / np")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--precisions", default="fp32", help="comma list of fp32, bf16, fp16")
     ap.add_argument("--pairs", type=int, default=256, help="pairs in the generated file")
     ap.add_argument("--workdir", help="keep files here (default: a temporary directory)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -143,40 +183,75 @@ def main():
     pairs = os.path.join(workdir, "pairs.h5")
     condition = write_pairs(pairs, model_cfg, args.pairs)
 
+    precisions = args.precisions.split(",")
+    load_before = uptime()
+    peak = matmul_peak(args.cores)
+    flops = step_flops(args, pairs)
     results = []
     for np_ in [int(x) for x in args.nps.split(",")]:
         threads = max(1, args.cores // np_)
-        best = {}
+        runs = {}  # (precision, impl) -> measurements
         for rnd in range(args.rounds):
-            for impl in ("dualign", "peer"):
-                if impl == "dualign":
-                    r = run_dualign(args, model_cfg, condition, pairs, np_, threads,
-                                    os.path.join(workdir, f"dualign-np{np_}-r{rnd}"))
-                else:
-                    r = run_peer(args, pairs, np_, threads)
-                print(json.dumps(r), flush=True)
-                if impl not in best or r["samples_per_s"] > best[impl]["samples_per_s"]:
-                    best[impl] = r
-        results.append((np_, threads, best["dualign"], best["peer"]))
+            for precision in precisions:
+                for impl in ("dualign", "peer"):
+                    if impl == "dualign":
+                        r = run_dualign(args, model_cfg, condition, pairs, np_, threads,
+                                        os.path.join(workdir, f"dualign-{precision}-np{np_}-r{rnd}"), precision)
+                    else:
+                        r = run_peer(args, pairs, np_, threads, precision)
+                    print(json.dumps(r), flush=True)
+                    runs.setdefault((precision, impl), []).append(r)
+        results.append((np_, threads, runs))
+    peak_after = matmul_peak(args.cores)
+    peak = {k: max(peak[k], peak_after[k]) for k in peak}
+    load_after = uptime()
+
+    def best(rs):
+        return max(rs, key=lambda r: r["samples_per_s"])
+
+    def median(rs):
+        return statistics.median(r["samples_per_s"] for r in rs)
 
     env_note = " ".join(args.env) or "default environment"
     print(f"\nDPO step, model {pathlib.Path(args.model).stem} (condition {condition}), global batch "
-          f"{args.global_batch} pairs, {args.steps} timed steps after {args.warmup} warm-up, best of {args.rounds}, "
-          f"{env_note}\n")
-    print("| np | threads/rank | dualign pairs/s | peer pairs/s | ratio (dualign/peer) | dualign peak RSS MiB | "
-          "peer peak RSS MiB | RSS ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{args.global_batch} pairs, {args.steps} timed steps after {args.warmup} warm-up, best (median) of "
+          f"{args.rounds} interleaved rounds, {env_note}\nload before: {load_before}\nload after:  {load_after}\n"
+          f"torch.mm {2048}^2 peak at {args.cores} threads: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 "
+          f"{peak['bf16'] / 1e9:.0f} GFLOP/s; one step = {flops / 1e9:.2f} GFLOP (torch flop counter)\n")
+    print("| np | threads/rank | precision | dualign pairs/s | peer pairs/s | dualign/peer (best) | dualign/peer "
+          "(median) | dualign peak RSS MiB | peer peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     summary = []
-    for np_, threads, d, p in results:
-        speed = d["samples_per_s"] / p["samples_per_s"]
-        rss = d["peak_rss_mb"] / p["peak_rss_mb"] if d["peak_rss_mb"] else None
-        print(f"| {np_} | {threads} | {fmt(d['samples_per_s'])} | {fmt(p['samples_per_s'])} | {fmt(speed)} | "
-              f"{fmt(d['peak_rss_mb'], 4)} | {fmt(p['peak_rss_mb'], 4)} | {fmt(rss)} |")
-        summary.append({"np": np_, "threads": threads, "dualign_pairs_per_s": d["samples_per_s"],
-                        "peer_pairs_per_s": p["samples_per_s"], "speed_ratio": speed,
-                        "dualign_peak_rss_mb": d["peak_rss_mb"], "peer_peak_rss_mb": p["peak_rss_mb"], "rss_ratio": rss})
+    for np_, threads, runs in results:
+        for precision in precisions:
+            d, p = best(runs[(precision, "dualign")]), best(runs[(precision, "peer")])
+            dm, pm = median(runs[(precision, "dualign")]), median(runs[(precision, "peer")])
+            print(f"| {np_} | {threads} | {precision} | {fmt(d['samples_per_s'])} ({fmt(dm)}) | "
+                  f"{fmt(p['samples_per_s'])} ({fmt(pm)}) | {fmt(d['samples_per_s'] / p['samples_per_s'])} | "
+                  f"{fmt(dm / pm)} | {fmt(d['peak_rss_mb'], 4)} | {fmt(p['peak_rss_mb'], 4)} |")
+            for impl, r in (("dualign", d), ("peer", p)):
+                summary.append({"np": np_, "threads": threads, "precision": precision, "impl": impl,
+                                "pairs_per_s_best": r["samples_per_s"], "pairs_per_s_median": median(runs[(precision, impl)]),
+                                "peak_rss_mb": r["peak_rss_mb"],
+                                "flop_per_s": flops * r["samples_per_s"] / args.global_batch,
+                                "fraction_of_mm_peak": flops * r["samples_per_s"] / args.global_batch / peak[
+                                    "bf16" if precision == "bf16" else "fp32"]})
+    if len(precisions) > 1 and "fp32" in precisions:
+        print("\n| np | impl | " + " | ".join(f"{q}/fp32 (best)" for q in precisions if q != "fp32") + " |")
+        print("|---|---|" + "---|" * (len(precisions) - 1))
+        for np_, _, runs in results:
+            for impl in ("dualign", "peer"):
+                base = best(runs[("fp32", impl)])["samples_per_s"]
+                cells = [fmt(best(runs[(q, impl)])["samples_per_s"] / base) for q in precisions if q != "fp32"]
+                print(f"| {np_} | {impl} | " + " | ".join(cells) + " |")
+    print("\n| np | precision | impl | GFLOP/s (best) | fraction of the torch.mm peak of its dtype |")
+    print("|---|---|---|---|---|")
+    for row in summary:
+        print(f"| {row['np']} | {row['precision']} | {row['impl']} | {row['flop_per_s'] / 1e9:.1f} | "
+              f"{100 * row['fraction_of_mm_peak']:.1f}% |")
     print(json.dumps({"benchmark": "dpo_step", "model": pathlib.Path(args.model).stem, "env": args.env_vars,
-                      "results": summary}))
+                      "mm_peak_flop_per_s": peak, "flops_per_step": flops, "load_before": load_before,
+                      "load_after": load_after, "results": summary}))
 
 
 if __name__ == "__main__":

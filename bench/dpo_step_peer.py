@@ -14,8 +14,14 @@ num_class_embeds -> class_id, else unconditional). Every rank reads its contiguo
 Distributed: DDP over gloo when launched with several processes (mpirun: OMPI_COMM_WORLD_RANK/SIZE; torchrun:
 RANK/WORLD_SIZE), MASTER_ADDR/PORT default to 127.0.0.1:29517.
 
+Precision: --precision bf16 (or fp16) runs both forwards (policy and reference) and the loss under
+torch.autocast("cpu", dtype), as diffusers' training scripts do with accelerate's mixed precision; the weights, the
+gradients and AdamW stay fp32 (fp16: with torch.amp.GradScaler).
+
 Prints one JSON line (rank 0): pairs/s over the timed steps (after --warmup untimed steps; a barrier brackets the
 timed span), seconds per step, peak RSS in MiB (max over ranks, getrusage), losses of the first and last step.
+--count-flops instead prints the FLOPs of one DPO step on the global batch (torch.utils.flop_counter: matmuls,
+convolutions and attention of the policy's forward and backward and the reference's forward) and exits.
 
   mpirun -np 2 python bench/dpo_step_peer.py --model configs/model/unet_tiny.yaml --data pairs.h5 --global-batch 8
 """
@@ -101,7 +107,7 @@ def per_image_mse(pred, target):
     return (pred.float() - target).pow(2).flatten(1).mean(1)
 
 
-def dpo_step(policy, reference, optimizer, batch, acp, beta, grad_clip, gen):
+def dpo_step(policy, reference, optimizer, batch, acp, beta, grad_clip, gen, autocast_dtype=None, scaler=None):
     """One optimizer step of Diffusion-DPO on this rank's micro-batch; returns the local mean loss."""
     w, l = batch["w"], batch["l"]
     n = w.shape[0]
@@ -114,19 +120,37 @@ def dpo_step(policy, reference, optimizer, batch, acp, beta, grad_clip, gen):
     if "class" in batch:
         kwargs["class_labels"] = torch.cat([batch["class"]] * 2)
 
-    m_policy = per_image_mse(policy(x_t, t2, **kwargs).sample, eps2)
-    with torch.no_grad():
-        m_ref = per_image_mse(reference(x_t, t2, **kwargs).sample, eps2)
-    rho = -beta * (m_policy - m_ref)
-    margin = rho[:n] - rho[n:]
-    loss = F.softplus(-margin).mean()
+    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        m_policy = per_image_mse(policy(x_t, t2, **kwargs).sample, eps2)
+        with torch.no_grad():
+            m_ref = per_image_mse(reference(x_t, t2, **kwargs).sample, eps2)
+        rho = -beta * (m_policy - m_ref)
+        margin = rho[:n] - rho[n:]
+        loss = F.softplus(-margin).mean()
 
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()  # DDP all-reduces the gradients (bucketed, overlapped) here
+    if scaler is None:
+        loss.backward()  # DDP all-reduces the gradients (bucketed, overlapped) here
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     return loss.item()
+
+
+def count_flops(policy, reference, optimizer, batch, acp, beta, gen):
+    """FLOPs of one DPO step (fp32; autocast changes the dtype, not the count)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        dpo_step(policy, reference, optimizer, batch, acp, beta, 0.0, gen)
+    return counter.get_total_flops()
 
 
 def main(argv=None):
@@ -147,7 +171,10 @@ def main(argv=None):
     p.add_argument("--beta-end", type=float, default=0.02)
     p.add_argument("--num-train-timesteps", type=int, default=1000)
     p.add_argument("--bucket-mb", type=float, default=25.0)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--count-flops", action="store_true", help="print the FLOPs of one step on the global batch, exit")
     args = p.parse_args(argv)
+    autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
 
     rank, world, local_world = init_distributed()
     threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
@@ -169,15 +196,26 @@ def main(argv=None):
     acp = alphas_cumprod(args.schedule, args.beta_start, args.beta_end, args.num_train_timesteps)
     reader = PairReader(args.data, condition, args.global_batch, rank, world, args.seed)
     gen = torch.Generator().manual_seed(args.seed * 1000 + rank)
+    if args.count_flops:
+        if world > 1:
+            raise SystemExit("error: --count-flops runs in one process (the count is for the global batch)")
+        print(json.dumps({"flops_per_step": count_flops(policy, reference, optimizer, reader.next(), acp, args.beta,
+                                                        gen), "global_batch": args.global_batch}), flush=True)
+        return
+    scaler = torch.amp.GradScaler("cpu") if args.precision == "fp16" else None
+
+    def step():
+        return dpo_step(policy, reference, optimizer, reader.next(), acp, args.beta, args.grad_clip, gen,
+                        autocast_dtype, scaler)
 
     losses = []
     for _ in range(args.warmup):
-        losses.append(dpo_step(policy, reference, optimizer, reader.next(), acp, args.beta, args.grad_clip, gen))
+        losses.append(step())
     if world > 1:
         dist.barrier()
     start = time.perf_counter()
     for _ in range(args.steps):
-        losses.append(dpo_step(policy, reference, optimizer, reader.next(), acp, args.beta, args.grad_clip, gen))
+        losses.append(step())
     if world > 1:
         dist.barrier()
     elapsed = time.perf_counter() - start
@@ -187,7 +225,8 @@ def main(argv=None):
         dist.all_reduce(rss_mb, op=dist.ReduceOp.MAX)
     if rank == 0:
         params = sum(q.numel() for q in reference.parameters())
-        print(json.dumps({"impl": "peer", "np": world, "threads": threads, "condition": condition, "params": params,
+        print(json.dumps({"impl": "peer", "precision": args.precision, "np": world, "threads": threads,
+                          "condition": condition, "params": params,
                           "global_batch": args.global_batch, "timed_steps": args.steps,
                           "samples_per_s": args.steps * args.global_batch / elapsed, "s_per_step": elapsed / args.steps,
                           "peak_rss_mb": rss_mb.item(), "first_loss": losses[0], "last_loss": losses[-1]}), flush=True)

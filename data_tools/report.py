@@ -12,6 +12,8 @@ Writes into --out:
   frontier.png        eval reward/mean vs eval kl, one line per method across beta
   samples.png         mosaic of the runs' samples.png (and samples/<run>.png copies)
   report.md           the table: method, beta, seeds, reward mean +- std over seeds, win rate, KL, implicit acc
+                      (+ held-out reward and class columns when evaluated, + training wall time when
+                      metrics.jsonl records carry `time`)
   report.json         the same numbers, machine-readable
 
 Error bars of the frontier: the standard error over seeds when a group has >= 2 seeds, else the run's own
@@ -110,6 +112,13 @@ def mean_std(values):
     return m, sd, len(values)
 
 
+def train_seconds(run):
+    """Wall time of the training loop: the `time` of the last record with train/loss (seconds since the run's
+    metrics writer started; a resumed run restarts it, so this is the last attempt's time)."""
+    times = [r["time"] for r in run["metrics"] if "train/loss" in r and "time" in r]
+    return times[-1] if times else None
+
+
 def implicit_acc(run):
     """Held-out implicit accuracy from eval.json when evaluated, else the last training value."""
     v = run["eval"].get("implicit_acc")
@@ -130,6 +139,8 @@ def summarise(group_key, runs):
     for name in OPTIONAL_EVAL:
         m, sd, n = mean_std([r["eval"].get(name) for r in runs])
         row[name] = {"mean": m, "std": sd, "n": n}
+    m, sd, n = mean_std([train_seconds(r) for r in runs])
+    row["train_seconds"] = {"mean": m, "std": sd, "n": n}
     # Error bars of the frontier: across seeds when there are several, else the single run's own se.
     for name, se_key in (("reward", "reward/se"), ("kl", "kl_se")):
         stat = row[name]
@@ -176,8 +187,10 @@ def fmt_pm(stat, digits=4):
 def markdown(rows, keys, reference, heldout_reference=None):
     key_names = [k.split(".")[-1] if k != "method.name" else "method" for k in keys]
     extra = [k for k in OPTIONAL_EVAL if any(row[k]["n"] for row in rows)]
+    if any(row["train_seconds"]["n"] for row in rows):
+        extra.append("train_seconds")
     head = key_names + ["seeds", "reward (mean ± std over seeds)", "win rate", "KL", "implicit acc", "final loss"]
-    head += [OPTIONAL_EVAL[k] for k in extra]
+    head += [OPTIONAL_EVAL.get(k, "train time s") for k in extra]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [fmt(row["group"][k]) for k in keys]

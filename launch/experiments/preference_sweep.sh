@@ -8,7 +8,9 @@
 #                                                  launch/experiments/fmnist_pipeline.sh to have produced the
 #                                                  reference, classifiers and pairs
 # Knobs: METHODS ("dpo dmpo"), BETAS, SEEDS ("0 1 2"), NP (ranks per run, 1), THREADS (all cores, split over the
-# ranks), EVAL_N, RUN_ROOT, DATA_DIR.
+# ranks), EVAL_N, RUN_ROOT, DATA_DIR; OVERRIDES: extra overrides for every training run (space-separated, e.g.
+# "train.precision=bf16"); TAG: appended to every run directory and to the report directory (e.g. TAG=bf16, so a
+# bf16 sweep sits beside the fp32 one); GROUP_BY: the report's row keys (method.name,method.beta).
 # Runs that already have eval.json are skipped.
 set -euo pipefail
 task=${1:?usage: launch/experiments/preference_sweep.sh gmm|fmnist}
@@ -17,6 +19,8 @@ task=${1:?usage: launch/experiments/preference_sweep.sh gmm|fmnist}
 source "$(dirname "$0")/../common.sh"
 methods=${METHODS:-dpo dmpo}
 seeds=${SEEDS:-0 1 2}
+read -r -a overrides <<< "${OVERRIDES:-}"
+tag=${TAG:-}
 
 case $task in
   gmm)
@@ -50,8 +54,13 @@ runs=()
 for method in $methods; do
   for beta in $betas; do
     for seed in $seeds; do
-      args=("experiment=${task}_$method" run.root="$root" data_dir="$data_dir" method.beta="$beta" seed="$seed" run.progress=false)
+      args=("experiment=${task}_$method" run.root="$root" data_dir="$data_dir" method.beta="$beta" seed="$seed"
+            run.progress=false "${overrides[@]}")
       run_dir=$("$bin" train "${args[@]}" --cfg job --resolve | sed -n 's/^  dir: //p' | head -n 1)
+      if [[ -n $tag ]]; then
+        run_dir=$run_dir-$tag
+        args+=(run.dir="$run_dir")
+      fi
       runs+=("$run_dir")
       [[ -f $run_dir/eval.json ]] && continue
       say "$method beta=$beta seed=$seed -> $run_dir"
@@ -61,6 +70,7 @@ for method in $methods; do
     done
   done
 done
-"$py" data_tools/report.py "${runs[@]}" --out "$root/$task/report" > /dev/null
-say "report: $root/$task/report/report.md"
-cat "$root/$task/report/report.md"
+report=$root/$task/report${tag:+-$tag}
+"$py" data_tools/report.py "${runs[@]}" --out "$report" --group-by "${GROUP_BY:-method.name,method.beta}" > /dev/null
+say "report: $report/report.md"
+cat "$report/report.md"

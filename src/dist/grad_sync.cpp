@@ -50,6 +50,7 @@ GradSync::GradSync(Comm& comm, std::vector<at::Tensor> params, GradSyncOptions o
     int64_t total = 0;
     for (size_t i : bucket.params) total += params_[i].numel();
     bucket.flat = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(comm_.device()));
+    if (options_.reduce_dtype != torch::kFloat32) bucket.wire = torch::empty({total}, bucket.flat.options().dtype(options_.reduce_dtype));
     int64_t offset = 0;
     for (size_t i : bucket.params) {
       views_[i] = alias_slice(bucket.flat, offset, params_[i].sizes());
@@ -95,7 +96,12 @@ void GradSync::on_grad_ready(size_t i) {
 void GradSync::launch_ready_buckets() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
     auto& b = buckets_[next_launch_++];
-    b.work = comm_.all_reduce_async(b.flat, ReduceOp::avg);
+    if (b.wire.defined()) {
+      b.wire.copy_(b.flat);
+      b.work = comm_.all_reduce_async(b.wire, ReduceOp::avg);
+    } else {
+      b.work = comm_.all_reduce_async(b.flat, ReduceOp::avg);
+    }
   }
 }
 
@@ -110,6 +116,7 @@ void GradSync::finish() {
   for (auto& b : buckets_) {
     if (b.work) b.work->wait();
     b.work.reset();
+    if (b.wire.defined()) b.flat.copy_(b.wire);
   }
   last_finish_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (size_t i = 0; i < params_.size(); ++i) publish_grad(params_[i], views_[i]);

@@ -26,6 +26,9 @@ struct GradSyncOptions {
   int64_t first_bucket_bytes = 1 << 20;  // small bucket for the first-defined (last-ready) parameters
   bool overlap = true;                   // false: every bucket is all-reduced in finish(), after backward
   bool broadcast_at_start = true;
+  // dtype on the wire (dist.reduce_dtype): kBFloat16 all-reduces a bf16 copy of each bucket (half the bytes with
+  // NCCL; the MPI backend reduces bf16 through float32) and folds the result back into the fp32 bucket.
+  at::ScalarType reduce_dtype = at::kFloat;
 };
 
 // Bucket assignment (pure, unit-tested): parameters in registration order are packed greedily, the first
@@ -59,6 +62,7 @@ class GradSync {
   struct Bucket {
     std::vector<size_t> params;
     at::Tensor flat;  // fp32
+    at::Tensor wire;  // reduce_dtype copy of flat for the all-reduce (only when reduce_dtype is not fp32)
     int pending = 0;  // gradients still to arrive this backward
     std::unique_ptr<Work> work;
   };

@@ -9,7 +9,14 @@
 
 namespace dualign::dist {
 
-const char* to_string(Precision p) { return p == Precision::fp32 ? "fp32" : "bf16"; }
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::bf16: return "bf16";
+    case Precision::fp16: return "fp16";
+  }
+  return "?";
+}
 
 ModelSpec model_spec(const std::string& s) {
   constexpr int64_t kSd15 = 859'520'964, kSdxl = 2'567'463'684;
@@ -36,23 +43,27 @@ PlanRow plan_memory(const PlanInput& in) {
   DUALIGN_CHECK(in.world_size >= 1, "plan: world size {} must be >= 1", in.world_size);
   const double psi = double(in.model.params) / 1e9;  // GB per byte-per-parameter
   const double n = in.world_size;
-  const double compute_bytes = in.precision == Precision::fp32 ? 4 : 2;
+  const bool mixed = in.precision != Precision::fp32;
+  const double wire = in.bf16_reduce ? 2 : 0;  // bf16 copy of the gradient handed to the collective
+  // What train/optimizer.cpp, dist/grad_sync.cpp and dist/zero.cpp allocate. The model's parameters are fp32 in
+  // every precision (autocast casts them per forward), so mixed precision saves activations, not model states.
   PlanRow r;
+  r.casts_gb = mixed ? 2 * psi : 0;
   if (in.zero_stage == 0) {
-    // DDP: fp32 weights (bf16 via autocast), fp32 grads (bucket views, no extra copy), AdamW m + v: 16 Psi.
+    // DDP: fp32 weights, fp32 gradient buckets (.grad are views), torch AdamW m + v: 16 Psi.
     r.params_gb = 4 * psi;
-    r.grads_gb = 4 * psi;
+    r.grads_gb = (4 + wire) * psi;
     r.optimizer_gb = 8 * psi;
   } else {
-    // Full working weights on every rank (all-gathered), fp32 master + m + v sharded: 12 Psi / N.
-    r.params_gb = compute_bytes * psi;
+    // Full fp32 weights on every rank plus ZeRO's padded all-gather buffer; fp32 master + m + v sharded: 12 Psi/N.
+    r.params_gb = 8 * psi;
     r.optimizer_gb = 12 * psi / n;
-    // Stage 1 keeps a full fp32 accumulation buffer; stage 2 reduce-scatters every micro-step into an fp32
-    // shard, leaving only the transient per-micro-step gradient in compute precision.
-    r.grads_gb = in.zero_stage == 1 ? 4 * psi : compute_bytes * psi + 4 * psi / n;
+    // A full flat gradient in the parameters' dtype (fp32; stage 1 accumulates in it, stage 2 reduce-scatters it
+    // after every backward) and the fp32 gradient shard.
+    r.grads_gb = (4 + wire) * psi + (4 + wire) * psi / n;
   }
-  if (in.frozen_reference) r.reference_gb = compute_bytes * psi;
-  const double act_scale = in.precision == Precision::fp32 ? 2.0 : 1.0;
+  if (in.frozen_reference) r.reference_gb = (in.bf16_reference ? 2 : 4) * psi;
+  const double act_scale = mixed ? 1.0 : 2.0;
   r.act_ckpt_gb = in.model.act_gb_per_sample_ckpt * act_scale * in.samples_per_gpu;
   r.act_full_gb = r.act_ckpt_gb * in.nockpt_factor;
   r.workspace_gb = in.workspace_gb;
@@ -63,25 +74,28 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
   if (inputs.empty()) return "";
   const auto& first = inputs.front();
   std::string out = fmt::format(
-      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step{}\n",
+      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step{}{}\n",
       first.model.name, first.model.params, first.world_size, first.samples_per_gpu,
-      first.frozen_reference ? ", frozen reference model" : "");
-  out += fmt::format("{:>4} {:>5} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10}\n", "zero", "prec",
-                     "params", "grads", "optim", "ref", "act_ckpt", "act_full", "work", "total_ckpt",
+      first.frozen_reference ? (first.bf16_reference ? ", bf16 frozen reference" : ", fp32 frozen reference") : "",
+      first.bf16_reduce ? ", bf16 gradient reduction" : "");
+  out += fmt::format("{:>4} {:>5} {:>7} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10}\n", "zero", "prec",
+                     "params", "casts", "grads", "optim", "ref", "act_ckpt", "act_full", "work", "total_ckpt",
                      "total_full");
   auto fits = [&](double gb) { return gb <= gpu_gb ? " " : "!"; };
   for (const auto& in : inputs) {
     auto r = plan_memory(in);
-    out += fmt::format("{:>4} {:>5} {:>7.1f} {:>7.1f} {:>7.1f} {:>7.1f} {:>9.1f} {:>9.1f} {:>6.1f} {:>9.1f}{} {:>9.1f}{}\n",
-                       in.zero_stage, to_string(in.precision), r.params_gb, r.grads_gb, r.optimizer_gb,
+    out += fmt::format("{:>4} {:>5} {:>7.1f} {:>6.1f} {:>7.1f} {:>7.1f} {:>7.1f} {:>9.1f} {:>9.1f} {:>6.1f} {:>9.1f}{} {:>9.1f}{}\n",
+                       in.zero_stage, to_string(in.precision), r.params_gb, r.casts_gb, r.grads_gb, r.optimizer_gb,
                        r.reference_gb, r.act_ckpt_gb, r.act_full_gb, r.workspace_gb, r.total_ckpt_gb(),
                        fits(r.total_ckpt_gb()), r.total_full_gb(), fits(r.total_full_gb()));
   }
   out += fmt::format(
-      "'!' = over {:.0f} GB. Model states by ZeRO's accounting (stage 0: 16 Psi; stage 1: working weights + fp32 "
-      "grad accumulation + 12 Psi/N; stage 2: working weights + transient grads + 4 Psi/N + 12 Psi/N). "
-      "Activations are inferred anchors (SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample with "
-      "checkpointing; x{:.0f} without; x2 in fp32): measure before trusting a tight fit.\n",
+      "'!' = over {:.0f} GB. Model states as dualign train allocates them: fp32 weights, gradients and AdamW state "
+      "in every precision (bf16/fp16 = autocast; 'casts' = the weights' bf16/fp16 copies a forward holds until "
+      "its backward); stage 0: 16 Psi; stages 1-2: 4 Psi weights + 4 Psi all-gather buffer + 4 Psi flat gradient "
+      "+ 4 Psi/N gradient shard + 12 Psi/N master, m, v (src/dist/README.md). Activations are inferred anchors "
+      "(SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample with checkpointing; x{:.0f} without; x2 in fp32): "
+      "measure before trusting a tight fit.\n",
       gpu_gb, first.nockpt_factor);
   return out;
 }

@@ -1,6 +1,7 @@
-// Per-GPU memory estimate before queueing a job (`dualign plan`): model states by ZeRO stage and precision
-// (ZeRO's accounting, src/dist/README.md), the frozen reference model of DPO-style methods, activations from
-// measured anchors with and without gradient checkpointing, and a fixed CUDA/NCCL workspace. 1 GB = 1e9 B.
+// Per-GPU memory estimate before queueing a job (`dualign plan`): the model states `dualign train` allocates by
+// ZeRO stage, precision and gradient-reduction dtype (src/dist/README.md compares them with ZeRO's accounting), the
+// frozen reference model of DPO-style methods, activations from measured anchors with and without gradient
+// checkpointing, and a fixed CUDA/NCCL workspace. 1 GB = 1e9 B.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,13 +19,17 @@ struct ModelSpec {
 // "sd15", "sdxl", or a parameter count ("123456789", "1.2e9", "860M", "2.6B").
 ModelSpec model_spec(const std::string& name_or_count);
 
-enum class Precision { fp32, bf16 };  // bf16 = bf16 compute with fp32 master weights and fp32 grads
+// train.precision. bf16 / fp16 = autocast: the parameters stay fp32 (the master weights), and so do the gradients
+// and the optimizer state; each forward holds a bf16/fp16 cast of the weights until its backward.
+enum class Precision { fp32, bf16, fp16 };
 
 struct PlanInput {
   ModelSpec model;
-  bool frozen_reference = false;  // dpo/dmpo/kto: a frozen copy of the model in compute precision
+  bool frozen_reference = false;  // dpo/dmpo/kto: a frozen copy of the model (method.reference_dtype)
+  bool bf16_reference = false;    // method.reference_dtype=bfloat16 (else float32)
   int zero_stage = 0;             // 0 (DDP), 1 (optimizer states sharded), 2 (+ gradients sharded)
   Precision precision = Precision::bf16;
+  bool bf16_reduce = false;       // dist.reduce_dtype=bf16: a bf16 copy of the gradient for the collective
   int world_size = 1;
   int samples_per_gpu = 1;          // per micro-step (a DPO pair is 2 samples)
   double nockpt_factor = 4.0;       // activations without checkpointing / with (inferred)
@@ -32,9 +37,11 @@ struct PlanInput {
 };
 
 struct PlanRow {
-  double params_gb = 0, grads_gb = 0, optimizer_gb = 0, reference_gb = 0;
+  double params_gb = 0;   // fp32 weights (+ ZeRO's all-gather buffer)
+  double casts_gb = 0;    // autocast's bf16/fp16 copies of the weights, from a forward to its backward
+  double grads_gb = 0, optimizer_gb = 0, reference_gb = 0;
   double act_ckpt_gb = 0, act_full_gb = 0, workspace_gb = 0;
-  double model_states_gb() const { return params_gb + grads_gb + optimizer_gb; }
+  double model_states_gb() const { return params_gb + casts_gb + grads_gb + optimizer_gb; }
   double total_ckpt_gb() const { return model_states_gb() + reference_gb + act_ckpt_gb + workspace_gb; }
   double total_full_gb() const { return model_states_gb() + reference_gb + act_full_gb + workspace_gb; }
 };

@@ -93,8 +93,9 @@ void ZeroAdamW::on_grad_ready(size_t i) {
 
 void ZeroAdamW::reduce_scatter_into_accumulator() {
   torch::NoGradGuard no_grad;
-  auto part = torch::empty({layout_.shard}, flat_grad_.options());
-  comm_.reduce_scatter(part, flat_grad_, ReduceOp::sum);
+  const auto wire = options_.reduce_dtype == at::kFloat ? flat_grad_.scalar_type() : options_.reduce_dtype;
+  auto part = torch::empty({layout_.shard}, flat_grad_.options().dtype(wire));
+  comm_.reduce_scatter(part, flat_grad_.to(wire), ReduceOp::sum);
   shard_grad_.add_(part.to(at::kFloat));  // fp32 accumulation of the sharded gradient
   flat_grad_.zero_();
   std::fill(ready_.begin(), ready_.end(), 0);
@@ -110,18 +111,26 @@ void ZeroAdamW::zero_grad() {
   for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], grad_views_[i]);
 }
 
-double ZeroAdamW::step(double max_grad_norm) {
+double ZeroAdamW::step(double max_grad_norm, double unscale) {
   torch::NoGradGuard no_grad;
   if (options_.stage == 1) {
-    comm_.reduce_scatter(shard_grad_, flat_grad_, ReduceOp::avg);
+    if (options_.reduce_dtype == at::kFloat) {
+      comm_.reduce_scatter(shard_grad_, flat_grad_, ReduceOp::avg);
+    } else {
+      auto part = torch::empty({layout_.shard}, flat_grad_.options().dtype(options_.reduce_dtype));
+      comm_.reduce_scatter(part, flat_grad_.to(options_.reduce_dtype), ReduceOp::avg);
+      shard_grad_.copy_(part);
+    }
   } else {
     // A backward in which some parameters got no gradient never triggered the reduction: do it now.
     // (Every rank sees the same graph, so all ranks take this branch together.)
     if (ready_count_ > 0) reduce_scatter_into_accumulator();
     shard_grad_.div_(comm_.size());
   }
+  if (unscale != 1) shard_grad_.mul_(unscale);
   // Global norm from the shards (padding is zero); one scalar all-reduce.
   const double norm = std::sqrt(comm_.all_reduce_double(shard_grad_.square().sum().item<double>()));
+  if (!std::isfinite(norm)) return norm;  // every rank got the same NaN/inf: no rank updates
   if (max_grad_norm > 0) {
     const double coef = max_grad_norm / (norm + 1e-6);
     if (coef < 1) shard_grad_.mul_(coef);

@@ -36,6 +36,7 @@ struct AdamWConfig {
 struct ZeroOptions {
   int stage = 1;  // 1 or 2
   bool broadcast_at_start = true;
+  at::ScalarType reduce_dtype = at::kFloat;  // dist.reduce_dtype: the reduce-scatter's dtype (bf16: a bf16 copy)
 };
 
 class ZeroAdamW {
@@ -45,10 +46,11 @@ class ZeroAdamW {
   ZeroAdamW(const ZeroAdamW&) = delete;
   ZeroAdamW& operator=(const ZeroAdamW&) = delete;
 
-  // After the last micro-step's backward (collective: every rank calls it). With max_grad_norm > 0 the
-  // averaged gradient is clipped to that global L2 norm first (as torch::nn::utils::clip_grad_norm_).
-  // Returns the global gradient norm before clipping.
-  double step(double max_grad_norm = 0);
+  // After the last micro-step's backward (collective: every rank calls it). The averaged gradient is multiplied
+  // by `unscale` (1 / the fp16 loss scale) and, with max_grad_norm > 0, clipped to that global L2 norm (as
+  // torch::nn::utils::clip_grad_norm_). Returns the global gradient norm before clipping. When that norm is not
+  // finite (a NaN/inf on any rank reaches every rank through the reductions) nothing is updated on any rank.
+  double step(double max_grad_norm = 0, double unscale = 1);
   void zero_grad();  // start a new accumulation window
   void set_lr(double lr) { config_.lr = lr; }
   int64_t step_count() const { return step_; }

@@ -84,8 +84,12 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     std::vector<torch::Tensor> outputs;
     {
       torch::AutoGradMode grad_on(true);
+      // As torch.utils.checkpoint: recompute inside an autocast region of its own, so the weight casts it caches
+      // are dropped when it ends (a cache left behind would feed pre-update weights to the next forward).
       fwd.apply();
+      at::autocast::increment_nesting();
       outputs = holder->fn(expand(ctx->saved_data["mask"].toIntVector(), inputs));
+      if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
       outer.apply();
     }
     const auto& params = holder->params;

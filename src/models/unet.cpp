@@ -12,7 +12,7 @@ struct TimestepEmbeddingImpl : torch::nn::Module {
     linear_1 = register_module("linear_1", torch::nn::Linear(in, out));
     linear_2 = register_module("linear_2", torch::nn::Linear(out, out));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return linear_2(torch::silu(linear_1(x))); }
+  torch::Tensor forward(const torch::Tensor& x) { return linear(linear_2, torch::silu(linear(linear_1, x))); }
   torch::nn::Linear linear_1{nullptr}, linear_2{nullptr};
 };
 TORCH_MODULE(TimestepEmbedding);
@@ -129,9 +129,9 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample_in, 
       auto class_embedding = named_children()["class_embedding"]->as<TimestepEmbeddingImpl>();
       auto proj = sinusoidal_embedding(class_labels.to(sample.device()), config_.block_out_channels[0],
                                        config_.flip_sin_to_cos, config_.freq_shift);
-      emb = emb + class_embedding->forward(proj.to(sample.scalar_type()));
+      emb = emb + class_embedding->forward(proj.to(sample.scalar_type())).to(sample.scalar_type());
     } else {
-      emb = emb + class_embedding_table(class_labels.to(sample.device()).to(torch::kInt64)).to(emb.scalar_type());
+      emb = emb + class_embedding_table(class_labels.to(sample.device()).to(torch::kInt64)).to(sample.scalar_type());
     }
   }
 

@@ -20,7 +20,7 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t in, int64_t out, int64_t temb_chann
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
   auto h = conv1(torch::silu(norm1(x)));
-  if (time_emb_proj && temb.defined()) h = h + time_emb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
+  if (time_emb_proj && temb.defined()) h = h + linear(time_emb_proj, torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
   h = conv2(torch::silu(norm2(h)));
   auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
   auto out = shortcut + h;
@@ -41,10 +41,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   const auto& kv = context.defined() ? context : x;
   const int64_t b = x.size(0), l = x.size(1);
   auto split = [&](const torch::Tensor& t) { return t.view({b, t.size(1), heads_, -1}).transpose(1, 2); };
-  auto q = split(to_q(x)), k = split(to_k(kv)), v = split(to_v(kv));
+  auto q = split(linear(to_q, x)), k = split(linear(to_k, kv)), v = split(linear(to_v, kv));
   auto o = at::scaled_dot_product_attention(q, k, v);
   o = o.transpose(1, 2).reshape({b, l, -1});
-  return to_out[0]->as<torch::nn::Linear>()->forward(o);
+  return linear(torch::nn::Linear(to_out->ptr<torch::nn::LinearImpl>(0)), o);
 }
 
 GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
@@ -52,7 +52,7 @@ GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
 }
 
 torch::Tensor GEGLUImpl::forward(const torch::Tensor& x) {
-  auto parts = proj(x).chunk(2, -1);
+  auto parts = linear(proj, x).chunk(2, -1);
   return parts[0] * torch::gelu(parts[1]);
 }
 
@@ -62,7 +62,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return net[2]->as<torch::nn::Linear>()->forward(net[0]->as<GEGLU>()->forward(x));
+  return linear(torch::nn::Linear(net->ptr<torch::nn::LinearImpl>(2)), net[0]->as<GEGLU>()->forward(x));
 }
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads, int64_t dim_head, int64_t cross_dim) {
@@ -88,19 +88,17 @@ Transformer2DModelImpl::Transformer2DModelImpl(int64_t heads, int64_t dim_head, 
   const int64_t inner = heads * dim_head;
   norm = register_module("norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups, in_channels).eps(1e-6)));
   if (linear_) {
-    proj_in_ = torch::nn::AnyModule(register_module("proj_in", torch::nn::Linear(in_channels, inner)));
+    proj_in_linear_ = register_module("proj_in", torch::nn::Linear(in_channels, inner));
   } else {
-    proj_in_ = torch::nn::AnyModule(
-        register_module("proj_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, inner, 1))));
+    proj_in_conv_ = register_module("proj_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, inner, 1)));
   }
   transformer_blocks = register_module("transformer_blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < num_layers; ++i)
     transformer_blocks->push_back(BasicTransformerBlock(inner, heads, dim_head, cross_dim));
   if (linear_) {
-    proj_out_ = torch::nn::AnyModule(register_module("proj_out", torch::nn::Linear(inner, in_channels)));
+    proj_out_linear_ = register_module("proj_out", torch::nn::Linear(inner, in_channels));
   } else {
-    proj_out_ = torch::nn::AnyModule(
-        register_module("proj_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(inner, in_channels, 1))));
+    proj_out_conv_ = register_module("proj_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(inner, in_channels, 1)));
   }
 }
 
@@ -111,9 +109,9 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x, const torc
   auto to_image = [&](const torch::Tensor& t) {
     return t.reshape({b, hgt, wid, t.size(2)}).permute({0, 3, 1, 2}).contiguous();
   };
-  h = linear_ ? proj_in_.forward(to_tokens(h)) : to_tokens(proj_in_.forward(h));
+  h = linear_ ? linear(proj_in_linear_, to_tokens(h)) : to_tokens(proj_in_conv_(h));
   for (auto& block : *transformer_blocks) h = block->as<BasicTransformerBlock>()->forward(h, context);
-  h = linear_ ? to_image(proj_out_.forward(h)) : proj_out_.forward(to_image(h));
+  h = linear_ ? to_image(linear(proj_out_linear_, h)) : proj_out_conv_(to_image(h));
   return h + x;
 }
 

@@ -8,6 +8,13 @@
 
 namespace dualign::models {
 
+// y = x W^T + b through aten::linear, the op PyTorch's nn.Linear runs. LibTorch's LinearImpl::forward computes
+// matmul(x, W.t()) and adds the bias afterwards: under autocast that rounds x W^T to bf16 before the bias is
+// added, unlike PyTorch, and casts the transposed view of W at every call instead of once per forward.
+inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return torch::linear(x, layer->weight, layer->bias);
+}
+
 // Set per forward by the UNet: recompute resnets and transformers in backward instead of storing activations.
 struct BlockContext {
   bool checkpoint = false;
@@ -83,7 +90,8 @@ class Transformer2DModelImpl : public torch::nn::Module {
  private:
   bool linear_;
   torch::nn::GroupNorm norm{nullptr};
-  torch::nn::AnyModule proj_in_, proj_out_;  // Conv2d 1x1 or Linear
+  torch::nn::Conv2d proj_in_conv_{nullptr}, proj_out_conv_{nullptr};  // registered as proj_in / proj_out: either
+  torch::nn::Linear proj_in_linear_{nullptr}, proj_out_linear_{nullptr};  // 1x1 convolutions or linear layers
   torch::nn::ModuleList transformer_blocks{nullptr};
 };
 TORCH_MODULE(Transformer2DModel);

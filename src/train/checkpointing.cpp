@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "dist/comm.h"
 #include "models/ema.h"
+#include "train/nonfinite.h"
 #include "train/optimizer.h"
 #include "train/run_dir.h"
 #include "train/settings.h"
@@ -32,6 +33,22 @@ void maybe_inject_kill(int64_t step) {
   }
 }
 
+// A cheap fingerprint of this rank's weights: the sum of their bit patterns (any changed bit changes it) and of
+// their values. Every rank logs it with each checkpoint; replicas of one step must print the same line.
+std::string weights_fingerprint(const torch::nn::Module& model) {
+  torch::NoGradGuard no_grad;
+  int64_t bits = 0;
+  double values = 0;
+  for (const auto& p : model.parameters()) {
+    const auto flat = p.detach().contiguous().reshape({-1});
+    const auto int_type = p.element_size() == 8 ? torch::kInt64 : p.element_size() == 4 ? torch::kInt32 : torch::kInt16;
+    const auto as_int = flat.view(int_type);
+    bits += as_int.sum(torch::kInt64).item<int64_t>();
+    values += flat.sum(torch::kFloat64).item<double>();
+  }
+  return fmt::format("{:016x} / {:.17g}", static_cast<uint64_t>(bits), values);
+}
+
 }  // namespace
 
 Checkpointer::Checkpointer(const TrainSettings& s, const config::Config& cfg, dist::Comm& comm)
@@ -47,6 +64,7 @@ void Checkpointer::maybe_save(int64_t step, bool last, const TrainState& state) 
 }
 
 void Checkpointer::save(int64_t step, const TrainState& state) {
+  log::info("step {}: weights fingerprint {}", step, weights_fingerprint(state.model));
   ckpt::CheckpointStore store(dir_, s_.keep_checkpoints);
   if (state.optimizer.sharded()) {  // every rank's shard first, so `latest` only names complete steps
     store.save_shard(step, comm_.rank(), comm_.size(),
@@ -62,6 +80,8 @@ void Checkpointer::save(int64_t step, const TrainState& state) {
         w.set_attr("ema_updates", state.ema->num_updates());
       }
       if (!state.method_state.empty()) w.put_group("method", state.method_state);
+      w.put_group("nonfinite", state.nonfinite.state());
+      if (state.optimizer.scaler().enabled()) w.put_group("loss_scaler", state.optimizer.scaler_state());
       w.set_attr("world_size", static_cast<int64_t>(comm_.size()));
       w.set_attr("git_sha", git_sha());
       w.put_text("config_yaml", cfg_.to_yaml(/*resolve=*/true));
@@ -118,6 +138,15 @@ int64_t Checkpointer::restore(const TrainState& state) {
   if (!state.method_state.empty()) {
     if (!r.has_group("method")) fail("checkpoint {} has no 'method' group but the method keeps dual variables", source);
     r.load_into("method", state.method_state);
+  }
+  // Checkpoints from before mixed precision have neither group: counters start at zero, the scale at its init.
+  if (r.has_group("nonfinite")) state.nonfinite.load_state(r.group("nonfinite"), source);
+  if (state.optimizer.scaler().enabled()) {
+    if (r.has_group("loss_scaler"))
+      state.optimizer.load_scaler_state(r.group("loss_scaler"), source);
+    else
+      log::warn("checkpoint {} has no fp16 loss scale (written by an fp32/bf16 run): starting from train.loss_scale.init",
+                source);
   }
   log::info("resumed from {} at step {} (saved by {} ranks, now {})", source, step, r.attr_int("world_size"),
             comm_.size());

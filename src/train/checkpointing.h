@@ -4,6 +4,7 @@
 //   model/      parameters and buffers          optimizer/  AdamW moments and step per parameter
 //   ema/        EMA shadow weights (if enabled) attrs       step, world_size, git_sha, ema_updates
 //   method/     the method's state (dual variables), if it has any
+//   nonfinite/  skipped-step counters           loss_scaler/ fp16 loss scale and growth tracker
 //   texts       config_yaml (the composed config)
 // Random streams need no saved state: every draw derives from (seed, step, micro-step, purpose), and the
 // data order from (seed, step), so restoring the step restores them, for any number of ranks.
@@ -32,6 +33,7 @@ class EMA;
 namespace dualign::train {
 
 class DistributedOptimizer;
+class NonFinitePolicy;
 struct TrainSettings;
 
 struct TrainState {
@@ -39,6 +41,7 @@ struct TrainState {
   DistributedOptimizer& optimizer;
   models::EMA* ema;  // may be null
   std::map<std::string, at::Tensor> method_state;  // the method's dual variables etc. (may be empty)
+  NonFinitePolicy& nonfinite;
 };
 
 class Checkpointer {

@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <cmath>
 #include <limits>
 
 #include "ckpt/state.h"
@@ -7,15 +8,19 @@
 #include "dist/zero.h"
 #include "train/settings.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace dualign::train {
 
 DistributedOptimizer::DistributedOptimizer(dist::Comm& comm, std::vector<torch::Tensor> params,
                                            const TrainSettings& s)
-    : params_(std::move(params)), grad_clip_(s.grad_clip) {
+    : comm_(comm), params_(std::move(params)), grad_clip_(s.grad_clip) {
+  if (s.precision == "fp16") scaler_ = LossScaler(s.loss_scale);
+  const auto reduce_dtype = s.reduce_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   if (s.zero_stage == 0) {
     dist::GradSyncOptions o;
     o.bucket_cap_bytes = static_cast<int64_t>(s.bucket_mb * (1 << 20));
+    o.reduce_dtype = reduce_dtype;
     sync_ = std::make_unique<dist::GradSync>(comm, params_, o);  // broadcasts rank 0's parameters
     adamw_ = std::make_unique<torch::optim::AdamW>(
         params_, torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).weight_decay(s.weight_decay));
@@ -27,6 +32,7 @@ DistributedOptimizer::DistributedOptimizer(dist::Comm& comm, std::vector<torch::
     c.weight_decay = s.weight_decay;
     dist::ZeroOptions zo;
     zo.stage = s.zero_stage;
+    zo.reduce_dtype = reduce_dtype;
     zero_ = std::make_unique<dist::ZeroAdamW>(comm, params_, c, zo);  // broadcasts rank 0's parameters
   } else {
     fail("dist.zero_stage={} is not supported (0 = DDP, 1 = ZeRO-1, 2 = ZeRO-2)", s.zero_stage);
@@ -44,17 +50,47 @@ void DistributedOptimizer::begin_micro_step(bool last) {
   if (sync_) sync_->begin_micro_step(last);
 }
 
-double DistributedOptimizer::step(double lr) {
+void DistributedOptimizer::backward(const torch::Tensor& loss) {
+  // loss × scale, or × NaN when the loss is not finite: a NaN gradient is how this rank tells the others (the
+  // gradient collective carries it into everyone's norm), without a host sync or a collective of its own.
+  const auto finite = torch::isfinite(loss.detach());
+  loss_nonfinite_ = loss_nonfinite_.defined() ? loss_nonfinite_.logical_or(finite.logical_not()) : finite.logical_not();
+  auto factor = torch::full({}, scaler_.scale(), loss.options())
+                    .masked_fill(finite.logical_not(), std::numeric_limits<double>::quiet_NaN());
+  (loss * factor).backward();
+}
+
+StepReport DistributedOptimizer::step(double lr) {
+  StepReport report;
+  report.loss_scale = scaler_.scale();
+  const double unscale = 1.0 / scaler_.scale();  // exact: the scale is a power of two
   if (zero_) {
     zero_->set_lr(lr);
-    return zero_->step(grad_clip_);  // reduce-scatter, clip by the global norm, AdamW on the shard, all-gather
+    // reduce-scatter, unscale, clip by the global norm, AdamW on the shard unless not finite, all-gather
+    report.grad_norm = zero_->step(grad_clip_, unscale);
+  } else {
+    sync_->finish();  // every rank now holds the averaged gradient, so the norm agrees everywhere
+    if (scaler_.enabled()) {
+      torch::NoGradGuard no_grad;
+      for (auto& p : params_)
+        if (p.grad().defined()) p.grad().mul_(unscale);
+    }
+    double max_norm = grad_clip_ > 0 ? grad_clip_ : std::numeric_limits<double>::infinity();
+    report.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+    if (std::isfinite(report.grad_norm)) {
+      for (auto& group : adamw_->param_groups()) group.options().set_lr(lr);
+      adamw_->step();
+    }
   }
-  sync_->finish();  // every rank now holds the averaged gradient, so the norm agrees everywhere
-  double max_norm = grad_clip_ > 0 ? grad_clip_ : std::numeric_limits<double>::infinity();
-  double norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
-  for (auto& group : adamw_->param_groups()) group.options().set_lr(lr);
-  adamw_->step();
-  return norm;
+  report.applied = std::isfinite(report.grad_norm);
+  if (!report.applied) {  // the rare path: one scalar all-reduce to tell a bad loss from an overflowing gradient
+    const bool mine = loss_nonfinite_.defined() && loss_nonfinite_.item<bool>();
+    if (mine) log::warn("rank {}: the loss of this step is not finite", comm_.rank());
+    report.nonfinite_loss_ranks = comm_.all_reduce_int64(mine ? 1 : 0);
+  }
+  loss_nonfinite_ = torch::Tensor();
+  scaler_.update(report.applied);
+  return report;
 }
 
 std::map<std::string, torch::Tensor> DistributedOptimizer::state(const torch::nn::Module& module) const {

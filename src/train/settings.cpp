@@ -32,6 +32,30 @@ TrainSettings read_settings(const config::Config& cfg) {
   s.eval_sampler = e.get<std::string>("sampler");
   s.eval_steps = e.get<int64_t>("steps");
   e.finish();
+  s.precision = t.get<std::string>("precision", "fp32");
+  DUALIGN_CHECK(s.precision == "fp32" || s.precision == "bf16" || s.precision == "fp16",
+                "config key 'train.precision' ({}): expected fp32, bf16 or fp16, got '{}'",
+                cfg.origin("train.precision"), s.precision);
+  s.tf32 = t.get<bool>("tf32", false);
+  if (t.has("loss_scale")) {
+    auto ls = t.section("loss_scale");
+    s.loss_scale.init = ls.get<double>("init", s.loss_scale.init);
+    s.loss_scale.growth_factor = ls.get<double>("growth_factor", s.loss_scale.growth_factor);
+    s.loss_scale.backoff_factor = ls.get<double>("backoff_factor", s.loss_scale.backoff_factor);
+    s.loss_scale.growth_interval = ls.get<int64_t>("growth_interval", s.loss_scale.growth_interval);
+    ls.finish();
+    DUALIGN_CHECK(s.loss_scale.init > 0 && s.loss_scale.growth_factor >= 1 && s.loss_scale.backoff_factor > 0 &&
+                      s.loss_scale.backoff_factor < 1 && s.loss_scale.growth_interval > 0,
+                  "train.loss_scale: expected init > 0, growth_factor >= 1, 0 < backoff_factor < 1 and "
+                  "growth_interval > 0");
+  }
+  s.nonfinite = t.get<std::string>("nonfinite", "skip");
+  DUALIGN_CHECK(s.nonfinite == "skip" || s.nonfinite == "abort",
+                "config key 'train.nonfinite' ({}): expected skip or abort, got '{}'", cfg.origin("train.nonfinite"),
+                s.nonfinite);
+  s.nonfinite_max_consecutive = t.get<int64_t>("nonfinite_max_consecutive", 20);
+  DUALIGN_CHECK(s.nonfinite_max_consecutive >= 1, "config key 'train.nonfinite_max_consecutive': expected >= 1, got {}",
+                s.nonfinite_max_consecutive);
   t.finish();
   DUALIGN_CHECK(s.steps > 0 && s.global_batch > 0 && s.grad_accum > 0 && s.lr > 0,
                 "train.steps, train.global_batch, train.grad_accum and train.lr must be positive");
@@ -39,6 +63,10 @@ TrainSettings read_settings(const config::Config& cfg) {
   auto d = cfg.section("dist");
   s.zero_stage = d.get<int>("zero_stage", 0);
   s.bucket_mb = d.get<double>("bucket_mb", 25.0);
+  s.reduce_dtype = d.get<std::string>("reduce_dtype", "fp32");
+  DUALIGN_CHECK(s.reduce_dtype == "fp32" || s.reduce_dtype == "bf16",
+                "config key 'dist.reduce_dtype' ({}): expected fp32 or bf16, got '{}'", cfg.origin("dist.reduce_dtype"),
+                s.reduce_dtype);
   d.finish();
 
   auto r = cfg.section("run");

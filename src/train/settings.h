@@ -10,6 +10,13 @@ class Config;
 
 namespace dualign::train {
 
+// train.loss_scale: the dynamic loss scale of fp16 training, as torch.cuda.amp.GradScaler.
+struct LossScaleSettings {
+  double init = 65536.0;  // 2^16
+  double growth_factor = 2.0, backoff_factor = 0.5;
+  int64_t growth_interval = 2000;  // finite steps in a row before the scale grows
+};
+
 struct TrainSettings {
   uint64_t seed = 0;
   int threads = 0;
@@ -21,9 +28,18 @@ struct TrainSettings {
   int keep_checkpoints = 3;
   int64_t eval_num_samples = 0, eval_steps = 50;
   std::string eval_sampler = "ddim";
+  // Mixed precision (docs/precision.md): autocast of every forward inside Method::loss; fp32 master weights and
+  // fp32 optimizer state whatever the precision.
+  std::string precision = "fp32";  // fp32 | bf16 | fp16
+  bool tf32 = false;               // CUDA matmuls and cuDNN convolutions in TF32 (no effect on CPU)
+  LossScaleSettings loss_scale;    // fp16 only
+  // A non-finite loss or gradient norm on any rank: skip the update everywhere and count it, or stop the run.
+  std::string nonfinite = "skip";  // skip | abort
+  int64_t nonfinite_max_consecutive = 20;
   // dist.*
   int zero_stage = 0;
   double bucket_mb = 25;
+  std::string reduce_dtype = "fp32";  // fp32 | bf16: dtype of the gradient all-reduce / reduce-scatter
   // run.*
   std::string run_dir;
   std::string resume = "auto";  // auto (latest checkpoint in run.dir, if any) | none | <checkpoint or dir>

@@ -11,13 +11,15 @@
 #include "dist/runtime.h"
 #include "dist/stats.h"
 #include "methods/method.h"
-#include "models/score_model.h"
+#include "models/autocast.h"
 #include "models/ema.h"
+#include "models/score_model.h"
 #include "train/checkpointing.h"
 #include "train/data_source.h"
 #include "train/evaluate.h"
 #include "train/graceful_stop.h"
 #include "train/lr_schedule.h"
+#include "train/nonfinite.h"
 #include "train/optimizer.h"
 #include "train/throughput.h"
 #include "train/run_dir.h"
@@ -43,12 +45,19 @@ void set_threads(const TrainSettings& s, const dist::World& world) {
   at::set_num_interop_threads(1);
 }
 
+// train.tf32: TF32 tensor cores for fp32 matmuls and convolutions on CUDA (PyTorch's allow_tf32 switches).
+void set_tf32(bool on) {
+  at::globalContext().setAllowTF32CuBLAS(on);
+  at::globalContext().setAllowTF32CuDNN(on);
+}
+
 }  // namespace
 
 int run_training(const config::Config& cfg, const dist::World& world) {
   // ---- setup: settings, device, communicator, run directory ------------------------------------------------
   const TrainSettings s = read_settings(cfg);
   set_threads(s, world);
+  set_tf32(s.tf32);
   const torch::Device device = pick_device(world);
   auto comm = dist::make_comm(world, device);
   const bool rank0 = world.rank == 0;
@@ -71,11 +80,13 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   auto method = methods::make_method(cfg.section("method"), {schedule, device, build_reference, comm.get()});
   ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.grad_accum, s.seed, device};
   auto data = make_data_source(cfg.section("data"), shard);
-  DistributedOptimizer optimizer(*comm, policy->parameters(), s);  // starts from rank 0's weights
+  DistributedOptimizer optimizer(*comm, policy->parameters(), s);  // starts from rank 0's weights (fp32 masters)
+  const auto autocast_dtype = models::autocast_dtype(s.precision, "train.precision");
+  NonFinitePolicy nonfinite(s);
   std::unique_ptr<models::EMA> ema;
   if (s.ema_decay > 0) ema = std::make_unique<models::EMA>(policy->module(), s.ema_decay);
   Checkpointer checkpointer(s, cfg, *comm);
-  const TrainState state{policy->module(), optimizer, ema.get(), method->state()};
+  const TrainState state{policy->module(), optimizer, ema.get(), method->state(), nonfinite};
   const int64_t start_step = checkpointer.restore(state);
   log::info("method {} | global batch {} = {} ranks x {} x {} accum | {} steps", method->name(), s.global_batch,
             world.size, shard.local_size(), s.grad_accum, s.steps);
@@ -93,19 +104,28 @@ int run_training(const config::Config& cfg, const dist::World& world) {
     for (int64_t micro = 0; micro < s.grad_accum; ++micro) {
       data::Batch batch = data->next(step, micro);
       optimizer.begin_micro_step(/*last=*/micro + 1 == s.grad_accum);
-      methods::LossOutput out = method->loss(*policy, batch);
-      (out.loss / static_cast<double>(s.grad_accum)).backward();
+      methods::LossOutput out;
+      {
+        models::AutocastScope autocast(device, autocast_dtype);  // train.precision: every forward of the loss
+        out = method->loss(*policy, batch);
+      }
+      out.loss = inject_test_nan(step, world.rank, out.loss);    // test-only (DUALIGN_TEST_NAN_*); else a no-op
+      optimizer.backward(out.loss / static_cast<double>(s.grad_accum));  // x the fp16 loss scale
       stats.add("loss_sum", out.loss.item<double>() * static_cast<double>(batch.local_size()));
       for (const auto& [name, value] : out.stats) stats.add(name, value);
     }
-    const double grad_norm = optimizer.step(lr);  // gradient sync, clipping, AdamW (or ZeRO)
-    if (ema) ema->update(policy->module());
+    // Gradient sync, unscaling, clipping, AdamW (or ZeRO); no rank updates when the global gradient is not finite.
+    const StepReport update = optimizer.step(lr);
+    nonfinite.after_step(step + 1, update);  // counts a skipped step, or stops the run (train.nonfinite)
+    if (ema && update.applied) ema->update(policy->module());
     std::map<std::string, double> record = method->end_step(step + 1, *comm);  // dual updates, when due
 
     if ((step + 1) % s.log_every == 0 || step + 1 == s.steps) {
       auto reduced = stats.reduce(*comm);
       last_loss = dist::StatsReducer::ratio(reduced, "loss_sum", "count");
-      record.insert({{"train/loss", last_loss}, {"train/lr", lr}, {"train/grad_norm", grad_norm},
+      record.insert({{"train/loss", last_loss}, {"train/lr", lr}, {"train/grad_norm", update.grad_norm},
+                     {"train/skipped_steps", double(nonfinite.skipped_steps())},
+                     {"train/loss_scale", update.loss_scale},
                      {"train/samples_per_s", throughput.samples_per_second(step + 1)},
                      {"train/peak_rss_mb", comm->all_reduce_double(peak_rss_mb(), dist::ReduceOp::max)}});
       for (const auto& [name, value] : reduced)

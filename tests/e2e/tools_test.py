@@ -104,6 +104,24 @@ class Report(unittest.TestCase):
             self.assertIn(f"({name})", md)
         self.assertEqual(len(os.listdir(os.path.join(out, "samples"))), 4)  # the sft run has no samples.png
 
+    def test_train_time_column_from_metrics_time(self):
+        import report
+        tmp = temp_dir(self, "report-test-")
+        runs = [make_run(tmp, f"s{seed}", "dpo", 100.0, seed, reward=1.0, kl=0.1, win=0.5, samples=False)
+                for seed in (0, 1)]
+        for d, seconds in zip(runs, (30.0, 50.0)):
+            path = os.path.join(d, "metrics.jsonl")
+            recs = [json.loads(line) for line in read_text(path).splitlines()]
+            for r in recs:
+                r["time"] = seconds * r["step"] / 30 + (5 if "train/loss" not in r else 0)  # eval record: later
+            with open(path, "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in recs))
+        rows, _, _ = report.report(runs, os.path.join(tmp, "out"), ["method.name", "method.beta"])
+        self.assertAlmostEqual(rows[0]["train_seconds"]["mean"], 40.0)  # the last train record, not the eval one
+        md = read_text(os.path.join(tmp, "out", "report.md"))
+        self.assertIn("train time s", md)
+        self.assertIn("| 40 ± 14.14 |", md)
+
     def test_heldout_and_class_columns_appear_when_evaluated(self):
         import report
         tmp = temp_dir(self, "report-test-")

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Parity fixtures from diffusers (no download): tiny random UNet2DConditionModels saved in diffusers layout with
-inputs, outputs and parameter gradients of a fixed loss; scheduler tables and sampling trajectories.
+inputs, outputs and parameter gradients of a fixed loss, in fp32 and under torch.autocast("cpu", torch.bfloat16)
+(keys *_bf16: the forward in autocast, the loss of the output cast to fp32 outside it); scheduler tables and
+sampling trajectories.
 
 usage: make_unet_fixtures.py OUT_DIR
 """
@@ -61,6 +63,16 @@ def make_unet(out_dir, name, cfg, seed):
     io["loss"] = loss.detach().reshape(1)
     for pname, p in unet.named_parameters():
         io["grad." + pname] = p.grad.detach().clone()
+    unet.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = unet(io["sample"], io["timesteps"], encoder_hidden_states=io.get("encoder_hidden_states"),
+                   class_labels=io.get("class_labels")).sample
+    loss = ((out.float() - io["target"]) ** 2).mean()
+    loss.backward()
+    io["output_bf16"] = out.detach().float()
+    io["loss_bf16"] = loss.detach().reshape(1)
+    for pname, p in unet.named_parameters():
+        io["grad_bf16." + pname] = p.grad.detach().clone()
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(out_dir, name + "_io.safetensors"))
     return sum(p.numel() for p in unet.parameters())
 

@@ -7,7 +7,7 @@ set_tests_properties(parity_make_unet_fixtures PROPERTIES LABELS parity TIMEOUT 
                      ENVIRONMENT "OMP_NUM_THREADS=1;DUALIGN_THREADS=1")
 
 add_executable(test_parity_unet ${CMAKE_CURRENT_SOURCE_DIR}/unet_parity_test.cpp
-               ${CMAKE_CURRENT_SOURCE_DIR}/scheduler_parity_test.cpp)
+               ${CMAKE_CURRENT_SOURCE_DIR}/unet_bf16_parity_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/scheduler_parity_test.cpp)
 target_link_libraries(test_parity_unet PRIVATE dualign_models dualign_diffusion GTest::gtest GTest::gtest_main)
 target_precompile_headers(test_parity_unet REUSE_FROM dualign_torch_pch)
 target_compile_options(test_parity_unet PRIVATE -Wno-missing-field-initializers)

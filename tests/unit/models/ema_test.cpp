@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "models/autocast.h"
 #include "models/ema.h"
 
 using namespace dualign::models;
@@ -26,11 +25,4 @@ TEST(EMA, TracksExponentialAverage) {
   EMA restored(*lin, 0.9, false);
   restored.load_state(ema.state(), ema.num_updates());
   EXPECT_TRUE(torch::equal(restored.state().at("weight"), ema.state().at("weight")));
-}
-
-TEST(Autocast, NoOpOnCpu) {
-  AutocastScope scope(torch::kCPU, true);
-  EXPECT_FALSE(scope.active());
-  auto y = torch::mm(torch::randn({2, 2}), torch::randn({2, 2}));
-  EXPECT_EQ(y.scalar_type(), torch::kFloat32);
 }
