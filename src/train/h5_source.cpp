@@ -56,10 +56,18 @@ Layout layout_of(const std::string& format, const std::string& condition, const 
   return l;
 }
 
+// data.label_dropout: each row's class id becomes the null class with probability p, drawn for the global
+// micro-batch from (batch seed, "data/label_dropout") and sliced, so any world size drops the same rows. This
+// trains the unconditional branch that classifier-free guidance samples with.
+struct LabelDropout {
+  double p = 0;
+  int64_t null_class = -1;
+};
+
 class H5Source : public DataSource {
  public:
-  H5Source(data::LoaderOptions options, Layout layout, ShardSpec shard)
-      : layout_(std::move(layout)), shard_(shard), loader_(std::move(options)) {}
+  H5Source(data::LoaderOptions options, Layout layout, ShardSpec shard, LabelDropout dropout)
+      : layout_(std::move(layout)), shard_(shard), loader_(std::move(options)), dropout_(dropout) {}
 
   data::Batch next(int64_t step, int64_t micro) override {
     const int64_t k = step * shard_.grad_accum + micro;
@@ -80,13 +88,25 @@ class H5Source : public DataSource {
     b.cond.class_id = field(layout_.class_id, torch::kInt64);
     b.cond.text = field(layout_.text, torch::kFloat32);
     b.group = field(layout_.group, torch::kInt64);
+    if (dropout_.p > 0) b.cond.class_id = drop_labels(b, raw.tensors.at(layout_.class_id));
     return b;
   }
 
  private:
+  torch::Tensor drop_labels(const data::Batch& b, const torch::Tensor& labels_cpu) const {
+    DUALIGN_CHECK(labels_cpu.numel() == 0 || labels_cpu.max().item<int64_t>() < dropout_.null_class,
+                  "data.label_dropout: class id {} in the dataset is not below data.null_class = {}",
+                  labels_cpu.max().item<int64_t>(), dropout_.null_class);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(b.seed, "data/label_dropout"));
+    auto u = at::rand({b.global_size}, gen, torch::kFloat64).narrow(0, b.offset, b.local_size());
+    auto drop = (u < dropout_.p).to(shard_.device);
+    return torch::where(drop, torch::full_like(b.cond.class_id, dropout_.null_class), b.cond.class_id);
+  }
+
   Layout layout_;
   ShardSpec shard_;
   data::Loader loader_;
+  LabelDropout dropout_;
   int64_t next_k_ = -1;
 };
 
@@ -99,7 +119,13 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   const int prefetch = static_cast<int>(data.get<int64_t>("prefetch", 2));
   // `group: class` hands the labels to the method as group ids (Batch::group) whatever the condition.
   const auto group = data.get<std::string>("group", "none");
+  LabelDropout dropout{data.get<double>("label_dropout", 0.0), data.get<int64_t>("null_class", -1)};
   data.finish({"kind"});
+  DUALIGN_CHECK(dropout.p >= 0 && dropout.p < 1, "config key '{}': expected a probability in [0, 1), got {}",
+                data.path("label_dropout"), dropout.p);
+  DUALIGN_CHECK(dropout.p == 0 || (condition == "class" && dropout.null_class >= 0),
+                "config key '{}' needs data.condition: class and data.null_class (the model's null label: the UNet's "
+                "num_class_embeds - 1, the MLP's num_classes)", data.path("label_dropout"));
   DUALIGN_CHECK(group == "none" || group == "class", "config key '{}': expected none or class, got '{}'",
                 data.path("group"), group);
   DUALIGN_CHECK(condition == "none" || condition == "class" || condition == "text",
@@ -132,7 +158,7 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   DUALIGN_CHECK(summary.rows >= shard.global_micro_batch || std::filesystem::is_directory(path),
                 "dataset '{}' has {} samples, fewer than one global micro-batch of {}", path, summary.rows,
                 shard.global_micro_batch);
-  return std::make_unique<H5Source>(std::move(o), std::move(layout), shard);
+  return std::make_unique<H5Source>(std::move(o), std::move(layout), shard, dropout);
 }
 
 }  // namespace dualign::train
