@@ -8,7 +8,9 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <type_traits>
 
 #include "util/error.h"
 
@@ -159,24 +161,30 @@ SchedulerSpec from_json(const json& cfg, const std::string& kind, const std::str
                   cfg.at("lambda_min_clipped").dump());
   }
 
+  // Keys the class has (cfg holds all of them) set the field; the others keep SamplerConfig's value.
   auto& p = s.sampler;
   p.kind = kind;
-  p.timestep_spacing = get<std::string>(cfg, "timestep_spacing", origin);
-  p.steps_offset = get<int64_t>(cfg, "steps_offset", origin);
-  if (cfg.contains("clip_sample")) p.clip_sample = get<bool>(cfg, "clip_sample", origin);
-  if (cfg.contains("clip_sample_range")) p.clip_sample_range = number(cfg.at("clip_sample_range"), "clip_sample_range", origin);
-  if (cfg.contains("set_alpha_to_one")) p.set_alpha_to_one = get<bool>(cfg, "set_alpha_to_one", origin);
-  if (cfg.contains("skip_prk_steps")) p.skip_prk_steps = get<bool>(cfg, "skip_prk_steps", origin);
-  if (cfg.contains("use_karras_sigmas")) p.use_karras_sigmas = get<bool>(cfg, "use_karras_sigmas", origin);
-  for (const char* key : {"sigma_min", "sigma_max"}) {
-    if (!cfg.contains(key) || cfg.at(key).is_null()) continue;
-    (std::string(key) == "sigma_min" ? p.sigma_min : p.sigma_max) = number(cfg.at(key), key, origin);
-  }
-  if (cfg.contains("final_sigmas_type")) p.final_sigmas_type = get<std::string>(cfg, "final_sigmas_type", origin);
-  if (cfg.contains("solver_order")) p.solver_order = get<int64_t>(cfg, "solver_order", origin);
-  if (cfg.contains("solver_type")) p.solver_type = get<std::string>(cfg, "solver_type", origin);
-  if (cfg.contains("lower_order_final")) p.lower_order_final = get<bool>(cfg, "lower_order_final", origin);
-  if (cfg.contains("euler_at_final")) p.euler_at_final = get<bool>(cfg, "euler_at_final", origin);
+  auto read = [&](const char* key, auto& field) {
+    if (!cfg.contains(key) || cfg.at(key).is_null()) return;
+    using T = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<T, double>) field = number(cfg.at(key), key, origin);
+    else if constexpr (std::is_same_v<T, std::optional<double>>) field = number(cfg.at(key), key, origin);
+    else field = get<T>(cfg, key, origin);
+  };
+  read("timestep_spacing", p.timestep_spacing);
+  read("steps_offset", p.steps_offset);
+  read("clip_sample", p.clip_sample);
+  read("clip_sample_range", p.clip_sample_range);
+  read("set_alpha_to_one", p.set_alpha_to_one);
+  read("skip_prk_steps", p.skip_prk_steps);
+  read("use_karras_sigmas", p.use_karras_sigmas);
+  read("sigma_min", p.sigma_min);
+  read("sigma_max", p.sigma_max);
+  read("final_sigmas_type", p.final_sigmas_type);
+  read("solver_order", p.solver_order);
+  read("solver_type", p.solver_type);
+  read("lower_order_final", p.lower_order_final);
+  read("euler_at_final", p.euler_at_final);
   if (kind != "ddim" && kind != "ddpm") p.clip_sample = false;
   return s;
 }
