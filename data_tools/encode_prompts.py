@@ -9,7 +9,10 @@ Output datasets:
   text_embedding    float32 [P, L, D]   last hidden state of the CLIP text encoder, padded to L tokens
                                         (SD-1.5: L = 77, D = 768) — the same encoding as pickapic_to_h5.py
   category          string  [P]         only for sets with categories (PartiPrompts Category, HPSv2 style)
-and root attributes format=prompts, version=1, models, source, prompt_set (the reader used).
+  negative_text_embedding float32 [1, L, D]  the encoding of --negative-prompt (default "": the empty prompt),
+                                        the unconditional branch of classifier-free guidance in `dualign sample`
+                                        (StableDiffusionPipeline encodes "" the same way when no negative prompt is given)
+and root attributes format=prompts, version=1, models, source, prompt_set (the reader used), negative_prompt.
 
 --pretrained SD_DIR reads text_encoder/ and tokenizer/ of a Stable Diffusion directory (diffusers layout);
 --tiny-random uses pickapic_to_h5.py's tiny random CLIP text encoder and byte-level tokenizer (same --seed gives
@@ -50,7 +53,7 @@ def encode(prompts, encoder, tokenizer, device, batch_size):
     return np.concatenate(chunks).astype(np.float32)
 
 
-def write_prompts(path, prompts, embeddings, attrs, categories=None):
+def write_prompts(path, prompts, embeddings, attrs, categories=None, negative=None):
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = "prompts"
@@ -61,6 +64,8 @@ def write_prompts(path, prompts, embeddings, attrs, categories=None):
         f.create_dataset("text_embedding", data=embeddings)
         if categories is not None:
             f.create_dataset("category", data=categories, dtype=h5py.string_dtype())
+        if negative is not None:
+            f.create_dataset("negative_text_embedding", data=negative)
     os.replace(tmp, path)  # complete or absent
 
 
@@ -74,6 +79,8 @@ def main(argv=None):
     models.add_argument("--pretrained", help="Stable Diffusion directory (text_encoder/, tokenizer/)")
     models.add_argument("--tiny-random", action="store_true", help="tiny random CLIP text encoder (tests)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --tiny-random models")
+    p.add_argument("--negative-prompt", default="", help="the prompt of the unconditional guidance branch (default: "
+                   "the empty prompt, as StableDiffusionPipeline)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
@@ -88,9 +95,11 @@ def main(argv=None):
         print("WARNING: --tiny-random: random text encoder and a byte-level tokenizer (tests only)", flush=True)
     encoder.to(args.device)
     embeddings = encode(prompts, encoder, tokenizer, args.device, args.batch_size)
+    negative = encode([args.negative_prompt], encoder, tokenizer, args.device, 1)
     write_prompts(args.out, prompts, embeddings, {
         "models": name, "source": os.path.basename(os.path.normpath(args.prompts)), "prompt_set": prompt_set.kind,
-        "text_embedding": "text encoder last hidden state"}, categories)
+        "text_embedding": "text encoder last hidden state", "negative_prompt": args.negative_prompt}, categories,
+        negative)
     print(json.dumps({"out": args.out, "prompts": len(prompts), "text_embedding": list(embeddings.shape)}), flush=True)
 
 

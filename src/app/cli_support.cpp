@@ -59,7 +59,7 @@ data::Condition class_condition(int64_t n, int64_t class_id, int64_t num_classes
     DUALIGN_CHECK(class_id < num_classes, "--class-id {}: model {} has {} classes", class_id, model, num_classes);
     c.class_id = torch::full({n}, class_id, torch::kInt64);
   } else {
-    c.class_id = torch::arange(n, torch::kInt64) * num_classes / std::max<int64_t>(n, 1);
+    c.class_id = torch::div(torch::arange(n, torch::kInt64) * num_classes, std::max<int64_t>(n, 1), "floor");
   }
   return c;
 }

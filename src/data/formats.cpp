@@ -87,12 +87,17 @@ std::vector<FormatSpec> build_table() {
   // Written by `dualign sample`, read by `dualign eval` and the scoring tools: not training data.
   FormatSpec samples{"samples", "generated samples (dualign sample)",
                      {field("samples", true, {DType::f32}, 2, 5), field("class_id", false, {DType::i64}, 1, 1),
-                      field("prompt", false, {DType::string}, 1, 1), field("prompt_index", false, {DType::i64}, 1, 1)},
+                      field("prompt", false, {DType::string}, 1, 1), field("prompt_index", false, {DType::i64}, 1, 1),
+                      field("image_index", false, {DType::i64}, 1, 1), field("seed", false, {DType::i64}, 1, 1)},
                      /*trainable=*/false};
   t.push_back(samples);
-  // Written by data_tools/encode_prompts.py: the text condition of text-to-image sampling.
+  // Written by data_tools/encode_prompts.py: the text condition of text-to-image sampling, and the unconditional
+  // (empty or negative prompt) embedding of classifier-free guidance, one row for every prompt.
+  FieldSpec negative = field("negative_text_embedding", false, {DType::f32}, 3, 3);
+  negative.per_sample = false;
   t.push_back({"prompts", "encoded prompts (input of text-conditional sampling)",
-               {field("text_embedding", true, {DType::f32}, 3, 3), field("prompt", true, {DType::string}, 1, 1)},
+               {field("text_embedding", true, {DType::f32}, 3, 3), field("prompt", true, {DType::string}, 1, 1),
+                negative},
                /*trainable=*/false});
   return t;
 }

@@ -52,49 +52,55 @@ bool DiscreteSampler::step_needs_noise(size_t i) const {
   return config_.eta > 0;
 }
 
+// The arithmetic mirrors diffusers' DDIMScheduler.step / DDPMScheduler.step on float32 0-d tensors (coefficients in
+// float, the same operations in the same order), so that a guided trajectory matches the pipeline to rounding.
 at::Tensor DiscreteSampler::step(size_t i, const at::Tensor& x_t, const at::Tensor& model_out,
                                  const at::Tensor& eps_correction, const at::Tensor& noise) const {
   const int64_t t = timesteps_[i], prev = prev_timestep(i);
-  const double a_t = schedule_.alpha_bar(t);
-  double a_prev;
+  const auto& ac = schedule_.alphas_cumprod();
+  const float a_t = ac[t].item<float>();
+  float a_prev;
   if (prev >= 0) {
-    a_prev = schedule_.alpha_bar(prev);
+    a_prev = ac[prev].item<float>();
   } else {
-    a_prev = (config_.kind == "ddim" && !config_.set_alpha_to_one) ? schedule_.alpha_bar(0) : 1.0;
+    a_prev = (config_.kind == "ddim" && !config_.set_alpha_to_one) ? ac[0].item<float>() : 1.0f;
   }
-  const double sa = std::sqrt(a_t), sb = std::sqrt(1 - a_t);
+  const float b_t = 1 - a_t;
+  const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
 
   // x0 and ε from the raw output (ε or v), then apply the guidance correction in ε space.
   at::Tensor x0, eps;
   if (schedule_.predicts_v()) {
-    x0 = sa * x_t - sb * model_out;
-    eps = sa * model_out + sb * x_t;
+    x0 = x_t * sa - model_out * sb;
+    eps = model_out * sa + x_t * sb;
   } else {
-    x0 = (x_t - sb * model_out) / sa;
+    x0 = (x_t - model_out * sb) / sa;
     eps = model_out;
   }
   if (eps_correction.defined()) {
     eps = eps + eps_correction;
-    x0 = x0 - (sb / sa) * eps_correction;
+    x0 = x0 - (double(sb) / double(sa)) * eps_correction;
   }
   if (config_.clip_sample) x0 = x0.clamp(-config_.clip_sample_range, config_.clip_sample_range);
 
   const bool noisy = step_needs_noise(i);
   DUALIGN_CHECK(!noisy || noise.defined(), "sampler step {} (t={}) is stochastic but no noise was given", i, t);
+  const float b_prev = 1 - a_prev;
   if (config_.kind == "ddim") {
-    double variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev);
-    double std_t = config_.eta * std::sqrt(variance);
-    auto out = std::sqrt(a_prev) * x0 + std::sqrt(std::max(1 - a_prev - std_t * std_t, 0.0)) * eps;
-    return noisy ? out + std_t * noise : out;
+    const float variance = (b_prev / b_t) * (1 - a_t / a_prev);
+    const float std_t = float(config_.eta) * std::sqrt(variance);
+    const float direction = std::sqrt(std::max(1 - a_prev - std_t * std_t, 0.0f));
+    auto out = x0 * std::sqrt(a_prev) + eps * direction;
+    return noisy ? out + noise * std_t : out;
   }
   // DDPM posterior mean and "fixed_small" variance (diffusers' default variance_type).
-  const double alpha_t = a_t / a_prev, beta_t = 1 - alpha_t;
-  const double c_x0 = std::sqrt(a_prev) * beta_t / (1 - a_t);
-  const double c_xt = std::sqrt(alpha_t) * (1 - a_prev) / (1 - a_t);
-  auto mean = c_x0 * x0 + c_xt * x_t;
+  const float alpha_t = a_t / a_prev, beta_t = 1 - alpha_t;
+  const float c_x0 = (std::sqrt(a_prev) * beta_t) / b_t;
+  const float c_xt = std::sqrt(alpha_t) * b_prev / b_t;
+  auto mean = x0 * c_x0 + x_t * c_xt;
   if (!noisy) return mean;
-  double variance = std::max((1 - a_prev) / (1 - a_t) * beta_t, 1e-20);
-  return mean + std::sqrt(variance) * noise;
+  const float variance = std::max(b_prev / b_t * beta_t, 1e-20f);
+  return mean + noise * std::sqrt(variance);
 }
 
 at::Tensor DiscreteSampler::sample(const ScoreFn& model, at::Tensor x, const SampleOptions& options) const {

@@ -20,15 +20,25 @@ using ScoreFn = std::function<at::Tensor(const at::Tensor& x_t, const at::Tensor
 // Receives x_t, t and the model's ε prediction; returns Δε with the shape of x_t.
 using GuidanceFn = std::function<at::Tensor(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& eps)>;
 
+// One struct for every inference scheduler (diffusers' scheduler_config.json keys, see scheduler_json.h).
+// DiscreteSampler runs ddim | ddpm; diffusion/scheduler.h runs all kinds. Fields a kind does not use are ignored.
 struct SamplerConfig {
-  std::string kind = "ddim";               // ddim | ddpm
+  std::string kind = "ddim";               // ddim | ddpm | pndm | euler | euler_ancestral | dpmsolver++
   int64_t num_inference_steps = 50;
   std::string timestep_spacing = "leading";  // leading | trailing | linspace (diffusers' default: leading)
   int64_t steps_offset = 0;
   double eta = 0.0;                         // DDIM only: 0 = deterministic, 1 = DDPM-like variance
   bool clip_sample = false;                 // clamp predicted x0 to ±clip_sample_range (diffusers default: true)
   double clip_sample_range = 1.0;
-  bool set_alpha_to_one = true;             // DDIM: ᾱ_prev at the last step is 1 (else ᾱ_0)
+  bool set_alpha_to_one = true;             // DDIM, PNDM: ᾱ_prev at the last step is 1 (else ᾱ_0)
+  bool skip_prk_steps = true;               // PNDM: PLMS only (as Stable Diffusion ships), else 3 Runge-Kutta steps first
+  bool use_karras_sigmas = false;           // euler, dpmsolver++: Karras et al. (2022) ρ = 7 noise levels
+  std::optional<double> sigma_min, sigma_max;  // Karras range (default: the schedule's own)
+  std::string final_sigmas_type = "zero";   // euler, dpmsolver++: last σ is 0 or σ(t=0) ("sigma_min")
+  int64_t solver_order = 2;                 // dpmsolver++: 1, 2 (2M) or 3 (3M)
+  std::string solver_type = "midpoint";     // dpmsolver++ second-order update: midpoint | heun
+  bool lower_order_final = true;            // dpmsolver++: lower orders for the last steps when < 15 steps
+  bool euler_at_final = false;              // dpmsolver++: first-order last step
 };
 
 struct SampleOptions {

@@ -13,8 +13,11 @@ void write_samples(const std::string& path, const SamplesFile& s) {
                 s.samples.defined() ? c10::str(s.samples.sizes()) : "undefined");
   const int64_t n = s.samples.size(0);
   DUALIGN_CHECK(!s.class_id.defined() || s.class_id.numel() == n, "samples file {}: class_id needs {} rows", path, n);
-  DUALIGN_CHECK(!s.prompt_index.defined() || s.prompt_index.numel() == n, "samples file {}: prompt_index needs {} rows",
-                path, n);
+  const std::pair<const char*, const torch::Tensor*> index_fields[] = {
+      {"prompt_index", &s.prompt_index}, {"image_index", &s.image_index}, {"seed", &s.seed}};
+  for (const auto& [name, t] : index_fields)
+    DUALIGN_CHECK(!t->defined() || t->numel() == n, "samples file {}: {} needs {} rows, got {}", path, name, n,
+                  t->numel());
   DUALIGN_CHECK(s.prompts.empty() || int64_t(s.prompts.size()) == n, "samples file {}: prompt needs {} rows", path, n);
   const std::string tmp = path + ".tmp";
   {
@@ -26,8 +29,8 @@ void write_samples(const std::string& path, const SamplesFile& s) {
     for (const auto& [k, v] : s.float_attrs) f.set_attr("/", k, v);
     h5::write_tensor(f, "samples", s.samples.detach().to(torch::kCPU, torch::kFloat32).contiguous());
     if (s.class_id.defined()) h5::write_tensor(f, "class_id", s.class_id.to(torch::kCPU, torch::kInt64).contiguous());
-    if (s.prompt_index.defined())
-      h5::write_tensor(f, "prompt_index", s.prompt_index.to(torch::kCPU, torch::kInt64).contiguous());
+    for (const auto& [name, t] : index_fields)
+      if (t->defined()) h5::write_tensor(f, name, t->to(torch::kCPU, torch::kInt64).contiguous());
     if (!s.prompts.empty()) f.write_strings("prompt", s.prompts);
     f.close();
   }
@@ -46,6 +49,8 @@ SamplesFile read_samples(const std::string& path) {
   s.samples = h5::read_tensor(f, "samples").to(torch::kFloat32);
   if (f.exists("class_id")) s.class_id = h5::read_tensor(f, "class_id").to(torch::kInt64);
   if (f.exists("prompt_index")) s.prompt_index = h5::read_tensor(f, "prompt_index").to(torch::kInt64);
+  if (f.exists("image_index")) s.image_index = h5::read_tensor(f, "image_index").to(torch::kInt64);
+  if (f.exists("seed")) s.seed = h5::read_tensor(f, "seed").to(torch::kInt64);
   if (f.exists("prompt")) s.prompts = f.read_strings("prompt");
   // Attribute types are not listed by the wrapper: try string, then integer, then float.
   for (const auto& key : f.attr_names("/")) {
@@ -75,6 +80,14 @@ Prompts read_prompts(const std::string& path) {
                 c10::str(p.text_embedding.sizes()));
   DUALIGN_CHECK(int64_t(p.prompt.size()) == p.text_embedding.size(0),
                 "prompts file {}: {} prompts but {} text embeddings", path, p.prompt.size(), p.text_embedding.size(0));
+  if (f.exists("negative_text_embedding")) {
+    p.negative_text_embedding = h5::read_tensor(f, "negative_text_embedding").to(torch::kFloat32);
+    const auto& neg = p.negative_text_embedding;
+    DUALIGN_CHECK(neg.dim() == 3 && (neg.size(0) == 1 || neg.size(0) == p.text_embedding.size(0)) &&
+                      neg.size(1) == p.text_embedding.size(1) && neg.size(2) == p.text_embedding.size(2),
+                  "prompts file {}: negative_text_embedding must be [1 or {}, {}, {}], got {}", path,
+                  p.text_embedding.size(0), p.text_embedding.size(1), p.text_embedding.size(2), c10::str(neg.sizes()));
+  }
   return p;
 }
 

@@ -4,6 +4,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "util/error.h"
 
 namespace dualign::models {
@@ -52,17 +55,41 @@ UNet2DConditionModel load_diffusers_unet(const std::string& dir_in) {
   return unet;
 }
 
-void save_diffusers_unet(const UNet2DConditionModel& unet, const std::string& dir_in, torch::Dtype dtype) {
+void save_diffusers_unet(const UNet2DConditionModelImpl& unet, const std::string& dir_in, torch::Dtype dtype) {
   fs::path dir(dir_in);
   fs::create_directories(dir);
   TensorMap tensors;
-  for (const auto& [name, t] : state_dict(*unet)) tensors[name] = t.detach().to(torch::kCPU, dtype);
+  for (const auto& [name, t] : state_dict(unet)) tensors[name] = t.detach().to(torch::kCPU, dtype);
   save_safetensors((dir / "diffusion_pytorch_model.safetensors").string(), tensors, {{"format", "pt"}});
-  auto config = unet->config().to_json();
+  auto config = unet.config().to_json();
   config["_diffusers_version"] = "0.42.1";
   std::ofstream out(dir / "config.json");
   DUALIGN_CHECK(out.good(), "cannot write '{}'", (dir / "config.json").string());
   out << config.dump(2) << "\n";
+}
+
+void assemble_pipeline(const std::string& base_in, const std::string& out_in, bool copy) {
+  const fs::path base = fs::absolute(base_in).lexically_normal(), out(out_in);
+  DUALIGN_CHECK(fs::is_regular_file(base / "model_index.json"),
+                "--base {}: no model_index.json (expected a diffusers pipeline directory such as stable-diffusion-v1-5)",
+                base.string());
+  const auto base_unet = base / "unet" / "config.json";
+  if (fs::exists(base_unet)) {
+    auto theirs = UNetConfig::from_file(base_unet.string()).to_json();
+    auto ours = UNetConfig::from_file((out / "unet" / "config.json").string()).to_json();
+    std::vector<std::string> differ;
+    for (const auto& [key, value] : ours.items())
+      if (!theirs.contains(key) || theirs[key] != value) differ.push_back(key);
+    DUALIGN_CHECK(differ.empty(), "--base {}: its unet/config.json differs from the exported UNet in {} (a pipeline "
+                  "needs the UNet its VAE and text encoder were made for)", base.string(), fmt::format("{}", fmt::join(differ, ", ")));
+  }
+  for (const auto& entry : fs::directory_iterator(base)) {
+    const auto name = entry.path().filename();
+    if (name == "unet") continue;
+    const auto target = out / name;
+    if (copy) fs::copy(entry.path(), target, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    else fs::create_symlink(entry.path(), target);
+  }
 }
 
 }  // namespace dualign::models

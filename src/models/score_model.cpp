@@ -51,6 +51,8 @@ class MlpScoreModel : public ScoreModel {
                        c.num_classes);
   }
   std::vector<int64_t> sample_shape() const override { return {net_->config().data_dim}; }
+  int64_t num_classes() const override { return net_->config().num_classes; }
+  bool text_conditional() const override { return false; }
 
  private:
   ScoreMLP net_;
@@ -83,6 +85,12 @@ class UNetScoreModel : public ScoreModel {
     const auto& c = net_->config();
     return {c.in_channels, c.sample_size, c.sample_size};
   }
+  int64_t num_classes() const override {
+    // class_embed_type "timestep" embeds real-valued labels: no null class
+    const auto& c = net_->config();
+    return c.num_class_embeds ? std::max<int64_t>(*c.num_class_embeds - 1, 0) : 0;
+  }
+  bool text_conditional() const override { return net_->has_cross_attention(); }
 
  private:
   UNet2DConditionModel net_;
@@ -148,6 +156,12 @@ std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, cons
     fail("config key '{}': unknown model kind '{}' (known: mlp, unet)", model.path("kind"), kind);
   }
   if (!init_from.empty()) load_weights(*built, init_from, init_weights == "ema");
+  built->module().to(device);
+  return built;
+}
+
+std::shared_ptr<ScoreModel> load_diffusers_score_model(const std::string& dir, const torch::Device& device) {
+  auto built = std::make_shared<UNetScoreModel>(load_diffusers_unet(dir));
   built->module().to(device);
   return built;
 }

@@ -25,6 +25,12 @@ class ScoreModel {
   virtual std::string describe() const = 0;
   // Shape of one sample (e.g. {2} or {1, 28, 28}), for samplers.
   virtual std::vector<int64_t> sample_shape() const = 0;
+  // Class labels 0 .. num_classes()-1 are classes; label num_classes() is the null class that classifier-free
+  // guidance uses as its unconditional branch (the UNet's num_class_embeds − 1, the MLP's num_classes). 0 for
+  // models without class labels.
+  virtual int64_t num_classes() const = 0;
+  // Whether the model reads text embeddings (cross-attention).
+  virtual bool text_conditional() const = 0;
 
   std::vector<torch::Tensor> parameters() { return module().parameters(); }
   int64_t num_parameters();
@@ -41,6 +47,9 @@ std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, cons
 // (group "ema" when present and prefer_ema, else "model"). `checkpoint` is a file or a run/ckpt directory.
 std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, const torch::Device& device,
                                              bool prefer_ema = true);
+
+// A diffusers UNet directory (config.json + diffusion_pytorch_model.safetensors, or a pipeline root with unet/).
+std::shared_ptr<ScoreModel> load_diffusers_score_model(const std::string& dir, const torch::Device& device);
 
 // A checkpoint file, a ckpt directory (its `latest`) or a run directory (<run>/ckpt/latest) → the file.
 std::string resolve_checkpoint(const std::string& path);

@@ -68,11 +68,20 @@ struct Augment {
   double empty_prompt_probability = 0;  // data.proportion_empty_prompts
 };
 
+// data.label_dropout: each row's class id becomes the null class with probability p, drawn for the global
+// micro-batch from (batch seed, "data/label_dropout") and sliced, so any world size drops the same rows. This
+// trains the unconditional branch that classifier-free guidance samples with.
+struct LabelDropout {
+  double p = 0;
+  int64_t null_class = -1;
+};
+
 class H5Source : public DataSource {
  public:
-  H5Source(data::LoaderOptions options, Layout layout, Augment augment, torch::Tensor empty_text, ShardSpec shard)
+  H5Source(data::LoaderOptions options, Layout layout, Augment augment, torch::Tensor empty_text, ShardSpec shard,
+           LabelDropout dropout)
       : layout_(std::move(layout)), augment_(augment), empty_text_(std::move(empty_text)), shard_(shard),
-        loader_(std::move(options)) {}
+        loader_(std::move(options)), dropout_(dropout) {}
 
   data::Batch next(int64_t step, int64_t micro) override {
     const int64_t k = step * shard_.grad_accum + micro;
@@ -105,6 +114,7 @@ class H5Source : public DataSource {
       b.cond.text = data::drop_prompts(b.cond.text, empty_text_, augment_.empty_prompt_probability, b,
                                        "data/empty_prompt");
     if (!layout_.group.empty()) b.group = raw.tensors.at(layout_.group).to(shard_.device, torch::kInt64);
+    if (dropout_.p > 0) b.cond.class_id = drop_labels(b, raw.tensors.at(layout_.of(Slot::class_id)));
     return b;
   }
 
@@ -116,11 +126,22 @@ class H5Source : public DataSource {
     return augment_.sample_posterior ? data::sample_posterior(p.mean, p.logvar, b, posterior_purpose) : p.mean;
   }
 
+  torch::Tensor drop_labels(const data::Batch& b, const torch::Tensor& labels_cpu) const {
+    DUALIGN_CHECK(labels_cpu.numel() == 0 || labels_cpu.max().item<int64_t>() < dropout_.null_class,
+                  "data.label_dropout: class id {} in the dataset is not below data.null_class = {}",
+                  labels_cpu.max().item<int64_t>(), dropout_.null_class);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(b.seed, "data/label_dropout"));
+    auto u = at::rand({b.global_size}, gen, torch::kFloat64).narrow(0, b.offset, b.local_size());
+    auto drop = (u < dropout_.p).to(shard_.device);
+    return torch::where(drop, torch::full_like(b.cond.class_id, dropout_.null_class), b.cond.class_id);
+  }
+
   Layout layout_;
   Augment augment_;
   torch::Tensor empty_text_;  // [1, L, D] on the device, when prompts are dropped
   ShardSpec shard_;
   data::Loader loader_;
+  LabelDropout dropout_;
   int64_t next_k_ = -1;
 };
 
@@ -180,7 +201,13 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   // `group: class` hands the labels to the method as group ids (Batch::group) whatever the condition.
   const auto group = data.get<std::string>("group", "none");
   const Augment augment = read_augment(data);
+  LabelDropout dropout{data.get<double>("label_dropout", 0.0), data.get<int64_t>("null_class", -1)};
   data.finish({"kind"});
+  DUALIGN_CHECK(dropout.p >= 0 && dropout.p < 1, "config key '{}': expected a probability in [0, 1), got {}",
+                data.path("label_dropout"), dropout.p);
+  DUALIGN_CHECK(dropout.p == 0 || (condition == "class" && dropout.null_class >= 0),
+                "config key '{}' needs data.condition: class and data.null_class (the model's null label: the UNet's "
+                "num_class_embeds - 1, the MLP's num_classes)", data.path("label_dropout"));
   DUALIGN_CHECK(group == "none" || group == "class", "config key '{}': expected none or class, got '{}'",
                 data.path("group"), group);
   DUALIGN_CHECK(condition == "none" || condition == "class" || condition == "text",
@@ -214,7 +241,7 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   torch::Tensor empty_text;
   if (augment.empty_prompt_probability > 0)
     empty_text = h5::read_tensor(h5::File::open(file), layout.of(Slot::empty_text)).to(shard.device, torch::kFloat32);
-  return std::make_unique<H5Source>(std::move(o), std::move(layout), augment, std::move(empty_text), shard);
+  return std::make_unique<H5Source>(std::move(o), std::move(layout), augment, std::move(empty_text), shard, dropout);
 }
 
 }  // namespace dualign::train

@@ -210,6 +210,8 @@ class Prompts(unittest.TestCase):
             self.assertEqual(f.attrs["version"], 1)
             prompts = [s.decode() if isinstance(s, bytes) else s for s in f["prompt"][:]]
             emb = f["text_embedding"][:]
+            negative = f["negative_text_embedding"][:]
+            self.assertEqual(f.attrs["negative_prompt"], "")
         self.assertEqual(prompts, ["a cat on a mat", "a red bicycle", "an astronaut riding a horse"])
         self.assertEqual(emb.shape, (3, 16, 32))
         self.assertEqual(emb.dtype, np.float32)
@@ -218,6 +220,10 @@ class Prompts(unittest.TestCase):
         ref = pickapic_encode.encode_prompts(encoder, tokenizer, prompts, "cpu")
         np.testing.assert_allclose(emb, ref, rtol=1e-5, atol=1e-5)
         self.assertFalse(np.allclose(emb[0], emb[1]))
+        # The unconditional branch of guidance: the empty prompt, encoded as StableDiffusionPipeline encodes it
+        self.assertEqual(negative.shape, (1, 16, 32))
+        np.testing.assert_allclose(negative, pickapic.encode_prompts(encoder, tokenizer, [""], "cpu"), rtol=1e-5,
+                                   atol=1e-5)
 
 
 class PickScore(unittest.TestCase):

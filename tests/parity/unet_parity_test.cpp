@@ -64,7 +64,7 @@ TEST(UNetParity, ExportRoundTrip) {
   const std::string src = parity_dir() + "/cross_attn";
   auto unet = load_diffusers_unet(src);
   auto dir = std::filesystem::temp_directory_path() / ("dualign_export_" + std::to_string(::getpid()));
-  save_diffusers_unet(unet, dir.string());
+  save_diffusers_unet(*unet, dir.string());
   auto theirs = load_safetensors(src + "/diffusion_pytorch_model.safetensors");
   auto ours = load_safetensors((dir / "diffusion_pytorch_model.safetensors").string());
   ASSERT_EQ(theirs.size(), ours.size());

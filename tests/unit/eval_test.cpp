@@ -260,6 +260,8 @@ TEST(EvalSamplesIo, RoundTripAndFormatCheck) {
   s.class_id = torch::tensor({0, 1, 2, 0, 1, 2}, torch::kInt64);
   s.prompts = {"a", "b", "c", "a", "b", "c"};
   s.prompt_index = torch::tensor({0, 1, 2, 0, 1, 2}, torch::kInt64);
+  s.image_index = torch::tensor({0, 0, 0, 1, 1, 1}, torch::kInt64);
+  s.seed = torch::tensor(std::vector<int64_t>{int64_t{1} << 62, 5, 6, 7, 8, 9}, torch::kInt64);
   s.text_attrs["model"] = "/x/ckpt.h5";
   s.int_attrs["steps"] = 25;
   s.float_attrs["eta"] = 0.5;
@@ -270,6 +272,8 @@ TEST(EvalSamplesIo, RoundTripAndFormatCheck) {
   EXPECT_TRUE(torch::equal(r.samples, s.samples));
   EXPECT_TRUE(torch::equal(r.class_id, s.class_id));
   EXPECT_EQ(r.prompts, s.prompts);
+  EXPECT_TRUE(torch::equal(r.image_index, s.image_index));
+  EXPECT_TRUE(torch::equal(r.seed, s.seed));  // 63-bit seeds survive
   EXPECT_EQ(r.text_attrs.at("model"), "/x/ckpt.h5");
   EXPECT_EQ(r.text_attrs.at("format"), "samples");
   EXPECT_EQ(r.int_attrs.at("steps"), 25);
@@ -290,6 +294,19 @@ TEST(EvalSamplesIo, PromptsFile) {
   auto p = read_prompts(path);
   EXPECT_EQ(p.text_embedding.sizes(), torch::IntArrayRef({3, 5, 8}));
   EXPECT_EQ(p.prompt[2], "a fish");
+  EXPECT_FALSE(p.negative_text_embedding.defined());
+  {
+    auto f = h5::File::open(path, h5::Mode::read_write);
+    h5::write_tensor(f, "negative_text_embedding", torch::randn({1, 5, 8}));
+  }
+  EXPECT_EQ(read_prompts(path).negative_text_embedding.sizes(), torch::IntArrayRef({1, 5, 8}));
+  {
+    auto f = h5::File::create(path);
+    h5::write_tensor(f, "text_embedding", torch::randn({3, 5, 8}));
+    f.write_strings("prompt", {"a cat", "a dog", "a fish"});
+    h5::write_tensor(f, "negative_text_embedding", torch::randn({2, 5, 8}));  // neither 1 nor 3 rows
+  }
+  EXPECT_THROW(read_prompts(path), Error);
   {
     auto f = h5::File::create(path);
     h5::write_tensor(f, "text_embedding", torch::randn({3, 5, 8}));

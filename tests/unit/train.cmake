@@ -6,3 +6,8 @@ dualign_add_gtest(train_unit_tests
 target_include_directories(train_unit_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_precompile_headers(train_unit_tests REUSE_FROM dualign_torch_pch)
 target_compile_options(train_unit_tests PRIVATE -Wno-missing-field-initializers)
+# Unit tests of src/train's data sources (HDF5 label dropout for classifier-free guidance).
+dualign_add_gtest(test_train_sources SOURCES ${CMAKE_CURRENT_LIST_DIR}/train_sources_test.cpp
+                  LIBS dualign_train dualign_data dualign_config LABELS unit)
+target_precompile_headers(test_train_sources REUSE_FROM dualign_torch_pch)
+target_compile_options(test_train_sources PRIVATE -Wno-missing-field-initializers)
