@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "models/lora.h"
 #include "util/error.h"
 
 namespace dualign::models {
@@ -60,6 +61,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     ctx->saved_data["ac_cpu"] = ac.cpu;
     ctx->saved_data["ac_cuda_dtype"] = int64_t(ac.cuda_dtype);
     ctx->saved_data["ac_cpu_dtype"] = int64_t(ac.cpu_dtype);
+    ctx->saved_data["adapters"] = adapters_active();  // a reference pass (LoRA disabled) recomputes without them
     std::vector<torch::Tensor> to_save;
     for (int64_t i = 0; i < n_inputs; ++i) to_save.push_back(all[i]);
     ctx->save_for_backward(to_save);
@@ -84,8 +86,11 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     std::vector<torch::Tensor> outputs;
     {
       torch::AutoGradMode grad_on(true);
+      const bool outer_adapters = adapters_active();
       fwd.apply();
+      set_adapters_active(ctx->saved_data["adapters"].toBool());
       outputs = holder->fn(expand(ctx->saved_data["mask"].toIntVector(), inputs));
+      set_adapters_active(outer_adapters);
       outer.apply();
     }
     const auto& params = holder->params;
