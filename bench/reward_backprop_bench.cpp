@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   auto preprocess = ClipPreprocess::for_tower(clip.model->config().image_size, clip.preprocessor);
   auto io = load_safetensors(dir + "/io.safetensors");
   auto text = io.at("text");
-  text = text / text.norm(2, -1, true);
+  text = text / text.norm(2, {-1}, true);
   const double base_rss = peak_rss_mb();
   std::vector<double> times;
   double grad_norm = 0;
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     auto latents = io.at("latents").clone().requires_grad_(true);
     const auto start = std::chrono::steady_clock::now();
     auto image = clip.model->forward(preprocess(vae->decode_latents(latents)));
-    auto reward = ((image / image.norm(2, -1, true)) * text).sum();
+    auto reward = ((image / image.norm(2, {-1}, true)) * text).sum();
     reward.backward();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (i > 0) times.push_back(s);

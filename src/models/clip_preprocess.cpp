@@ -30,13 +30,14 @@ torch::Tensor ClipPreprocess::operator()(const torch::Tensor& images) const {
     x = F::interpolate(x, options);
   }
   if (resize == "crop") {
-    // torchvision center_crop: top = round((h − crop) / 2); smaller images are zero-padded first
+    // torchvision center_crop: top = round((h − crop) / 2) with Python's round (half to even); smaller images
+    // are zero-padded first
     if (nh < crop || nw < crop) {
       const int64_t ph = std::max<int64_t>(crop - nh, 0), pw = std::max<int64_t>(crop - nw, 0);
       x = F::pad(x, F::PadFuncOptions({pw / 2, (pw + 1) / 2, ph / 2, (ph + 1) / 2}));
     }
-    const auto top = static_cast<int64_t>(std::round((x.size(2) - crop) / 2.0));
-    const auto left = static_cast<int64_t>(std::round((x.size(3) - crop) / 2.0));
+    const auto top = static_cast<int64_t>(std::nearbyint((x.size(2) - crop) / 2.0));
+    const auto left = static_cast<int64_t>(std::nearbyint((x.size(3) - crop) / 2.0));
     x = x.slice(2, top, top + crop).slice(3, left, left + crop);
   } else {
     const int64_t ph = size - nh, pw = size - nw;  // HPSv2's ResizeMaxSize: pad the short side with 0

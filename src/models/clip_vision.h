@@ -8,7 +8,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 

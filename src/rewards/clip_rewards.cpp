@@ -2,8 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -24,7 +25,7 @@ struct Tower {
   models::ClipVisionModel model{nullptr};
   models::ClipPreprocess preprocess;
   std::optional<double> logit_scale;
-  torch::Tensor embed(const torch::Tensor& images) const { return model->forward(preprocess(images)); }
+  torch::Tensor embed(const torch::Tensor& images) { return model->forward(preprocess(images)); }
 };
 
 std::shared_ptr<Tower> shared_tower(const std::string& key, const std::function<std::shared_ptr<Tower>()>& load) {
@@ -98,7 +99,7 @@ torch::Tensor read_text_embedding(const config::Section& s, int64_t dim, const t
   return all[prompt].to(device, torch::kFloat32);
 }
 
-torch::Tensor normalized(const torch::Tensor& v) { return v / v.norm(2, -1, true); }
+torch::Tensor normalized(const torch::Tensor& v) { return v / v.norm(2, {-1}, true); }
 
 class ClipReward : public Reward {
  public:

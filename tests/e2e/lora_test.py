@@ -45,7 +45,7 @@ def diffusers_output(unet_dir, lora_dir, inputs):
     from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     vae, text_encoder, tokenizer, _ = pickapic.tiny_random_models(0)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                                   unet=UNet2DConditionModel.from_pretrained(unet_dir), scheduler=DDPMScheduler(),
+                                   unet=UNet2DConditionModel.from_pretrained(unet_dir), scheduler=DDPMScheduler(clip_sample=False),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     with torch.no_grad():
         base = pipe.unet(inputs["sample"], inputs["timesteps"], inputs["encoder_hidden_states"]).sample
@@ -105,11 +105,16 @@ def check(tmp, probe):
     assert diff <= 1e-4, diff
     assert moved > 1e-3, moved  # the adapters trained, so the comparison is not base vs base
 
-    lb, fb = group_bytes(lora_ckpt), group_bytes(full_ckpt)
-    rows = [("trainable parameters (model/)", lb.get("model", 0), fb.get("model", 0)),
-            ("optimizer state (optimizer/ + zero shards)", sum(v for k, v in lb.items() if k not in ("model", "ema")),
-             sum(v for k, v in fb.items() if k not in ("model", "ema"))),
-            ("checkpoint file", lora_ckpt.stat().st_size, full_ckpt.stat().st_size)]
+    def optimizer_bytes(ckpt):  # the recipe runs ZeRO-1: AdamW state lives in one shard file per rank
+        shards = sorted(ckpt.parent.glob(ckpt.stem + ".rank*-of-2.h5"))
+        assert len(shards) == 2, shards
+        return sum(group_bytes(p).get("optimizer_shard", 0) for p in shards), sum(p.stat().st_size for p in shards)
+
+    (lora_opt, lora_shards), (full_opt, full_shards) = optimizer_bytes(lora_ckpt), optimizer_bytes(full_ckpt)
+    rows = [("trainable parameters (checkpoint model/)", group_bytes(lora_ckpt)["model"], group_bytes(full_ckpt)["model"]),
+            ("optimizer state (ZeRO-1 shards, 2 ranks)", lora_opt, full_opt),
+            ("checkpoint files (main + shards)", lora_ckpt.stat().st_size + lora_shards,
+             full_ckpt.stat().st_size + full_shards)]
     print(f"{'bytes':<44} {'LoRA r=4':>12} {'full':>12} {'ratio':>8}")
     for name, a, b in rows:
         print(f"{name:<44} {a:>12} {b:>12} {a / b:>8.4f}")

@@ -72,13 +72,26 @@ TEST(Lora, OnlyTheAdaptersAreTrainableUnderPeftNames) {
   EXPECT_EQ(std::find(names.begin(), names.end(),
                       "down_blocks.1.attentions.0.transformer_blocks.1.attn1.to_k.lora_A.weight"), names.end());
   for (const auto& p : lora->parameters()) EXPECT_TRUE(p.requires_grad());
+  int64_t trainable_in_network = 0;  // the UNet's tree holds the adapters too; nothing else may be trainable
   for (const auto& p : lora->base_view()->module().parameters())
-    if (!p.requires_grad()) continue;
-    else EXPECT_TRUE(false) << "a trainable tensor outside the adapter tree";
+    if (p.requires_grad()) trainable_in_network += p.numel();
+  EXPECT_EQ(trainable_in_network, lora->num_parameters());
   LoraConfig lc;
   lc.rank = 3;
   lc.targets = {"to_q", "to_v", "attn2.to_k", "to_out.0"};
   EXPECT_EQ(lora->num_parameters(), lora_parameter_count(UNetConfig::from_yaml(YAML::Load(kUnet), "test", {"kind"}), lc));
+}
+
+// The widely quoted size of an SD-1.5 attention LoRA: rank 4 on to_q/k/v/out.0 is 797,184 parameters (3.2 MB).
+TEST(Lora, AnalyticCountOfStableDiffusion15) {
+  UNetConfig sd15;  // UNetConfig's defaults are SD-1.5's but for the text width
+  sd15.cross_attention_dim = {768};
+  LoraConfig lc;
+  lc.rank = 4;
+  EXPECT_EQ(lora_parameter_count(sd15, lc), 797'184);
+  lc.targets = {"attn2.to_k", "attn2.to_v"};
+  // cross-attention k, v (768 → d) of 5 blocks at 320, 5 at 640 and 6 at 1280 channels (down 2+2+2, mid 1, up 3+3+3)
+  EXPECT_EQ(lora_parameter_count(sd15, lc), 2 * 4 * (5 * (768 + 320) + 5 * (768 + 640) + 6 * (768 + 1280)));
 }
 
 TEST(Lora, DisablingAdaptersGivesTheBaseAfterTrainingAlsoWhenCheckpointed) {
