@@ -208,6 +208,15 @@ std::shared_ptr<ScoreModel> build_network(const config::Section& model, bool wit
   return built;
 }
 
+// The composed config a training run stored in its checkpoint.
+config::Config run_config(const ckpt::CheckpointReader& reader) {
+  DUALIGN_CHECK(reader.has_text("config_yaml"), "checkpoint {} has no config_yaml text: not written by dualign train",
+                reader.path());
+  config::Composed composed;
+  composed.config = composed.resolved = YAML::Load(reader.text("config_yaml"));
+  return config::Config(std::move(composed));
+}
+
 std::shared_ptr<ScoreModel> with_lora(std::shared_ptr<ScoreModel> base, const config::Section& model) {
   if (!model.has("lora")) return base;
   return std::make_shared<LoraScoreModel>(std::move(base), read_lora_config(model.section("lora")));
@@ -224,12 +233,7 @@ std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, cons
 std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, const torch::Device& device,
                                              bool prefer_ema) {
   const auto file = resolve_checkpoint(checkpoint);
-  ckpt::CheckpointReader reader(file);
-  DUALIGN_CHECK(reader.has_text("config_yaml"), "checkpoint {} has no config_yaml text: not written by dualign train",
-                file);
-  config::Composed composed;
-  composed.config = composed.resolved = YAML::Load(reader.text("config_yaml"));
-  config::Config cfg(std::move(composed));
+  const auto cfg = run_config(ckpt::CheckpointReader(file));
   auto section = cfg.section("model");
   // A LoRA checkpoint holds only the adapters: the base comes from model.pretrained / model.init_from again.
   auto built = with_lora(build_network(section, /*with_init=*/section.has("lora")), section);
@@ -241,11 +245,7 @@ std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, cons
 void export_lora(const std::string& checkpoint, const std::string& out_dir, bool prefer_ema) {
   const auto file = resolve_checkpoint(checkpoint);
   ckpt::CheckpointReader reader(file);
-  DUALIGN_CHECK(reader.has_text("config_yaml"), "checkpoint {} has no config_yaml text: not written by dualign train",
-                file);
-  config::Composed composed;
-  composed.config = composed.resolved = YAML::Load(reader.text("config_yaml"));
-  config::Config cfg(std::move(composed));
+  const auto cfg = run_config(reader);
   auto section = cfg.section("model");
   DUALIGN_CHECK(section.has("lora"), "checkpoint {}: the run has no model.lora, so there are no adapters to export", file);
   const std::string group = prefer_ema && reader.has_group("ema") ? "ema" : "model";

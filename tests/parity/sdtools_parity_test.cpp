@@ -32,6 +32,15 @@ void expect_close(const std::string& what, const torch::Tensor& a, const torch::
 
 models::TensorMap io(const std::string& name) { return models::load_safetensors(parity_dir() + "/" + name + "_io.safetensors"); }
 
+// Back-propagates Σ weights · out into `input`, then compares the output and the input gradient with the fixture's.
+void expect_weighted_backward(const std::string& tag, const torch::Tensor& out, const torch::Tensor& weights,
+                              const torch::Tensor& input, const torch::Tensor& expected_out,
+                              const torch::Tensor& expected_grad) {
+  (out * weights).sum().backward();
+  expect_close(tag, out, expected_out);
+  expect_close(tag + " d / d input", input.grad(), expected_grad);
+}
+
 std::unique_ptr<rewards::Reward> reward_from(const std::string& yaml) {
   config::Composed c;
   c.config = c.resolved = YAML::Load(yaml);
@@ -76,11 +85,9 @@ TEST_P(VaeParity, TiledSlicedDecodeOfScaledLatents) {
   auto t = io(name);
   auto latents = t.at("tiled_latents").clone().requires_grad_(true);
   ASSERT_GT(latents.size(3), vae->config().tile_latent_size());  // the tiled path runs
-  auto images = vae->decode_latents(latents);
-  (images * t.at("tiled_weights")).sum().backward();
-  const auto tag = name + (checkpointing ? " ckpt " : " ");
-  expect_close(tag + "tiled+sliced decode", images, t.at("tiled_decoded"));
-  expect_close(tag + "tiled+sliced d / d latents", latents.grad(), t.at("tiled_grad_latents"));
+  expect_weighted_backward(name + (checkpointing ? " ckpt " : " ") + "tiled+sliced decode of latents",
+                           vae->decode_latents(latents), t.at("tiled_weights"), latents, t.at("tiled_decoded"),
+                           t.at("tiled_grad_latents"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sdtools, VaeParity,
@@ -95,11 +102,9 @@ TEST_P(ClipParity, ImageEmbeddingsAndInputGradients) {
   model->set_gradient_checkpointing(checkpointing);
   auto t = io(name);
   auto pixels = t.at("pixel_values").clone().requires_grad_(true);
-  auto embeds = model->forward(pixels);
-  (embeds * t.at("weights")).sum().backward();
-  const auto tag = name + (checkpointing ? " ckpt " : " ");
-  expect_close(tag + "image_embeds", embeds, t.at("image_embeds"));
-  expect_close(tag + "d / d pixel_values", pixels.grad(), t.at("grad_pixel_values"));
+  expect_weighted_backward(name + (checkpointing ? " ckpt " : " ") + "image_embeds of pixel_values",
+                           model->forward(pixels), t.at("weights"), pixels, t.at("image_embeds"),
+                           t.at("grad_pixel_values"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sdtools, ClipParity,
