@@ -70,7 +70,7 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
   std::string out = fmt::format(
       "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step{}{}{}\n",
       first.model.name, first.model.params, first.world_size, first.samples_per_gpu,
-      first.frozen_reference ? ", frozen reference model" : "",
+      first.frozen_reference && first.trainable_params == 0 ? ", frozen reference model" : "",
       first.trainable_params > 0 ? fmt::format(", LoRA: {} trainable params (frozen fp32 base = reference)",
                                                first.trainable_params) : "",
       first.reward_params > 0 ? fmt::format(", reward networks: {} frozen params", first.reward_params) : "");
