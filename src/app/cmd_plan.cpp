@@ -1,12 +1,19 @@
 // `dualign plan`: per-GPU memory estimate for a model x method x ZeRO stage x precision x world size, so
-// users see what fits SD-1.5 and SDXL before they queue a job (formulas: dist/memory_plan.h).
+// users see what fits SD-1.5 and SDXL before they queue a job (formulas: dist/memory_plan.h). --lora-rank budgets
+// LoRA (adapter counts from the UNet architecture, models/lora.h); --reward adds the frozen reward towers and the
+// VAE decoder of reward back-propagation (their exact parameter counts) and their activations.
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "app/commands.h"
 #include "dist/memory_plan.h"
 #include "methods/registry.h"
+#include "models/clip_vision.h"
+#include "models/lora.h"
+#include "models/unet_config.h"
+#include "models/vae_config.h"
 #include "util/error.h"
 
 namespace dualign::app {
@@ -25,11 +32,56 @@ struct PlanArgs {
   double act_gb = -1;
   double nockpt_factor = 4;
   double workspace_gb = 2;
+  int lora_rank = 0;
+  std::vector<std::string> lora_targets{"to_q", "to_k", "to_v", "to_out.0"};
+  int64_t lora_params = 0;
+  std::vector<std::string> rewards;
+  double reward_act_gb = 1.5;
 };
+
+// The UNet architectures behind `--model sd15 | sdxl` (diffusers' config.json values that shape attention).
+models::UNetConfig unet_of(const std::string& model) {
+  models::UNetConfig c;  // the defaults are SD-1.5's, except the text width
+  c.cross_attention_dim = {768};
+  if (model == "sd15") return c;
+  DUALIGN_CHECK(model == "sdxl", "plan: LoRA counts are known for sd15 and sdxl; for '{}' pass --lora-params", model);
+  c.block_out_channels = {320, 640, 1280};
+  c.down_block_types = {"DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"};
+  c.up_block_types = {"CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"};
+  c.transformer_layers_per_block = {1, 2, 10};
+  c.num_attention_heads = {5, 10, 20};
+  c.cross_attention_dim = {2048};
+  return c;
+}
+
+// Frozen parameters of one reward's networks: its image tower (the VAE decoder is counted once, by the caller).
+int64_t reward_tower_params(const std::string& name) {
+  if (name == "pickscore" || name == "hpsv2") return models::ClipVisionConfig::vit_h14().parameter_count();
+  if (name == "clip_score" || name == "aesthetic") return models::ClipVisionConfig::vit_l14().parameter_count();
+  DUALIGN_CHECK(name == "brightness" || name == "global_contrast" || name == "local_contrast" || name == "saturation" ||
+                    name == "colorfulness",
+                "plan: --reward '{}' (expected pickscore, hpsv2, clip_score, aesthetic or an image statistic)", name);
+  return 0;
+}
 
 void run_plan(const PlanArgs& a) {
   auto model = dist::model_spec(a.model);
   if (a.act_gb > 0) model.act_gb_per_sample_ckpt = a.act_gb;
+  int64_t trainable = a.lora_params;
+  if (a.lora_rank > 0 && trainable == 0) {
+    models::LoraConfig lora;
+    lora.rank = a.lora_rank;
+    lora.targets = a.lora_targets;
+    trainable = models::lora_parameter_count(unet_of(a.model), lora);
+  }
+  int64_t reward_params = 0;
+  std::set<std::string> towers;  // CLIP score and aesthetic share ViT-L/14; PickScore and HPSv2 differ
+  for (const auto& r : a.rewards) {
+    const bool h14 = r == "pickscore" || r == "hpsv2";
+    if (h14 ? towers.insert(r).second : towers.insert("vit_l14").second) reward_params += reward_tower_params(r);
+    if (r == "aesthetic") reward_params += 927'969;  // its MLP head: 768→1024→128→64→16→1 with biases
+  }
+  if (!a.rewards.empty()) reward_params += models::VaeConfig::stable_diffusion().decoder_parameter_count();
   const auto& traits = methods::find_method(a.method, "plan --method").traits;
   if (a.reference_dtype != "float32" && a.reference_dtype != "bfloat16")
     fail("plan: --reference-dtype '{}' (expected float32 or bfloat16)", a.reference_dtype);
@@ -50,6 +102,9 @@ void run_plan(const PlanArgs& a) {
       in.samples_per_gpu = a.micro_batch * traits.items_per_sample;  // a preference pair is two images
       in.nockpt_factor = a.nockpt_factor;
       in.workspace_gb = a.workspace_gb;
+      in.trainable_params = trainable;
+      in.reward_params = reward_params;
+      in.reward_act_gb_per_sample = a.rewards.empty() ? 0.0 : a.reward_act_gb;
       dist::plan_memory(in);  // validates
       rows.push_back(in);
     }
@@ -71,6 +126,16 @@ void add_plan_command(CLI::App& cli) {
   cmd->add_option("--act-gb", args->act_gb, "measured bf16 activation GB per sample with checkpointing (overrides the anchor)");
   cmd->add_option("--nockpt-factor", args->nockpt_factor, "activations without / with checkpointing")->capture_default_str();
   cmd->add_option("--workspace-gb", args->workspace_gb, "CUDA context + NCCL + allocator slack")->capture_default_str();
+  cmd->add_option("--lora-rank", args->lora_rank, "LoRA rank (0: full fine-tuning); adapter counts for sd15 / sdxl")
+      ->capture_default_str();
+  cmd->add_option("--lora-targets", args->lora_targets, "LoRA target projections")->capture_default_str();
+  cmd->add_option("--lora-params", args->lora_params, "LoRA trainable parameters (models other than sd15 / sdxl)");
+  cmd->add_option("--reward", args->rewards,
+                  "rewards back-propagated through the SD VAE decoder: pickscore hpsv2 clip_score aesthetic or image "
+                  "statistics (frozen towers counted once each)");
+  cmd->add_option("--reward-act-gb", args->reward_act_gb,
+                  "bf16 activation GB per sample of decode + reward towers with checkpointing (inferred default)")
+      ->capture_default_str();
   cmd->callback([args] { run_plan(*args); });
 }
 

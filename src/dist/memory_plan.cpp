@@ -41,7 +41,11 @@ ModelSpec model_spec(const std::string& s) {
 PlanRow plan_memory(const PlanInput& in) {
   DUALIGN_CHECK(in.zero_stage >= 0 && in.zero_stage <= 2, "plan: zero stage {} (supported: 0, 1, 2)", in.zero_stage);
   DUALIGN_CHECK(in.world_size >= 1, "plan: world size {} must be >= 1", in.world_size);
-  const double psi = double(in.model.params) / 1e9;  // GB per byte-per-parameter
+  DUALIGN_CHECK(in.trainable_params >= 0 && in.trainable_params <= in.model.params,
+                "plan: {} trainable parameters for a {}-parameter model", in.trainable_params, in.model.params);
+  const bool lora = in.trainable_params > 0;
+  // Model states are those of the trained parameters: the whole model, or LoRA's adapters.
+  const double psi = double(lora ? in.trainable_params : in.model.params) / 1e9;  // GB per byte-per-parameter
   const double n = in.world_size;
   const bool mixed = in.precision != Precision::fp32;
   const double wire = in.bf16_reduce ? 2 : 0;  // bf16 copy of the gradient handed to the collective
@@ -62,9 +66,11 @@ PlanRow plan_memory(const PlanInput& in) {
     // after every backward) and the fp32 gradient shard.
     r.grads_gb = (4 + wire) * psi + (4 + wire) * psi / n;
   }
-  if (in.frozen_reference) r.reference_gb = (in.bf16_reference ? 2 : 4) * psi;
+  // LoRA: the frozen base is the reference (no copy) and is counted with the frozen networks, in fp32.
+  if (in.frozen_reference && !lora) r.reference_gb = (in.bf16_reference ? 2 : 4) * psi;
+  r.frozen_gb = 4 * (double(lora ? in.model.params : 0) + double(in.reward_params)) / 1e9;
   const double act_scale = mixed ? 1.0 : 2.0;
-  r.act_ckpt_gb = in.model.act_gb_per_sample_ckpt * act_scale * in.samples_per_gpu;
+  r.act_ckpt_gb = (in.model.act_gb_per_sample_ckpt + in.reward_act_gb_per_sample) * act_scale * in.samples_per_gpu;
   r.act_full_gb = r.act_ckpt_gb * in.nockpt_factor;
   r.workspace_gb = in.workspace_gb;
   return r;
@@ -74,19 +80,24 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
   if (inputs.empty()) return "";
   const auto& first = inputs.front();
   std::string out = fmt::format(
-      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step{}{}\n",
+      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step{}{}{}{}\n",
       first.model.name, first.model.params, first.world_size, first.samples_per_gpu,
-      first.frozen_reference ? (first.bf16_reference ? ", bf16 frozen reference" : ", fp32 frozen reference") : "",
+      first.frozen_reference && first.trainable_params == 0
+          ? (first.bf16_reference ? ", bf16 frozen reference" : ", fp32 frozen reference") : "",
+      first.trainable_params > 0 ? fmt::format(", LoRA: {} trainable params (frozen fp32 base = reference)",
+                                               first.trainable_params) : "",
+      first.reward_params > 0 ? fmt::format(", reward networks: {} frozen params", first.reward_params) : "",
       first.bf16_reduce ? ", bf16 gradient reduction" : "");
-  out += fmt::format("{:>4} {:>5} {:>7} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10}\n", "zero", "prec",
-                     "params", "casts", "grads", "optim", "ref", "act_ckpt", "act_full", "work", "total_ckpt",
+  out += fmt::format("{:>4} {:>5} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10}\n", "zero",
+                     "prec", "params", "casts", "grads", "optim", "ref", "frozen", "act_ckpt", "act_full", "work",
+                     "total_ckpt",
                      "total_full");
   auto fits = [&](double gb) { return gb <= gpu_gb ? " " : "!"; };
   for (const auto& in : inputs) {
     auto r = plan_memory(in);
-    out += fmt::format("{:>4} {:>5} {:>7.1f} {:>6.1f} {:>7.1f} {:>7.1f} {:>7.1f} {:>9.1f} {:>9.1f} {:>6.1f} {:>9.1f}{} {:>9.1f}{}\n",
+    out += fmt::format("{:>4} {:>5} {:>7.2f} {:>6.2f} {:>7.2f} {:>7.2f} {:>7.1f} {:>7.1f} {:>9.1f} {:>9.1f} {:>6.1f} {:>9.1f}{} {:>9.1f}{}\n",
                        in.zero_stage, to_string(in.precision), r.params_gb, r.casts_gb, r.grads_gb, r.optimizer_gb,
-                       r.reference_gb, r.act_ckpt_gb, r.act_full_gb, r.workspace_gb, r.total_ckpt_gb(),
+                       r.reference_gb, r.frozen_gb, r.act_ckpt_gb, r.act_full_gb, r.workspace_gb, r.total_ckpt_gb(),
                        fits(r.total_ckpt_gb()), r.total_full_gb(), fits(r.total_full_gb()));
   }
   out += fmt::format(

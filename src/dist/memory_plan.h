@@ -27,6 +27,12 @@ struct PlanInput {
   ModelSpec model;
   bool frozen_reference = false;  // dpo/dmpo/kto: a frozen copy of the model (method.reference_dtype)
   bool bf16_reference = false;    // method.reference_dtype=bfloat16 (else float32)
+  // LoRA: the adapters' parameter count (0 = full fine-tuning). Optimizer, gradients and ZeRO shards cover only
+  // them; the base stays frozen in fp32 (as dualign holds it) and doubles as the reference (no copy).
+  int64_t trainable_params = 0;
+  // Frozen networks of reward back-propagation (reward towers, the VAE decoder): parameters, held in fp32.
+  int64_t reward_params = 0;
+  double reward_act_gb_per_sample = 0;  // their activations per sample, gradient checkpointing on (bf16)
   int zero_stage = 0;             // 0 (DDP), 1 (optimizer states sharded), 2 (+ gradients sharded)
   Precision precision = Precision::bf16;
   bool bf16_reduce = false;       // dist.reduce_dtype=bf16: a bf16 copy of the gradient for the collective
@@ -40,10 +46,11 @@ struct PlanRow {
   double params_gb = 0;   // fp32 weights (+ ZeRO's all-gather buffer)
   double casts_gb = 0;    // autocast's bf16/fp16 copies of the weights, from a forward to its backward
   double grads_gb = 0, optimizer_gb = 0, reference_gb = 0;
+  double frozen_gb = 0;  // LoRA's frozen base + reward networks
   double act_ckpt_gb = 0, act_full_gb = 0, workspace_gb = 0;
   double model_states_gb() const { return params_gb + casts_gb + grads_gb + optimizer_gb; }
-  double total_ckpt_gb() const { return model_states_gb() + reference_gb + act_ckpt_gb + workspace_gb; }
-  double total_full_gb() const { return model_states_gb() + reference_gb + act_full_gb + workspace_gb; }
+  double total_ckpt_gb() const { return model_states_gb() + reference_gb + frozen_gb + act_ckpt_gb + workspace_gb; }
+  double total_full_gb() const { return model_states_gb() + reference_gb + frozen_gb + act_full_gb + workspace_gb; }
 };
 
 PlanRow plan_memory(const PlanInput& in);

@@ -51,6 +51,9 @@ struct MethodContext {
   // For statistics a loss needs from the whole global batch (KTO's reference point). May be null in tests of
   // methods that do not need it.
   dist::Comm* comm = nullptr;
+  // The policy being trained. A LoRA policy's frozen base (ScoreModel::base_view) is the reference, so
+  // build_reference is not called for it. May be null (then the reference is always built).
+  std::shared_ptr<models::ScoreModel> policy = nullptr;
 };
 
 // Builds the method named by `method.name` (strict: unknown keys are errors).

@@ -14,13 +14,20 @@ torch::Tensor per_image_mse(const torch::Tensor& out, const torch::Tensor& targe
 
 std::shared_ptr<models::ScoreModel> frozen_reference(const MethodContext& ctx, const std::string& dtype_name,
                                              const std::string& key) {
-  DUALIGN_CHECK(ctx.build_reference, "this method needs a reference model but none can be built here");
   torch::ScalarType dtype = torch::kFloat32;
   if (dtype_name == "bfloat16") {
     dtype = torch::kBFloat16;
   } else if (dtype_name != "float32") {
     fail("config key '{}': expected float32 or bfloat16, got '{}'", key, dtype_name);
   }
+  if (auto base = ctx.policy ? ctx.policy->base_view() : nullptr) {
+    // LoRA: the policy's own frozen weights with the adapters bypassed; one copy of the weights, in their dtype.
+    DUALIGN_CHECK(dtype == torch::kFloat32, "config key '{}': with model.lora the reference is the policy's frozen "
+                                            "base (LoRA disabled), which has no copy to store in bfloat16; use float32",
+                  key);
+    return base;
+  }
+  DUALIGN_CHECK(ctx.build_reference, "this method needs a reference model but none can be built here");
   auto ref = ctx.build_reference();
   ref->freeze(dtype);
   return ref;

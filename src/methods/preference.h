@@ -18,7 +18,8 @@
 namespace dualign::methods {
 
 // The reference model a preference method holds: built from the policy's starting point, frozen, optionally
-// in bf16 (`method.reference_dtype`: float32 | bfloat16) to halve its memory on GPU.
+// in bf16 (`method.reference_dtype`: float32 | bfloat16) to halve its memory on GPU. For a LoRA policy it is the
+// policy's frozen base with the adapters bypassed (no second copy; float32 only).
 std::shared_ptr<models::ScoreModel> frozen_reference(const MethodContext& ctx, const std::string& dtype_name,
                                              const std::string& key);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "models/lora.h"
 #include "util/error.h"
 
 namespace dualign::models {
@@ -60,6 +61,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     ctx->saved_data["ac_cpu"] = ac.cpu;
     ctx->saved_data["ac_cuda_dtype"] = int64_t(ac.cuda_dtype);
     ctx->saved_data["ac_cpu_dtype"] = int64_t(ac.cpu_dtype);
+    ctx->saved_data["adapters"] = adapters_active();  // a reference pass (LoRA disabled) recomputes without them
     std::vector<torch::Tensor> to_save;
     for (int64_t i = 0; i < n_inputs; ++i) to_save.push_back(all[i]);
     ctx->save_for_backward(to_save);
@@ -85,11 +87,15 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     {
       torch::AutoGradMode grad_on(true);
       // As torch.utils.checkpoint: recompute inside an autocast region of its own, so the weight casts it caches
-      // are dropped when it ends (a cache left behind would feed pre-update weights to the next forward).
+      // are dropped when it ends (a cache left behind would feed pre-update weights to the next forward). The
+      // adapters' state at forward time is restored too, so a checkpointed reference pass stays LoRA-free.
+      const bool outer_adapters = adapters_active();
       fwd.apply();
+      set_adapters_active(ctx->saved_data["adapters"].toBool());
       at::autocast::increment_nesting();
       outputs = holder->fn(expand(ctx->saved_data["mask"].toIntVector(), inputs));
       if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+      set_adapters_active(outer_adapters);
       outer.apply();
     }
     const auto& params = holder->params;

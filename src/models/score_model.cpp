@@ -11,6 +11,7 @@
 #include "ckpt/store.h"
 #include "config/config.h"
 #include "models/diffusers_io.h"
+#include "models/lora.h"
 #include "models/mlp_score.h"
 #include "models/unet.h"
 #include "util/error.h"
@@ -96,6 +97,55 @@ class UNetScoreModel : public ScoreModel {
   UNet2DConditionModel net_;
 };
 
+// LoRA on a UNet: the base network is frozen and shared; module() is the adapter tree (trainable state).
+class LoraScoreModel : public ScoreModel, public std::enable_shared_from_this<LoraScoreModel> {
+ public:
+  LoraScoreModel(std::shared_ptr<ScoreModel> base, const LoraConfig& config)
+      : base_(std::move(base)), config_(config), adapters_(attach_lora(base_->module(), config)) {}
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) override {
+    return base_->forward(x_t, t, cond);
+  }
+  torch::nn::Module& module() override { return *adapters_; }
+  std::string describe() const override {
+    int64_t trainable = 0, frozen = 0;
+    for (const auto& p : adapters_->parameters()) trainable += p.numel();
+    for (const auto& p : base_->module().parameters()) frozen += p.numel();
+    return fmt::format("{} + LoRA(rank {}, alpha {}, targets [{}]: {} trainable, {} frozen incl. adapters)",
+                       base_->describe(), config_.rank, config_.alpha, fmt::join(config_.targets, ", "), trainable,
+                       frozen);
+  }
+  std::vector<int64_t> sample_shape() const override { return base_->sample_shape(); }
+  std::shared_ptr<ScoreModel> base_view() override;
+  void to(const torch::Device& device) override { base_->module().to(device); }
+
+ private:
+  std::shared_ptr<ScoreModel> base_;
+  LoraConfig config_;
+  std::shared_ptr<torch::nn::Module> adapters_;
+};
+
+// The LoRA model's network with every adapter bypassed. It owns the LoRA model (not just the base), so the
+// adapters it bypasses stay alive as long as it does.
+class AdaptersOffView : public ScoreModel {
+ public:
+  explicit AdaptersOffView(std::shared_ptr<ScoreModel> lora, ScoreModel& base) : lora_(std::move(lora)), base_(base) {}
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) override {
+    AdaptersDisabled off;
+    return base_.forward(x_t, t, cond);
+  }
+  torch::nn::Module& module() override { return base_.module(); }  // frozen: nothing to train or checkpoint here
+  std::string describe() const override { return base_.describe() + " (LoRA disabled)"; }
+  std::vector<int64_t> sample_shape() const override { return base_.sample_shape(); }
+
+ private:
+  std::shared_ptr<ScoreModel> lora_;
+  ScoreModel& base_;
+};
+
+std::shared_ptr<ScoreModel> LoraScoreModel::base_view() {
+  return std::make_shared<AdaptersOffView>(shared_from_this(), *base_);
+}
+
 std::shared_ptr<ScoreModel> build_mlp(const config::Section& m) {
   ScoreMLPConfig c;
   c.data_dim = m.get<int64_t>("data_dim");
@@ -107,7 +157,8 @@ std::shared_ptr<ScoreModel> build_mlp(const config::Section& m) {
 }
 
 // Keys of the model section that are dualign's, not diffusers'.
-const std::vector<std::string> kOwnKeys{"kind", "init_from", "init_weights", "pretrained", "gradient_checkpointing"};
+const std::vector<std::string> kOwnKeys{"kind", "init_from", "init_weights", "pretrained", "gradient_checkpointing",
+                                        "lora"};
 
 std::shared_ptr<ScoreModel> build_unet(const config::Section& m) {
   const auto pretrained = m.get<std::string>("pretrained", "");
@@ -140,23 +191,50 @@ void load_weights(ScoreModel& model, const std::string& checkpoint, bool prefer_
   reader.load_into(group, ckpt::module_state(model.module()));
 }
 
-std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, const torch::Device& device) {
-  auto kind = model.get<std::string>("kind");
+namespace {
+
+// The network of the section without LoRA, with model.init_from's weights when `with_init` (a resumed or evaluated
+// LoRA run needs them too: its checkpoint holds only the adapters).
+std::shared_ptr<ScoreModel> build_network(const config::Section& model, bool with_init) {
+  const auto kind = model.get<std::string>("kind");
   const auto init_from = model.get<std::string>("init_from", "");
   const auto init_weights = model.get<std::string>("init_weights", "ema");
   DUALIGN_CHECK(init_weights == "ema" || init_weights == "model", "config key '{}': expected ema or model, got '{}'",
                 model.path("init_weights"), init_weights);
   std::shared_ptr<ScoreModel> built;
   if (kind == "mlp") {
+    DUALIGN_CHECK(!model.has("lora"), "config key '{}': LoRA adapts the UNet's attention projections; model kind mlp "
+                                      "has none", model.path("lora"));
     built = build_mlp(model);
-    model.finish({"kind"});
+    model.finish({"kind", "init_from", "init_weights"});
   } else if (kind == "unet") {
     built = build_unet(model);  // validates the diffusers keys itself
   } else {
     fail("config key '{}': unknown model kind '{}' (known: mlp, unet)", model.path("kind"), kind);
   }
-  if (!init_from.empty()) load_weights(*built, init_from, init_weights == "ema");
-  built->module().to(device);
+  if (with_init && !init_from.empty()) load_weights(*built, init_from, init_weights == "ema");
+  return built;
+}
+
+// The composed config a training run stored in its checkpoint.
+config::Config run_config(const ckpt::CheckpointReader& reader) {
+  DUALIGN_CHECK(reader.has_text("config_yaml"), "checkpoint {} has no config_yaml text: not written by dualign train",
+                reader.path());
+  config::Composed composed;
+  composed.config = composed.resolved = YAML::Load(reader.text("config_yaml"));
+  return config::Config(std::move(composed));
+}
+
+std::shared_ptr<ScoreModel> with_lora(std::shared_ptr<ScoreModel> base, const config::Section& model) {
+  if (!model.has("lora")) return base;
+  return std::make_shared<LoraScoreModel>(std::move(base), read_lora_config(model.section("lora")));
+}
+
+}  // namespace
+
+std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, const torch::Device& device) {
+  auto built = with_lora(build_network(model, /*with_init=*/true), model);
+  built->to(device);
   return built;
 }
 
@@ -169,19 +247,23 @@ std::shared_ptr<ScoreModel> load_diffusers_score_model(const std::string& dir, c
 std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, const torch::Device& device,
                                              bool prefer_ema) {
   const auto file = resolve_checkpoint(checkpoint);
-  ckpt::CheckpointReader reader(file);
-  DUALIGN_CHECK(reader.has_text("config_yaml"), "checkpoint {} has no config_yaml text: not written by dualign train",
-                file);
-  config::Composed composed;
-  composed.config = composed.resolved = YAML::Load(reader.text("config_yaml"));
-  config::Config cfg(std::move(composed));
+  const auto cfg = run_config(ckpt::CheckpointReader(file));
   auto section = cfg.section("model");
-  auto kind = section.get<std::string>("kind");
-  std::shared_ptr<ScoreModel> built = kind == "mlp" ? build_mlp(section) : kind == "unet" ? build_unet(section) : nullptr;
-  DUALIGN_CHECK(built, "checkpoint {}: unknown model kind '{}'", file, kind);
+  // A LoRA checkpoint holds only the adapters: the base comes from model.pretrained / model.init_from again.
+  auto built = with_lora(build_network(section, /*with_init=*/section.has("lora")), section);
   load_weights(*built, file, prefer_ema);
-  built->module().to(device);
+  built->to(device);
   return built;
+}
+
+void export_lora(const std::string& checkpoint, const std::string& out_dir, bool prefer_ema) {
+  const auto file = resolve_checkpoint(checkpoint);
+  ckpt::CheckpointReader reader(file);
+  const auto cfg = run_config(reader);
+  auto section = cfg.section("model");
+  DUALIGN_CHECK(section.has("lora"), "checkpoint {}: the run has no model.lora, so there are no adapters to export", file);
+  const std::string group = prefer_ema && reader.has_group("ema") ? "ema" : "model";
+  save_lora_weights(reader.group(group), read_lora_config(section.section("lora")), out_dir);
 }
 
 }  // namespace dualign::models

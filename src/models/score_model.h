@@ -31,7 +31,13 @@ class ScoreModel {
   virtual int64_t num_classes() const = 0;
   // Whether the model reads text embeddings (cross-attention).
   virtual bool text_conditional() const = 0;
+  // LoRA models: the frozen base with every adapter bypassed, sharing this model's weights (the reference of
+  // preference and constrained methods, "LoRA disabled"). Null for models without adapters.
+  virtual std::shared_ptr<ScoreModel> base_view() { return nullptr; }
+  // Moves the whole network; module() of a LoRA model holds only the adapters.
+  virtual void to(const torch::Device& device) { module().to(device); }
 
+  // The trainable state: what the optimizer updates, the EMA averages and checkpoints hold (LoRA: the adapters).
   std::vector<torch::Tensor> parameters() { return module().parameters(); }
   int64_t num_parameters();
   // Freezes the model for use as a reference: eval mode, no gradients, stored in `dtype` (e.g. bf16 on GPU).
@@ -40,7 +46,8 @@ class ScoreModel {
 
 // Reads and validates the `model` section (strict: unknown keys are errors) and builds the network on `device`.
 // `model.init_from` (optional: a checkpoint file or run dir) loads its weights (EMA weights when the checkpoint
-// has them, unless `model.init_weights: model`).
+// has them, unless `model.init_weights: model`). `model.lora: {rank, alpha, targets}` (UNet only) then freezes
+// those weights and adds LoRA adapters (lora.h): module() and parameters() become the adapters.
 std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, const torch::Device& device);
 
 // Rebuilds the model a training run saved: the `model` section of the checkpoint's config plus its weights
@@ -50,6 +57,10 @@ std::shared_ptr<ScoreModel> load_score_model(const std::string& checkpoint, cons
 
 // A diffusers UNet directory (config.json + diffusion_pytorch_model.safetensors, or a pipeline root with unet/).
 std::shared_ptr<ScoreModel> load_diffusers_score_model(const std::string& dir, const torch::Device& device);
+// The adapters of a LoRA training run (model.lora) as diffusers' <out_dir>/pytorch_lora_weights.safetensors, which
+// `pipe.load_lora_weights(out_dir)` loads onto the base UNet (EMA weights when the checkpoint has them and
+// prefer_ema). Reads the checkpoint alone: the base weights are not needed.
+void export_lora(const std::string& checkpoint, const std::string& out_dir, bool prefer_ema = true);
 
 // A checkpoint file, a ckpt directory (its `latest`) or a run directory (<run>/ckpt/latest) → the file.
 std::string resolve_checkpoint(const std::string& path);

@@ -31,20 +31,21 @@ AttentionImpl::AttentionImpl(int64_t query_dim, int64_t cross_dim, int64_t heads
     : heads_(heads) {
   const int64_t inner = heads * dim_head;
   const int64_t kv_dim = cross_dim > 0 ? cross_dim : query_dim;
-  to_q = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(query_dim, inner).bias(bias)));
-  to_k = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(kv_dim, inner).bias(bias)));
-  to_v = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(kv_dim, inner).bias(bias)));
-  to_out = register_module("to_out", torch::nn::ModuleList(torch::nn::Linear(inner, query_dim), torch::nn::Dropout(0.0)));
+  to_q = register_module("to_q", LoraLinear(torch::nn::LinearOptions(query_dim, inner).bias(bias)));
+  to_k = register_module("to_k", LoraLinear(torch::nn::LinearOptions(kv_dim, inner).bias(bias)));
+  to_v = register_module("to_v", LoraLinear(torch::nn::LinearOptions(kv_dim, inner).bias(bias)));
+  to_out = register_module("to_out", torch::nn::ModuleList(LoraLinear(torch::nn::LinearOptions(inner, query_dim)),
+                                                           torch::nn::Dropout(0.0)));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
   const auto& kv = context.defined() ? context : x;
   const int64_t b = x.size(0), l = x.size(1);
   auto split = [&](const torch::Tensor& t) { return t.view({b, t.size(1), heads_, -1}).transpose(1, 2); };
-  auto q = split(linear(to_q, x)), k = split(linear(to_k, kv)), v = split(linear(to_v, kv));
+  auto q = split(to_q(x)), k = split(to_k(kv)), v = split(to_v(kv));  // LoraLinear: aten::linear, as linear()
   auto o = at::scaled_dot_product_attention(q, k, v);
   o = o.transpose(1, 2).reshape({b, l, -1});
-  return linear(torch::nn::Linear(to_out->ptr<torch::nn::LinearImpl>(0)), o);
+  return to_out[0]->as<LoraLinear>()->forward(o);
 }
 
 GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {

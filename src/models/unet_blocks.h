@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "models/lora.h"
+
 namespace dualign::models {
 
 // y = x W^T + b through aten::linear, the op PyTorch's nn.Linear runs. LibTorch's LinearImpl::forward computes
@@ -44,8 +46,8 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
-  torch::nn::Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr};
-  torch::nn::ModuleList to_out{nullptr};  // [Linear, Dropout]
+  LoraLinear to_q{nullptr}, to_k{nullptr}, to_v{nullptr};  // Linear layers that can carry LoRA adapters (lora.h)
+  torch::nn::ModuleList to_out{nullptr};  // [LoraLinear, Dropout]
 };
 TORCH_MODULE(Attention);
 

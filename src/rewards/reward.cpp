@@ -1,12 +1,20 @@
 // The reward kinds of make_reward: gmm_target (analytic, 2-D toys) and classifier (a trained CNN's class
-// probabilities, images).
+// probabilities, images) here; CLIP reward models (clip_rewards.h) and image statistics (image_statistics.h) in
+// their files; the latents and zscore wrappers that any image reward can take.
 #include "rewards/reward.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
 #include "config/config.h"
 #include "rewards/classifier.h"
+#include "rewards/clip_rewards.h"
+#include "rewards/image_statistics.h"
+#include "rewards/latent_decoding.h"
 #include "util/error.h"
 
 namespace dualign::rewards {
@@ -82,10 +90,73 @@ class ClassifierReward : public Reward {
   torch::Tensor classes_index_;
 };
 
+// r̃ = (r − mean) / (std + 1e-8): the reference code's z-scoring by pretrained-model statistics.
+class StandardizedReward : public Reward {
+ public:
+  StandardizedReward(std::unique_ptr<Reward> inner, double mean, double std)
+      : inner_(std::move(inner)), mean_(mean), std_(std) {}
+  std::string describe() const override {
+    return fmt::format("({} - {:.6g}) / {:.6g}", inner_->describe(), mean_, std_);
+  }
+  torch::Tensor score(const torch::Tensor& x, const data::Condition& cond) override {
+    return (inner_->score(x, cond) - mean_) / (std_ + 1e-8);
+  }
+
+ private:
+  std::unique_ptr<Reward> inner_;
+  double mean_, std_;
+};
+
+// zscore: {mean: M, std: S} or {stats: FILE} with FILE a JSON object {"mean": M, "std": S}.
+std::pair<double, double> read_zscore(const config::Section& z) {
+  double mean = 0, std = 1;
+  if (z.has("stats")) {
+    const auto file = z.get<std::string>("stats");
+    std::ifstream in(file);
+    DUALIGN_CHECK(in.good(), "config key '{}': cannot open '{}'", z.path("stats"), file);
+    try {
+      auto j = nlohmann::json::parse(in);
+      mean = j.at("mean").get<double>();
+      std = j.at("std").get<double>();
+    } catch (const nlohmann::json::exception& e) {
+      fail("config key '{}': {} is not a JSON object with numbers mean and std ({})", z.path("stats"), file, e.what());
+    }
+  } else {
+    mean = z.get<double>("mean");
+    std = z.get<double>("std");
+  }
+  z.finish();
+  DUALIGN_CHECK(std > 0, "config key '{}': std must be positive, got {}", z.prefix(), std);
+  return {mean, std};
+}
+
+std::unique_ptr<Reward> make_base_reward(const config::Section& reward, const torch::Device& device);
+
 }  // namespace
 
 std::unique_ptr<Reward> make_reward(const config::Section& reward, const torch::Device& device) {
+  std::optional<config::Section> latents, zscore;  // read first: the kinds' finish() must see them as known
+  if (reward.has("latents")) latents = reward.section("latents");
+  if (reward.has("zscore")) zscore = reward.section("zscore");
+  auto r = make_base_reward(reward, device);
+  if (latents) r = on_decoded_latents(std::move(r), *latents, device);
+  if (zscore) {
+    auto [mean, std] = read_zscore(*zscore);
+    r = std::make_unique<StandardizedReward>(std::move(r), mean, std);
+  }
+  return r;
+}
+
+namespace {
+
+std::unique_ptr<Reward> make_base_reward(const config::Section& reward, const torch::Device& device) {
   const auto kind = reward.get<std::string>("kind");
+  if (is_clip_reward(kind)) return make_clip_reward(reward, device);
+  if (is_image_statistic(kind)) {
+    auto r = make_image_statistic(reward);
+    reward.finish();
+    return r;
+  }
   if (kind == "gmm_target") {
     auto target = reward.get<std::vector<double>>("target");
     const double scale = reward.get<double>("scale", 1.0);
@@ -114,7 +185,10 @@ std::unique_ptr<Reward> make_reward(const config::Section& reward, const torch::
                     reward.path("classes"), c, num_classes, path);
     return r;
   }
-  fail("config key '{}': unknown reward kind '{}' (expected gmm_target or classifier)", reward.path("kind"), kind);
+  fail("config key '{}': unknown reward kind '{}' (expected gmm_target, classifier, pickscore, clip_score, hpsv2, "
+       "aesthetic, brightness, global_contrast, local_contrast, saturation or colorfulness)", reward.path("kind"), kind);
 }
+
+}  // namespace
 
 }  // namespace dualign::rewards

@@ -26,6 +26,11 @@ class Reward {
 // Builds the reward a config section describes (strict keys), e.g.
 //   {kind: gmm_target, target: [2.5, 0.0]}                          r = -||x - target||^2
 //   {kind: classifier, checkpoint: PATH, classes: [5, 7, 9]}        r = log sum_{c in classes} p(c | x)
+//   {kind: pickscore, model: DIR, text_embeddings: FILE}            CLIP reward models (clip_rewards.h)
+//   {kind: saturation}                                              image statistics (image_statistics.h)
+// Any image reward also takes
+//   latents: {vae: DIR, ...}     samples are SD latents, decoded by the VAE first (latent_decoding.h)
+//   zscore: {mean, std} | {stats: FILE.json}   r̃ = (r − mean) / (std + 1e-8), pretrained-model statistics
 std::unique_ptr<Reward> make_reward(const config::Section& reward, const torch::Device& device);
 
 }  // namespace dualign::rewards

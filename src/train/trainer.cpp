@@ -77,7 +77,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
     torch::manual_seed(init_seed);
     return models::build_score_model(cfg.section("model"), device);
   };
-  auto method = methods::make_method(cfg.section("method"), {schedule, device, build_reference, comm.get()});
+  auto method = methods::make_method(cfg.section("method"), {schedule, device, build_reference, comm.get(), policy});
   ShardSpec shard{world.rank, world.size, s.global_micro_batch(world.size), s.grad_accum, s.seed, device};
   auto data = make_data_source(cfg.section("data"), shard);
   DistributedOptimizer optimizer(*comm, policy->parameters(), s);  // starts from rank 0's weights (fp32 masters)

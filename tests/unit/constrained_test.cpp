@@ -209,6 +209,38 @@ TEST(Constrained, AtTheReferenceTheLossIsTheWeightedSlackAndLambdaMovesBySlack) 
   EXPECT_DOUBLE_EQ(state.at("lambda")[0].item<double>(), logged.at("dual/right/lambda"));
 }
 
+// Image constraints on a LoRA UNet: the reference is the policy's frozen base (LoRA disabled), so the path KL is
+// exactly 0 at the start; the saturation and local-contrast rewards pass gradients to the adapters only.
+TEST(Constrained, LoraPolicyWithImageStatisticConstraints) {
+  const std::string unet =
+      "model: {kind: unet, sample_size: 8, in_channels: 3, out_channels: 3, block_out_channels: [16, 32],\n"
+      "        down_block_types: [CrossAttnDownBlock2D, DownBlock2D], up_block_types: [UpBlock2D, CrossAttnUpBlock2D],\n"
+      "        layers_per_block: 1, norm_num_groups: 8, cross_attention_dim: 12, attention_head_dim: 4,\n"
+      "        gradient_checkpointing: true, lora: {rank: 2}}\n";
+  const std::string method = R"(
+method:
+  name: constrained
+  sampler: {kind: ddim, steps: 4, eta: 1.0}
+  grad_steps: 2
+  constraints:
+    saturation: {reward: {kind: saturation, zscore: {mean: 0.3, std: 0.1}}, threshold: 0.5}
+    contrast: {reward: {kind: local_contrast}, threshold: 0.2}
+  dual: {init: 1.0, lr: 0.01}
+)";
+  test::MethodFixture f(unet, method);
+  auto ctx = f.context();
+  ctx.build_reference = nullptr;  // a LoRA policy never builds a second UNet
+  auto m = make_method(f.cfg.section("method"), ctx);
+  auto b = self_batch(3, 0, 3);
+  b.cond.text = torch::randn({3, 2, 12});
+  auto out = m->loss(*f.policy, b);
+  EXPECT_EQ(stat(out, "kl_sum"), 0.0);
+  out.loss.backward();
+  double grad = 0;
+  for (const auto& p : f.policy->parameters()) grad += p.grad().defined() ? p.grad().abs().sum().item<double>() : 0.0;
+  EXPECT_GT(grad, 0.0);  // lora_B starts at 0, but its gradient does not
+}
+
 TEST(Constrained, FixedWeightsWhenTheDualLearningRateIsZero) {
   std::string yaml = kMethod;
   yaml.replace(yaml.find("lr: 0.01"), 8, "lr: 0.0");

@@ -58,6 +58,31 @@ TEST(Dpo, AtTheReferenceTheLossIsLog2AndTheMarginZero) {
   EXPECT_EQ(stat(out, "count"), 64);
 }
 
+// A LoRA policy's reference is its own frozen base (no second model is built), and it starts equal to it.
+TEST(Dpo, WithLoraTheFrozenBaseIsTheReference) {
+  const std::string unet =
+      "model: {kind: unet, sample_size: 8, in_channels: 4, out_channels: 4, block_out_channels: [16, 32],\n"
+      "        down_block_types: [CrossAttnDownBlock2D, DownBlock2D], up_block_types: [UpBlock2D, CrossAttnUpBlock2D],\n"
+      "        layers_per_block: 1, norm_num_groups: 8, cross_attention_dim: 12, attention_head_dim: 4,\n"
+      "        lora: {rank: 4}}\n";
+  test::MethodFixture f(unet, "method: {name: dpo, beta: 500}\n");
+  auto ctx = f.context();
+  ctx.build_reference = nullptr;  // would be an error if the method tried to build a copy
+  auto m = make_method(f.cfg.section("method"), ctx);
+  data::Batch b;
+  b.x = torch::randn({3, 4, 8, 8});
+  b.x_l = torch::randn({3, 4, 8, 8});
+  b.cond.text = torch::randn({3, 2, 12});
+  b.global_size = 3;
+  auto out = m->loss(*f.policy, b);
+  EXPECT_NEAR(out.loss.item<double>(), std::log(2.0), 1e-6);
+  EXPECT_EQ(stat(out, "reward_margin_sum"), 0.0);  // exactly: the policy computes its base bit for bit
+  out.loss.backward();
+  for (const auto& p : f.policy->parameters()) ASSERT_TRUE(p.grad().defined());
+  EXPECT_NE(test::method_error(unet, "method: {name: dpo, beta: 1, reference_dtype: bfloat16}\n").find("reference_dtype"),
+            std::string::npos);
+}
+
 TEST(Dpo, WinnerAndLoserShareTimestepAndNoise) {
   Fixture f("method: {name: dpo, beta: 1}\n");
   auto ref = f.context().build_reference();

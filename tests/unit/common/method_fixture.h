@@ -31,7 +31,9 @@ struct MethodFixture {
   MethodFixture(const std::string& model_yaml, const std::string& method_yaml)
       : cfg(config_from(model_yaml + method_yaml)), policy(starting_point()) {}
 
-  methods::MethodContext context() { return {schedule, torch::kCPU, [this] { return starting_point(); }, &comm}; }
+  methods::MethodContext context() {
+    return {schedule, torch::kCPU, [this] { return starting_point(); }, &comm, policy};
+  }
   std::unique_ptr<methods::Method> method() { return methods::make_method(cfg.section("method"), context()); }
 
  private:

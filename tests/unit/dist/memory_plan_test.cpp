@@ -63,3 +63,21 @@ TEST(DistMemoryPlan, CountsAndErrors) {
   EXPECT_NE(format_plan_table({input("sdxl", 1, Precision::bf16, 8)}, 40).find("!"), std::string::npos);
   EXPECT_NE(format_plan_table({input("sd15", 1, Precision::fp16, 8)}, 80).find("fp16"), std::string::npos);
 }
+
+TEST(DistMemoryPlan, LoraBudgetsOnlyTheAdaptersAndSharesTheBaseAsReference) {
+  auto in = input("sd15", 0, Precision::bf16, 8, true);
+  in.trainable_params = 797'184;  // rank 4 on SD-1.5's attention projections
+  auto lora = plan_memory(in);
+  EXPECT_DOUBLE_EQ(lora.reference_gb, 0.0);                     // the frozen base is the reference
+  EXPECT_NEAR(lora.frozen_gb, 4 * 0.859520964, 1e-6);           // fp32 base
+  EXPECT_NEAR(lora.model_states_gb(), 16 * 797'184 / 1e9, 1e-9);  // DDP AdamW on the adapters only
+  auto full = plan_memory(input("sd15", 0, Precision::bf16, 8, true));
+  EXPECT_LT(lora.total_ckpt_gb(), full.total_ckpt_gb() - 10);
+  in.reward_params = 632'076'800;
+  in.reward_act_gb_per_sample = 1.5;
+  auto with_reward = plan_memory(in);
+  EXPECT_NEAR(with_reward.frozen_gb - lora.frozen_gb, 4 * 0.6320768, 1e-9);
+  EXPECT_DOUBLE_EQ(with_reward.act_ckpt_gb - lora.act_ckpt_gb, 1.5 * in.samples_per_gpu);
+  in.trainable_params = in.model.params + 1;
+  EXPECT_THROW(plan_memory(in), std::exception);
+}
