@@ -51,6 +51,8 @@ class MlpScoreModel : public ScoreModel {
                        c.num_classes);
   }
   std::vector<int64_t> sample_shape() const override { return {net_->config().data_dim}; }
+  int64_t num_classes() const override { return net_->config().num_classes; }
+  bool text_conditional() const override { return false; }
 
  private:
   ScoreMLP net_;
@@ -83,6 +85,8 @@ class UNetScoreModel : public ScoreModel {
     const auto& c = net_->config();
     return {c.in_channels, c.sample_size, c.sample_size};
   }
+  int64_t num_classes() const override { return std::max<int64_t>(net_->config().num_class_embeds.value_or(0) - 1, 0); }
+  bool text_conditional() const override { return net_->has_cross_attention(); }
 
  private:
   UNet2DConditionModel net_;

@@ -25,6 +25,11 @@ class ScoreModel {
   virtual std::string describe() const = 0;
   // Shape of one sample (e.g. {2} or {1, 28, 28}), for samplers.
   virtual std::vector<int64_t> sample_shape() const = 0;
+  // Class labels the model is conditioned on (0: not class-conditional). For the UNet, num_class_embeds − 1: the
+  // last embedding is the null class that label dropout trains for classifier-free guidance.
+  virtual int64_t num_classes() const = 0;
+  // Whether the model reads text embeddings (cross-attention).
+  virtual bool text_conditional() const = 0;
 
   std::vector<torch::Tensor> parameters() { return module().parameters(); }
   int64_t num_parameters();

@@ -19,6 +19,7 @@
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
 #include "train/throughput.h"
+#include "train/validation.h"
 #include "train/run_dir.h"
 #include "train/settings.h"
 #include "util/command_line.h"
@@ -76,6 +77,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   Checkpointer checkpointer(s, cfg, *comm);
   const TrainState state{policy->module(), optimizer, ema.get(), method->state()};
   const int64_t start_step = checkpointer.restore(state);
+  ValidationSamples validation(s, schedule, rank0);
   log::info("method {} | global batch {} = {} ranks x {} x {} accum | {} steps", method->name(), s.global_batch,
             world.size, shard.local_size(), s.grad_accum, s.steps);
 
@@ -113,6 +115,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
     }
     if (!record.empty()) metrics.log(step + 1, record);
     checkpointer.maybe_save(step + 1, /*last=*/step + 1 == s.steps, state);
+    validation.maybe_write(step + 1, *policy, metrics);  // rank 0: PNG grid + TensorBoard image, when due
   }
   progress.finish(fmt::format("loss={:.4f}", last_loss));
 
