@@ -33,26 +33,34 @@ torch::Tensor make_grid(const torch::Tensor& images_in, const GridOptions& o) {
   return grid;
 }
 
-void write_png(const std::string& path, const torch::Tensor& hwc_in) {
+namespace {
+
+void append_to_string(png_structp png, png_bytep data, png_size_t length) {
+  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data), length);
+}
+
+}  // namespace
+
+std::string encode_png(const torch::Tensor& hwc_in) {
   DUALIGN_CHECK(hwc_in.dim() == 3 && hwc_in.scalar_type() == torch::kUInt8 && (hwc_in.size(2) == 1 || hwc_in.size(2) == 3),
-                "write_png {}: expected uint8 [H, W, 1|3], got {} {}", path, c10::toString(hwc_in.scalar_type()), c10::str(hwc_in.sizes()));
+                "encode_png: expected uint8 [H, W, 1|3], got {} {}", c10::toString(hwc_in.scalar_type()),
+                c10::str(hwc_in.sizes()));
   auto hwc = hwc_in.contiguous();
   const auto height = static_cast<png_uint_32>(hwc.size(0)), width = static_cast<png_uint_32>(hwc.size(1));
   const int channels = static_cast<int>(hwc.size(2));
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!file) fail("cannot write PNG {}: {}", path, std::strerror(errno));
+  std::string out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!png || !info) {
     png_destroy_write_struct(&png, nullptr);
-    fail("cannot write PNG {}: libpng initialisation failed", path);
+    fail("encode_png: libpng initialisation failed");
   }
   // libpng reports errors by longjmp; nothing with a destructor is created between here and the end.
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
-    fail("cannot write PNG {}: libpng error (disk full?)", path);
+    fail("encode_png: libpng error");
   }
-  png_init_io(png, file.get());
+  png_set_write_fn(png, &out, append_to_string, nullptr);
   png_set_IHDR(png, info, width, height, 8, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
@@ -61,18 +69,25 @@ void write_png(const std::string& path, const torch::Tensor& hwc_in) {
   for (png_uint_32 y = 0; y < height; ++y) png_write_row(png, data + y * stride);
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  if (std::fflush(file.get()) != 0) fail("cannot write PNG {}: {}", path, std::strerror(errno));
+  return out;
+}
+
+void write_png(const std::string& path, const torch::Tensor& hwc) {
+  const std::string bytes = encode_png(hwc);
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
+  if (!file) fail("cannot write PNG {}: {}", path, std::strerror(errno));
+  if (std::fwrite(bytes.data(), 1, bytes.size(), file.get()) != bytes.size() || std::fflush(file.get()) != 0)
+    fail("cannot write PNG {}: {}", path, std::strerror(errno));
 }
 
 void write_image_grid(const std::string& path, const torch::Tensor& images, const GridOptions& options) {
   write_png(path, make_grid(images, options));
 }
 
-void write_scatter_png(const std::string& path, const torch::Tensor& points, const torch::Tensor& other, int64_t size,
-                       double extent) {
-  DUALIGN_CHECK(points.dim() == 2 && points.size(1) == 2, "scatter PNG {}: expected points [N, 2], got {}", path,
+torch::Tensor draw_scatter(const torch::Tensor& points, const torch::Tensor& other, int64_t size, double extent) {
+  DUALIGN_CHECK(points.dim() == 2 && points.size(1) == 2, "scatter plot: expected points [N, 2], got {}",
                 c10::str(points.sizes()));
-  DUALIGN_CHECK(size > 8 && extent > 0, "scatter PNG {}: need size > 8 and extent > 0", path);
+  DUALIGN_CHECK(size > 8 && extent > 0, "scatter plot: need size > 8 and extent > 0");
   auto img = torch::full({size, size, 3}, 255, torch::kUInt8);
   auto acc = img.accessor<uint8_t, 3>();
   auto draw = [&](const torch::Tensor& pts, std::array<uint8_t, 3> colour) {
@@ -91,11 +106,20 @@ void write_scatter_png(const std::string& path, const torch::Tensor& points, con
   };
   draw(points, {40, 40, 120});
   if (other.defined()) {
-    DUALIGN_CHECK(other.dim() == 2 && other.size(1) == 2, "scatter PNG {}: expected second set [M, 2], got {}", path,
+    DUALIGN_CHECK(other.dim() == 2 && other.size(1) == 2, "scatter plot: expected second set [M, 2], got {}",
                   c10::str(other.sizes()));
     draw(other, {210, 40, 40});
   }
-  write_png(path, img);
+  return img;
+}
+
+void write_scatter_png(const std::string& path, const torch::Tensor& points, const torch::Tensor& other, int64_t size,
+                       double extent) {
+  try {
+    write_png(path, draw_scatter(points, other, size, extent));
+  } catch (const Error& e) {
+    fail("scatter PNG {}: {}", path, e.what());
+  }
 }
 
 }  // namespace dualign::eval

@@ -72,6 +72,12 @@ TrainSettings read_settings(const config::Config& cfg) {
   auto r = cfg.section("run");
   s.run_dir = r.get<std::string>("dir");
   s.log_every = r.get<int64_t>("log_every", 10);
+  s.sample_every = r.get<int64_t>("sample_every", 0);
+  s.sample_count = r.get<int64_t>("sample_count", 64);
+  s.sample_steps = r.get<int64_t>("sample_steps", 25);
+  DUALIGN_CHECK(s.sample_every >= 0 && s.sample_count > 0 && s.sample_steps > 0,
+                "config keys '{}', '{}', '{}': expected sample_every >= 0 and positive count and steps",
+                r.path("sample_every"), r.path("sample_count"), r.path("sample_steps"));
   s.resume = r.get<std::string>("resume", "auto");
   s.per_rank_logs = r.get<bool>("per_rank_logs", true);
   s.progress = r.get<bool>("progress", true);

@@ -44,6 +44,7 @@ struct TrainSettings {
   std::string run_dir;
   std::string resume = "auto";  // auto (latest checkpoint in run.dir, if any) | none | <checkpoint or dir>
   int64_t log_every = 10;
+  int64_t sample_every = 0, sample_count = 64, sample_steps = 25;  // validation samples (0: off)
   bool per_rank_logs = true, progress = true;
 
   // Samples per micro-step over all ranks; checks that the batch divides evenly.

@@ -22,6 +22,7 @@
 #include "train/nonfinite.h"
 #include "train/optimizer.h"
 #include "train/throughput.h"
+#include "train/validation.h"
 #include "train/run_dir.h"
 #include "train/settings.h"
 #include "util/command_line.h"
@@ -88,6 +89,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   Checkpointer checkpointer(s, cfg, *comm);
   const TrainState state{policy->module(), optimizer, ema.get(), method->state(), nonfinite};
   const int64_t start_step = checkpointer.restore(state);
+  ValidationSamples validation(s, schedule, rank0);
   log::info("method {} | global batch {} = {} ranks x {} x {} accum | {} steps", method->name(), s.global_batch,
             world.size, shard.local_size(), s.grad_accum, s.steps);
 
@@ -140,6 +142,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
       metrics.flush();
       return stop.exit_code(step + 1);
     }
+    validation.maybe_write(step + 1, *policy, metrics);  // rank 0: PNG grid + TensorBoard image, when due
   }
   progress.finish(fmt::format("loss={:.4f}", last_loss));
 

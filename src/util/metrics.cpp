@@ -53,6 +53,13 @@ void MetricsWriter::log(int64_t step, const std::map<std::string, double>& scala
   flush();  // a preempted (SIGKILLed) job keeps every record it logged
 }
 
+void MetricsWriter::log_image(int64_t step, const std::string& tag, const std::string& png, int height, int width,
+                              int channels) {
+  if (!jsonl_) return;
+  tb_->add_image(tag, png, height, width, channels, step);
+  tb_->flush();
+}
+
 void MetricsWriter::flush() {
   if (!jsonl_) return;
   std::fflush(jsonl_);

@@ -21,6 +21,8 @@ class MetricsWriter {
 
   // Write one record: {"step": step, "time": seconds since start, <name>: value, ...}.
   void log(int64_t step, const std::map<std::string, double>& scalars);
+  // One image (an encoded PNG of height x width x channels) in TensorBoard under `tag`.
+  void log_image(int64_t step, const std::string& tag, const std::string& png, int height, int width, int channels);
   void flush();
   bool enabled() const { return jsonl_ != nullptr; }
 

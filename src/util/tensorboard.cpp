@@ -94,8 +94,28 @@ void TensorBoardWriter::add_scalar(std::string_view tag, double value, int64_t s
   put_bytes(v, 1, tag);         // Summary.Value.tag
   put_varint(v, (2 << 3) | 5);  // Summary.Value.simple_value: float
   put_fixed(v, static_cast<float>(value));
+  write_summary_value(v, step);
+}
+
+void TensorBoardWriter::add_image(std::string_view tag, std::string_view png, int height, int width, int channels,
+                                  int64_t step) {
+  std::string image;
+  put_varint(image, (1 << 3) | 0);  // Summary.Image.height
+  put_varint(image, static_cast<uint64_t>(height));
+  put_varint(image, (2 << 3) | 0);  // width
+  put_varint(image, static_cast<uint64_t>(width));
+  put_varint(image, (3 << 3) | 0);  // colorspace: 1 grey, 3 RGB
+  put_varint(image, static_cast<uint64_t>(channels));
+  put_bytes(image, 4, png);         // encoded_image_string
+  std::string v;
+  put_bytes(v, 1, tag);    // Summary.Value.tag
+  put_bytes(v, 4, image);  // Summary.Value.image
+  write_summary_value(v, step);
+}
+
+void TensorBoardWriter::write_summary_value(const std::string& value, int64_t step) {
   std::string summary;
-  put_bytes(summary, 1, v);  // Summary.value
+  put_bytes(summary, 1, value);  // Summary.value
   std::string e = event_header(now_seconds(), step);
   put_bytes(e, 5, summary);  // Event.summary
   write_record(e);

@@ -61,7 +61,8 @@ class TrainGmm(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.runs = {}
-        for name, np_, extra in ((1, 1, []), (2, 2, []), ("zero2", 2, ["dist=zero2"])):
+        # The np=2 run also writes validation samples: it must still train the same model as np=1.
+        for name, np_, extra in ((1, 1, []), (2, 2, ["run.sample_every=100"]), ("zero2", 2, ["dist=zero2"])):
             d = pathlib.Path(cls.tmp.name) / f"run_{name}"
             run(["train", "experiment=gmm_sft", "train.steps=300", "train.eval.num_samples=1500",
                  f"run.dir={d}", "run.progress=false", "run.log_every=20", *extra], mpi_np=np_)
@@ -80,6 +81,8 @@ class TrainGmm(unittest.TestCase):
         self.assertEqual(meta["world_size"], 2)
         self.assertRegex(meta["git_sha"], r"^([0-9a-f]{40}(-dirty)?|unknown)$")
         self.assertIn("train.steps=300", (d / "overrides.yaml").read_text())
+        self.assertIn("experiment=gmm_sft", meta["argv"])  # the command as typed
+        self.assertEqual(pathlib.Path(meta["argv"][0]).name, "dualign")
 
     def test_loss_decreases_and_samples_match_the_mixture(self):
         m = self.metrics(1)
@@ -111,6 +114,22 @@ class TrainGmm(unittest.TestCase):
         for step, value in tb["train/loss"]:
             self.assertAlmostEqual(value, jsonl[step], places=4)
         self.assertIn("eval/energy_distance", tb)
+
+    def test_validation_samples_as_png_files_and_tensorboard_images(self):
+        import io
+        from PIL import Image
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        d = self.runs[2]
+        files = sorted(p.name for p in (d / "samples").glob("*.png"))
+        self.assertEqual(files, ["step-00000100.png", "step-00000200.png", "step-00000300.png"])
+        acc = EventAccumulator(str(d / "tb"), size_guidance={"images": 0})
+        acc.Reload()
+        images = acc.Images("samples")
+        self.assertEqual([e.step for e in images], [100, 200, 300])
+        last = Image.open(io.BytesIO(images[-1].encoded_image_string))
+        self.assertEqual(last.size, (400, 400))  # the 2-D scatter plot
+        self.assertEqual(last.tobytes(), Image.open(d / "samples" / files[-1]).tobytes())
+        self.assertFalse((self.runs[1] / "samples").exists())  # off by default
 
 
 if __name__ == "__main__":

@@ -251,6 +251,10 @@ TEST(EvalPng, GridLayoutAndValidFile) {
   write_scatter_png((tmp.path / "points.png").string(), torch::randn({100, 2}), torch::randn({50, 2}));
   EXPECT_TRUE(fs::file_size(tmp.path / "points.png") > 100);
   EXPECT_THROW(write_png((tmp.path / "no_dir" / "x.png").string(), grid), Error);
+  // The in-memory encoding (TensorBoard images) is the file's bytes.
+  write_png((tmp.path / "grid2.png").string(), grid);
+  std::ifstream in2(tmp.path / "grid2.png", std::ios::binary);
+  EXPECT_EQ(encode_png(grid), std::string((std::istreambuf_iterator<char>(in2)), {}));
 }
 
 TEST(EvalSamplesIo, RoundTripAndFormatCheck) {
