@@ -115,6 +115,8 @@ class LoraScoreModel : public ScoreModel, public std::enable_shared_from_this<Lo
                        frozen);
   }
   std::vector<int64_t> sample_shape() const override { return base_->sample_shape(); }
+  int64_t num_classes() const override { return base_->num_classes(); }
+  bool text_conditional() const override { return base_->text_conditional(); }
   std::shared_ptr<ScoreModel> base_view() override;
   void to(const torch::Device& device) override { base_->module().to(device); }
 
@@ -136,6 +138,8 @@ class AdaptersOffView : public ScoreModel {
   torch::nn::Module& module() override { return base_.module(); }  // frozen: nothing to train or checkpoint here
   std::string describe() const override { return base_.describe() + " (LoRA disabled)"; }
   std::vector<int64_t> sample_shape() const override { return base_.sample_shape(); }
+  int64_t num_classes() const override { return base_.num_classes(); }
+  bool text_conditional() const override { return base_.text_conditional(); }
 
  private:
   std::shared_ptr<ScoreModel> lora_;

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from e2e_util import BIN, SRC, checkpoint_file, mpirun, run, temp_dir
-from sd15_smoke_test import make_parquet, pickapic, save_tiny_unet
+from diffusers_reference import save_tiny_pipeline
+from sd15_smoke_test import make_parquet, pickapic
+from pickapic import models as pickapic_models  # noqa: E402  (sd15_smoke_test put data_tools on the path)
 
 STEPS = 3
 
@@ -43,7 +45,7 @@ def train(run_dir, experiment, env, extra=()):
 
 def diffusers_output(unet_dir, lora_dir, inputs):
     from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    vae, text_encoder, tokenizer, _ = pickapic.tiny_random_models(0)
+    vae, text_encoder, tokenizer, _ = pickapic_models.tiny_random_models(0)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                                    unet=UNet2DConditionModel.from_pretrained(unet_dir), scheduler=DDPMScheduler(clip_sample=False),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
@@ -66,11 +68,11 @@ def check(tmp, probe):
     from safetensors.torch import load_file, save_file
     make_parquet(tmp / "train-0000.parquet")
     shards = tmp / "pickapic"
-    pickapic.convert(pickapic.argparse.Namespace(
-        parquet=[str(tmp / "train-0000.parquet")], out=str(shards), pretrained=None, tiny_random=True, resolution=32,
-        shard_size=6, batch_size=4, max_rows=0, device="cpu", threads=1, seed=0))
+    pickapic.convert(pickapic.parse_args(
+        ["--parquet", str(tmp / "train-0000.parquet"), "--out", str(shards), "--tiny-random", "--resolution", "32",
+         "--shard-size", "6", "--batch-size", "4", "--threads", "1"]))
     sd_dir = tmp / "tiny-sd"
-    save_tiny_unet(sd_dir / "unet", 4, 16, 32)
+    save_tiny_pipeline(str(sd_dir))  # unet/ latents 4 x 16 x 16, text 16 x 32: the converter's tiny models
     env = {"SD15_DIR": sd_dir, "PICKAPIC_DIR": shards}
 
     lora_run, full_run = tmp / "lora", tmp / "full"

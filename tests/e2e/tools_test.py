@@ -222,7 +222,7 @@ class Prompts(unittest.TestCase):
         self.assertFalse(np.allclose(emb[0], emb[1]))
         # The unconditional branch of guidance: the empty prompt, encoded as StableDiffusionPipeline encodes it
         self.assertEqual(negative.shape, (1, 16, 32))
-        np.testing.assert_allclose(negative, pickapic.encode_prompts(encoder, tokenizer, [""], "cpu"), rtol=1e-5,
+        np.testing.assert_allclose(negative, pickapic_encode.encode_prompts(encoder, tokenizer, [""], "cpu"), rtol=1e-5,
                                    atol=1e-5)
 
 

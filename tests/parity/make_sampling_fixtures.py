@@ -29,7 +29,7 @@ from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data_tools"))
-import pickapic_to_h5 as pickapic  # noqa: E402
+from pickapic import models as pickapic  # noqa: E402  (tiny_random_models)
 
 torch.set_num_threads(int(os.environ.get("DUALIGN_THREADS", "1")))
 

@@ -1,6 +1,6 @@
 # Parity of the SD toolchain (label parity): AutoencoderKL, the CLIP image tower and the reward models against
 # diffusers, transformers, open_clip and the constrained-alignment reference formulas, on tiny random models.
-set(_sdtools_fixtures ${CMAKE_BINARY_DIR}/parity_fixtures/sdtools)
+set(_sdtools_fixtures ${CMAKE_BINARY_DIR}/parity_fixtures_sdtools)  # a sibling: the UNet fixture script replaces parity_fixtures/
 add_test(NAME parity_make_sdtools_fixtures
          COMMAND ${DUALIGN_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/make_sdtools_fixtures.py ${_sdtools_fixtures})
 set_tests_properties(parity_make_sdtools_fixtures PROPERTIES LABELS parity TIMEOUT 600 FIXTURES_SETUP sdtools_fixtures

