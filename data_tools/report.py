@@ -99,7 +99,8 @@ def last_value(metrics, key):
 # eval.json keys shown as extra columns when some run has them: a held-out reward model (`dualign eval
 # --heldout-reward`) and class statistics (class-conditional / composition runs).
 OPTIONAL_EVAL = {"heldout_reward/mean": "held-out reward", "heldout_win_rate": "held-out win rate",
-                 "classes/coverage": "class coverage", "classes/tv_uniform": "class tv_uniform"}
+                 "classes/coverage": "class coverage", "classes/tv_uniform": "class tv_uniform",
+                 "classes/frechet": "Fréchet distance to the test set"}
 
 
 # ---- aggregation ----------------------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def fmt_pm(stat, digits=4):
     return f"{fmt(stat['mean'], digits)} ± {fmt(stat['std'], digits)}"
 
 
-def markdown(rows, keys, reference, heldout_reference=None):
+def markdown(rows, keys, reference, heldout_reference=None, frechet_reference=None):
     key_names = [k.split(".")[-1] if k != "method.name" else "method" for k in keys]
     extra = [k for k in OPTIONAL_EVAL if any(row[k]["n"] for row in rows)]
     if any(row["train_seconds"]["n"] for row in rows):
@@ -205,6 +206,10 @@ def markdown(rows, keys, reference, heldout_reference=None):
     if heldout_reference and heldout_reference["mean"] is not None:
         out.append(f"Reference model held-out reward (heldout_reward_ref/mean, averaged over {heldout_reference['n']} "
                    f"runs): {fmt_pm(heldout_reference)}")
+        out.append("")
+    if frechet_reference and frechet_reference["mean"] is not None:
+        out.append(f"Reference model Fréchet distance of the held-out classifier's logits to the test set "
+                   f"(classes_ref/frechet, averaged over {frechet_reference['n']} runs): {fmt_pm(frechet_reference)}")
         out.append("")
     out.append("Reward, win rate and KL come from each run's eval.json (`dualign eval`); implicit accuracy from "
                "eval.json when present, else the last train/implicit_acc; ± is the standard deviation over seeds.")
@@ -318,6 +323,8 @@ def report(run_dirs, out_dir, keys, summaries=()):
     reference = {"mean": reference[0], "std": reference[1], "n": reference[2]}
     heldout = mean_std([r["eval"].get("heldout_reward_ref/mean") for r in runs])
     heldout = {"mean": heldout[0], "std": heldout[1], "n": heldout[2]}
+    frechet = mean_std([r["eval"].get("classes_ref/frechet") for r in runs])
+    frechet = {"mean": frechet[0], "std": frechet[1], "n": frechet[2]}
 
     written = []
     if plot_curves(groups, "train/loss", "train loss", os.path.join(out_dir, "loss.png")):
@@ -329,7 +336,7 @@ def report(run_dirs, out_dir, keys, summaries=()):
     if samples_mosaic(runs, out_dir):
         written.append("samples.png")
 
-    md = markdown(rows, keys, reference, heldout)
+    md = markdown(rows, keys, reference, heldout, frechet)
     if written:
         md += "\n" + "\n".join(f"![{os.path.splitext(p)[0]}]({p})" for p in written) + "\n"
     if summaries:
@@ -338,7 +345,8 @@ def report(run_dirs, out_dir, keys, summaries=()):
         f.write(md)
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump({"group_by": keys, "rows": rows, "reference_reward": reference,
-                   "heldout_reference_reward": heldout, "figures": written}, f, indent=1)
+                   "heldout_reference_reward": heldout, "frechet_reference": frechet, "figures": written}, f,
+                  indent=1)
     return rows, reference, written
 
 

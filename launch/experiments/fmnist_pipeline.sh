@@ -9,8 +9,9 @@
 #   5. align       DMPO (or METHOD=dpo|kto) under mpirun -np $NP from the reference
 #   6. evaluate    held-out reward, win rate vs the reference, path KL, class histogram, implicit accuracy
 #   7. report      PNG plots + Markdown table (data_tools/report.py), reference vs aligned side by side
-# Steps whose outputs exist are skipped (FRESH=1 redoes everything). Extra arguments go to the align step's
-# `dualign train` (e.g. method.beta=1000 seed=1).
+# Steps whose outputs exist are skipped (FRESH=1 redoes everything). SEED (0) seeds the reference, the pairs and
+# the alignment (the classifiers stay fixed: they are the measuring instruments); give each SEED its own RUN_ROOT
+# and DATA_DIR. Extra arguments go to the align step's `dualign train` (e.g. method.beta=1000).
 set -euo pipefail
 # shellcheck source=launch/common.sh
 source "$(dirname "$0")/../common.sh"
@@ -18,6 +19,7 @@ data=$data_dir/fmnist14
 method=${METHOD:-dmpo}
 pairs=${PAIRS:-2000}
 eval_n=${EVAL_N:-500}
+seed=${SEED:-0}
 export OMP_NUM_THREADS=$threads  # single-process steps; mpi steps get $per_rank
 [[ ${FRESH:-0} == 1 ]] && rm -rf "$data" "$root/fmnist"
 
@@ -36,23 +38,23 @@ sed "s|checkpoint: .*|checkpoint: $data/heldout_classifier.h5|" configs/reward/f
 
 say "3/7 pretrain the reference (mpirun -np $np)"
 [[ -f $root/fmnist/pretrain/ckpt/latest ]] || timed mpi train experiment=fmnist_pretrain run.root="$root" \
-  data_dir="$data_dir" run.progress=false
+  data_dir="$data_dir" run.progress=false seed="$seed"
 
 say "4/7 preference pairs from the reference's samples ($pairs pairs + 250 held out)"
 [[ -f $data/pairs.h5 ]] || timed "$bin" data pairs --model "$root/fmnist/pretrain" -n "$pairs" --reward "$root/fmnist/reward.yaml" \
-  --bt-beta 1 --steps 20 --seed 1 --out "$data/pairs.h5" --labelled-out "$data/labelled.h5"
+  --bt-beta 1 --steps 20 --seed $((1 + 2 * seed)) --out "$data/pairs.h5" --labelled-out "$data/labelled.h5"
 [[ -f $data/heldout_pairs.h5 ]] || timed "$bin" data pairs --model "$root/fmnist/pretrain" -n 250 --reward "$root/fmnist/heldout_reward.yaml" \
-  --bt-beta 1 --steps 20 --seed 2 --out "$data/heldout_pairs.h5"
+  --bt-beta 1 --steps 20 --seed $((2 + 2 * seed)) --out "$data/heldout_pairs.h5"
 
 say "5/7 align: $method (mpirun -np $np)"
-run_dir=$("$bin" train experiment=fmnist_$method run.root="$root" data_dir="$data_dir" "$@" --cfg job --resolve |
+run_dir=$("$bin" train experiment=fmnist_$method run.root="$root" data_dir="$data_dir" seed="$seed" "$@" --cfg job --resolve |
   sed -n 's/^  dir: //p' | head -n 1)
-timed mpi train experiment=fmnist_$method run.root="$root" data_dir="$data_dir" run.progress=false "$@"
+timed mpi train experiment=fmnist_$method run.root="$root" data_dir="$data_dir" run.progress=false seed="$seed" "$@"
 
 say "6/7 evaluate $run_dir against the reference"
 timed "$bin" eval --model "$run_dir" --reference "$root/fmnist/pretrain" --reward "$root/fmnist/reward.yaml" \
   --heldout-reward "$root/fmnist/heldout_reward.yaml" --classifier "$root/fmnist/heldout_reward.yaml" \
-  --pairs "$data/heldout_pairs.h5" --beta "$(sed -n 's/^  beta: //p' "$run_dir/config.yaml" | head -n 1)" \
+  --frechet-data "$data/fmnist-test.h5" --pairs "$data/heldout_pairs.h5" --beta "$(sed -n 's/^  beta: //p' "$run_dir/config.yaml" | head -n 1)" \
   -n "$eval_n" --steps 20 --kl path --kl-n 100 --out "$run_dir/eval.json" --png "$run_dir/samples.png"
 
 say "7/7 report"
