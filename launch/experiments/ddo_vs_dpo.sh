@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DDO vs Diffusion-DPO on the 2-D mixture, preference toward mu_w = [2.5, 0] (issue 7 must-show). Both are scored
+# DDO vs Diffusion-DPO on the 2-D mixture, preference toward mu_w = [2.5, 0]. Both are scored
 # by the TRUE DPO objective with the same beta_d on the same held-out reference pairs (ddo.eval_pairs, drawn from
 # the reference with the same seed; labels sigma(r(x) - r(x'))), the pair distribution `dualign data pairs
 # --bt-beta 1` trains Diffusion-DPO on:

@@ -52,8 +52,13 @@ LoraLinearImpl::LoraLinearImpl(const torch::nn::LinearOptions& options) {
 }
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
-  auto y = torch::nn::functional::linear(x, weight, bias);
-  if (lora_A && t_adapters_active) y = y + lora_B(lora_A(x.to(lora_A->weight.scalar_type()))).to(y.scalar_type()) * scale_;
+  // aten::linear, as nn.Linear and peft call it: LibTorch's functional::linear adds the bias after a matmul with a
+  // transposed view of W, which under autocast rounds x·Wᵀ before the bias and casts W again on every call.
+  auto y = torch::linear(x, weight, bias);
+  if (lora_A && t_adapters_active) {
+    auto down = torch::linear(x.to(lora_A->weight.scalar_type()), lora_A->weight);
+    y = y + torch::linear(down, lora_B->weight).to(y.scalar_type()) * scale_;
+  }
   return y;
 }
 

@@ -1,4 +1,4 @@
-// train.nonfinite (issue 18): what a run does when a step's loss or gradient is not finite on some rank.
+// train.nonfinite: what a run does when a step's loss or gradient is not finite on some rank.
 //
 // The verdict is global without a collective of its own: a rank whose loss is not finite turns its gradient into
 // NaN (DistributedOptimizer::backward), and the gradient all-reduce / reduce-scatter carries a NaN or inf from any

@@ -1,4 +1,4 @@
-"""train.nonfinite under mpirun -np 2 (issue 18), with the test-only injection DUALIGN_TEST_NAN_AT_STEP /
+"""train.nonfinite under mpirun -np 2, with the test-only injection DUALIGN_TEST_NAN_AT_STEP /
 DUALIGN_TEST_NAN_RANK: a NaN in rank 1's loss at step K.
   skip   every rank skips that step (train/skipped_steps = 1; both ranks log the same weights fingerprint at every
          checkpoint, so no replica updated alone) and the run finishes with finite parameters.
