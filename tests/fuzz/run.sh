@@ -33,8 +33,11 @@ for h in "${harnesses[@]}"; do
   secs=$(grep -oP 'Done \d+ runs in \K\d+' "$log" | tail -1 || true)
   rate=$(grep -oP 'stat::average_exec_per_sec:\s*\K\d+' "$log" | tail -1 || true)
   corpus=$(find "build-fuzz/corpus/$h" -type f | wc -l)
-  crashes=$(find "build-fuzz/artifacts/$h" -type f | wc -l)
-  line="$h: ${execs:-?} executions in ${secs:-?} s (${rate:-?} exec/s), corpus $corpus new inputs, $crashes crash(es), exit $rc"
+  # Findings are crash-/leak-/oom-/timeout- files. slow-unit- files are inputs that took long by the wall clock
+  # (a paused or starved process writes them too): listed, rerun them before calling them a finding.
+  crashes=$(find "build-fuzz/artifacts/$h" -type f ! -name 'slow-unit-*' | wc -l)
+  slow=$(find "build-fuzz/artifacts/$h" -type f -name 'slow-unit-*' | wc -l)
+  line="$h: ${execs:-?} executions in ${secs:-?} s (${rate:-?} exec/s), corpus $corpus new inputs, $crashes crash(es), $slow slow unit(s), exit $rc"
   summary+=("$line")
   echo "[fuzz] $line"
   [[ $rc == 0 && $crashes == 0 ]] || failed=$((failed + 1))
