@@ -63,6 +63,9 @@ std::vector<Override> parse_overrides(const std::vector<std::string>& texts) {
 }
 
 std::vector<std::vector<std::string>> expand_multirun(const std::vector<std::string>& texts) {
+  // Checked before the grid is built: two range() axes within their own limit can still multiply to billions of
+  // runs (found by tests/fuzz: range(1,7554) twice ran the process out of memory).
+  constexpr size_t kMaxRuns = 100000;
   std::vector<std::vector<std::string>> runs{{}};
   for (const auto& text : texts) {
     auto eq = text.find('=');
@@ -72,7 +75,11 @@ std::vector<std::vector<std::string>> expand_multirun(const std::vector<std::str
         choices.clear();
         for (const auto& v : *values) choices.push_back(text.substr(0, eq + 1) + v);
       }
+    if (runs.size() * choices.size() > kMaxRuns)
+      fail("multirun: more than {} runs ({} so far, times {} values of '{}'); split the sweep into smaller ones",
+           kMaxRuns, runs.size(), choices.size(), text);
     std::vector<std::vector<std::string>> next;
+    next.reserve(runs.size() * choices.size());
     for (const auto& run : runs)
       for (const auto& c : choices) {
         next.push_back(run);
