@@ -17,14 +17,16 @@ import numpy as np
 
 from e2e_util import BIN, MPIRUN, SRC, checkpoint_arrays, env, metrics, temp_dir
 
-STEPS = 300
+# The signal must land between SIGNAL_AFTER and STEPS. At 300 steps a ZeRO-2 run took about a second, and under
+# load the test sometimes saw step 40 in metrics.jsonl only as the run ended (it then exited 0, not 75).
+STEPS = 1500
 SIGNAL_AFTER = 40  # steps logged before the signal is sent
 LOG_EVERY = 5
 EXIT_STOPPED = 75  # src/util/stop_signal.h: kExitStoppedWithCheckpoint
 
 
 def train_args(run_dir, extra=()):
-    return ["train", "experiment=gmm_sft", f"train.steps={STEPS}", "train.checkpoint_every=1000",
+    return ["train", "experiment=gmm_sft", f"train.steps={STEPS}", "train.checkpoint_every=100000",
             "train.eval.num_samples=0", "run.progress=false", f"run.log_every={LOG_EVERY}", f"run.dir={run_dir}", *extra]
 
 
