@@ -17,6 +17,10 @@ input file and row, so any split of the work writes the same files.
 
 Models: --pretrained PATH takes a Stable Diffusion directory in diffusers layout (vae/, text_encoder/, tokenizer/);
 --tiny-random builds tiny random models from configs (no downloads; for tests only: the embeddings are meaningless).
+An SDXL directory (text_encoder_2/, tokenizer_2/; or --tiny-shape sdxl-tiny) writes SDXL shards: prompt_embedding
+holds both encoders' penultimate hidden states concatenated [P, 77, 2048], prompt_pooled [P, 1280] the second
+encoder's pooled projection (empty_prompt_pooled the empty prompt's), and time_ids_w / time_ids_l [N, 6] each
+image's (original height, width, crop top, left, R, R); use --resolution 1024.
 
   python data_tools/pickapic_to_h5.py --parquet pickapic_v2/train-*.parquet --out data/pickapic \\
       --pretrained /models/sd15 --workers 4 --heldout-fraction 0.01

@@ -30,14 +30,27 @@ def worker_init(args):
         vae, text_encoder, tokenizer, name = models.pretrained_models(args.pretrained)
     else:
         vae, text_encoder, tokenizer, name = models.tiny_random_models(args.seed, shape=args.tiny_shape)
-    _state.update(vae=vae.to(args.device), text_encoder=text_encoder.to(args.device), tokenizer=tokenizer,
-                  model_name=name, args=args, scorer=None)
+    sdxl = isinstance(text_encoder, tuple)  # SDXL: two text encoders, a pooled embedding, size conditioning
+    if sdxl:
+        text_encoder = tuple(e.to(args.device) for e in text_encoder)
+        encode_text = lambda prompts: encode.encode_prompts_sdxl(text_encoder, tokenizer, prompts, args.device)  # noqa: E731
+    else:
+        text_encoder = text_encoder.to(args.device)
+        encode_text = lambda prompts: (encode.encode_prompts(text_encoder, tokenizer, prompts, args.device), None)  # noqa: E731
+    _state.update(vae=vae.to(args.device), encode_text=encode_text, sdxl=sdxl, model_name=name, args=args,
+                  scorer=None)
     if args.scorer:  # a reward model of data_tools/evaluation scores every image (DMPO's target: reward)
         from evaluation.scorers import build_scorers, parse_overrides
         seed = args.seed if args.scorer_tiny_random else None
         _state["scorer"] = build_scorers([args.scorer], args.device, args.scorer_weights,
                                          parse_overrides(args.scorer_weight), seed)[args.scorer]
-    _state["empty"] = encode.encode_prompts(text_encoder, tokenizer, [""], args.device)[0]
+    _state["empty"] = _rows(encode_text([""]))[0]
+
+
+def _rows(encoded):
+    """(hidden [B, L, D], pooled [B, P] or None) -> per-caption (hidden, pooled or None)."""
+    hidden, pooled = encoded
+    return [(hidden[i], None if pooled is None else pooled[i]) for i in range(len(hidden))]
 
 
 def _decide(rows, args, stats, where):
@@ -49,13 +62,16 @@ def _decide(rows, args, stats, where):
             stats["ties"] += 1
             continue
         try:
-            a, b = (encode.load_image(row[k], args.resolution) for k in ("jpg_0", "jpg_1"))
+            (a, ids_a), (b, ids_b) = (encode.load_image_with_geometry(row[k], args.resolution)
+                                      for k in ("jpg_0", "jpg_1"))
         except Exception as e:  # a broken image drops its pair, never the run
             stats["bad_images"] += 1
             print(f"{where} row {i}: cannot decode an image ({e}); pair dropped", flush=True)
             continue
         swap = not tie and float(row["label_0"]) == 0.0
         p = {"images": (b, a) if swap else (a, b), "caption": row["caption"] or "", "preference": 0.5 if tie else 1.0}
+        if _state["sdxl"]:
+            p["time_ids_w"], p["time_ids_l"] = (ids_b, ids_a) if swap else (ids_a, ids_b)
         if args.score_columns:
             s = [float(row[c]) for c in args.score_columns]
             p["score_w"], p["score_l"] = (s[1], s[0]) if swap else (s[0], s[1])
@@ -87,13 +103,12 @@ def _encode_images(pairs, args):
 
 
 def _embed_captions(pairs, args):
-    """{caption: text embedding} for the unique captions of the unit."""
+    """{caption: (text embedding, pooled embedding or None)} for the unique captions of the unit."""
     captions = list(dict.fromkeys(p["caption"] for p in pairs))
     embed = {}
     for i in range(0, len(captions), args.batch_size):
         chunk = captions[i:i + args.batch_size]
-        for c, e in zip(chunk, encode.encode_prompts(_state["text_encoder"], _state["tokenizer"], chunk, args.device)):
-            embed[c] = e
+        embed.update(zip(chunk, _rows(_state["encode_text"](chunk))))
     return embed
 
 
@@ -104,7 +119,10 @@ def attributes(args, unit, split, vae_scaling_factor, model_name):
         "image_preprocessing": "resize short side to resolution (bilinear), centre crop",
         "latents": "VAE posterior mean * scaling_factor; *_logvar: log-variance of the same scaled latent "
                    "(logvar + 2 ln scaling_factor); *_flip: posterior of the horizontally flipped image",
-        "text_embedding": "text encoder last hidden state of each unique caption (prompt_embedding[prompt_index])",
+        "text_embedding": ("SDXL: penultimate hidden states of both text encoders, concatenated; prompt_pooled: the "
+                           "second encoder's projected pooled output; time_ids_w/_l: (original h, w, crop top, left, "
+                           "R, R) of each image" if _state["sdxl"] else "text encoder last hidden state") +
+                          " of each unique caption (prompt_embedding[prompt_index])",
         "ties": "kept (preference 0.5)" if args.keep_ties else "dropped",
         "heldout_fraction": float(args.heldout_fraction),
         "scores": args.scorer or (",".join(args.score_columns) if args.score_columns else "none"),
@@ -204,10 +222,12 @@ def parse_args(argv=None, description=__doc__):
     p.add_argument("--parquet", nargs="+", required=True, help="Pick-a-Pic parquet file(s)")
     p.add_argument("--out", required=True, help="output directory (train pair shards; heldout/, labelled/ below)")
     m = p.add_mutually_exclusive_group(required=True)
-    m.add_argument("--pretrained", help="Stable Diffusion directory (diffusers layout: vae/, text_encoder/, tokenizer/)")
+    m.add_argument("--pretrained", help="Stable Diffusion directory (diffusers layout: vae/, text_encoder/, tokenizer/; "
+                   "SDXL also text_encoder_2/, tokenizer_2/)")
     m.add_argument("--tiny-random", action="store_true", help="tiny random models built from configs (tests)")
     p.add_argument("--tiny-shape", default="tiny", choices=sorted(models.TINY_SHAPES),
-                   help="shapes of the --tiny-random models (sd15-shaped: SD-1.5's latent and text shapes)")
+                   help="shapes of the --tiny-random models (sd15-shaped: SD-1.5's latent and text shapes; "
+                        "sdxl-tiny / sdxl-shaped: two text encoders and SDXL's conditioning, tiny or SDXL-sized)")
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--shard-size", type=int, default=2000, help="parquet rows per work unit (= per output shard)")
     p.add_argument("--shard-index", type=int, default=int(os.environ.get("SLURM_ARRAY_TASK_ID", 0)),

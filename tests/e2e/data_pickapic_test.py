@@ -4,6 +4,8 @@ Content: ties dropped (kept with --keep-ties), a broken image drops its pair, wi
 stored posteriors are the VAE's (mean and log-variance in the scaled space, also of the flipped image, which is not
 the mirrored latent), one text embedding per unique caption plus the empty prompt's, the held-out split follows
 SHA-256 of the caption, KTO's labelled samples, scores from parquet columns and from a data_tools/evaluation scorer.
+SDXL shards: both text encoders' hidden states and the pooled embedding equal diffusers' StableDiffusionXLPipeline
+.encode_prompt (to float16 rounding), each image's size conditioning, SDXL's VAE scaling factor.
 Scale: two Slurm-array tasks run in parallel (one with two worker processes) write the same files with the same
 values as one process; a rerun skips finished units; a killed unit's leftovers are redone. Every file passes
 `dualign data validate`."""
@@ -169,6 +171,38 @@ def convert_in_process(parquets, out, extra=()):
     return convert.convert(convert.parse_args(["--parquet", *parquets, "--out", str(out), *COMMON, *extra]))
 
 
+def check_sdxl(tmp, parquet, rows):
+    """SDXL shards from tiny random SDXL-style models: embeddings as diffusers' SDXL pipeline encodes the captions."""
+    from diffusers import StableDiffusionXLPipeline
+    files, stats = convert.convert(convert.parse_args(
+        ["--parquet", parquet, "--out", str(tmp / "sdxl"), "--tiny-random", "--tiny-shape", "sdxl-tiny", "--resolution",
+         "32", "--shard-size", "9", "--threads", "1", "--labelled"]))
+    pairs = [p for p in files if "labelled" not in p]
+    assert len(pairs) == 1 and stats["pairs"] == 7, (files, stats)
+    d, attrs = read_h5(pairs[0])
+    assert attrs["vae_scaling_factor"] == models.SDXL_VAE_SCALING_FACTOR, attrs
+    assert d["prompt_embedding"].shape == (3, 16, 64) and d["prompt_pooled"].shape == (3, 16), d["prompt_pooled"].shape
+    assert d["empty_prompt_pooled"].shape == (1, 16)
+    vae, encoders, tokenizers, _ = models.tiny_random_models(0, shape="sdxl-tiny")
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=encoders[0], text_encoder_2=encoders[1],
+                                     tokenizer=tokenizers[0], tokenizer_2=tokenizers[1], unet=None, scheduler=None)
+    prompts = [p.decode() if isinstance(p, bytes) else p for p in d["prompt"]] + [""]
+    with torch.no_grad():
+        hidden, _, pooled, _ = pipe.encode_prompt(prompts, device="cpu", do_classifier_free_guidance=False)
+    idx = d["prompt_index"]
+    for ours, theirs in ((np.concatenate([d["prompt_embedding"][idx], d["empty_prompt_embedding"]]), hidden),
+                         (np.concatenate([d["prompt_pooled"][idx], d["empty_prompt_pooled"]]), pooled)):
+        np.testing.assert_allclose(ours.astype(np.float32), theirs.numpy(), atol=2e-3 * np.abs(theirs.numpy()).max())
+    # jpeg() images are 40x36: resized to 35x32, centre-cropped at left 2; target 32x32.
+    decided = [r for r in rows[:9] if r["label_0"] != 0.5]
+    np.testing.assert_array_equal(d["time_ids_w"], [[36, 40, 0, 2, 32, 32]] * len(decided))
+    np.testing.assert_array_equal(d["time_ids_l"], d["time_ids_w"])
+    kto, _ = read_h5(next(p for p in files if "labelled" in p))
+    assert kto["time_ids"].shape == (14, 6) and kto["prompt_pooled"].shape == (3, 16)
+    print("SDXL shards: text embeddings equal diffusers' SDXL encode_prompt; time ids per image")
+    return files
+
+
 def main():
     tmp = temp_dir("pickapic-test-")
     parquets, rows = make_parquets(tmp)
@@ -226,8 +260,11 @@ def main():
                                rtol=1e-5)
     print("ties kept with preference 0.5; PickScore scores per image")
 
+    sdxl = check_sdxl(tmp, parquets[1], rows[parquets[1]])
+
     if os.environ.get("DUALIGN_BIN") or BIN.exists():  # the converter alone needs no build
         every = [p for p in sorted(all_files) if p.endswith(".h5")] + ["../ties/pickapic-train-0001-000000000.h5"]
+        every += [os.path.relpath(p, two) for p in sdxl]
         for p in every:
             r = run([BIN, "data", "validate", two / p])
             assert "OK" in r.stdout, r.stdout + r.stderr
