@@ -12,10 +12,16 @@ Output datasets:
   negative_text_embedding float32 [1, L, D]  the encoding of --negative-prompt (default "": the empty prompt),
                                         the unconditional branch of classifier-free guidance in `dualign sample`
                                         (StableDiffusionPipeline encodes "" the same way when no negative prompt is given)
+  pooled_text_embedding float32 [P, D']  SDXL only: the second text encoder's pooled projection (D' = 1280);
+                                        text_embedding then holds both encoders' penultimate hidden states
+                                        concatenated (L = 77, D = 2048), as pickapic_to_h5.py writes SDXL shards
+  negative_pooled_text_embedding float32 [1, D']  SDXL only
 and root attributes format=prompts, version=1, models, source, prompt_set (the reader used), negative_prompt.
+SDXL's negative branch: with the default empty --negative-prompt it is all zeros (hidden and pooled), as
+StableDiffusionXLPipeline does for SDXL base (force_zeros_for_empty_prompt); --encode-empty-negative encodes "".
 
---pretrained SD_DIR reads text_encoder/ and tokenizer/ of a Stable Diffusion directory (diffusers layout);
---tiny-random uses pickapic_to_h5.py's tiny random CLIP text encoder and byte-level tokenizer (same --seed gives
+--pretrained SD_DIR reads text_encoder/ and tokenizer/ of a Stable Diffusion directory (diffusers layout; an SDXL
+directory also text_encoder_2/ and tokenizer_2/); --tiny-random (--tiny-shape sdxl-tiny for SDXL) uses pickapic_to_h5.py's tiny random CLIP text encoder and byte-level tokenizer (same --seed gives
 the same encoder as the converter, so prompts and tiny training pairs live in the same embedding space; tests only).
 
   python data_tools/encode_prompts.py --prompts prompts.txt --out prompts.h5 --pretrained /models/sd15
@@ -36,24 +42,39 @@ from evaluation.prompts import KINDS, read_prompts  # noqa: E402
 FORMAT_VERSION = 1
 
 
-def text_models(pretrained, seed):
-    """(text_encoder, tokenizer, model name) from an SD directory or the converter's tiny random models."""
+def text_models(pretrained, seed, tiny_shape="tiny"):
+    """(text encoder(s), tokenizer(s), model name) from an SD directory or the converter's tiny random models;
+    SDXL gives pairs (CLIPTextModel, CLIPTextModelWithProjection)."""
     if pretrained:
-        from transformers import CLIPTextModel, CLIPTokenizer
+        from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
         encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder").eval()
         tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
-        return encoder, tokenizer, os.path.abspath(pretrained)
-    _, encoder, tokenizer, name = pickapic_models.tiny_random_models(seed)
+        name = os.path.abspath(pretrained)
+        if not os.path.isdir(os.path.join(pretrained, "text_encoder_2")):
+            return encoder, tokenizer, name
+        encoder_2 = CLIPTextModelWithProjection.from_pretrained(pretrained, subfolder="text_encoder_2").eval()
+        return (encoder, encoder_2), (tokenizer, CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer_2")), name
+    _, encoder, tokenizer, name = pickapic_models.tiny_random_models(seed, shape=tiny_shape)
     return encoder, tokenizer, name
 
 
 def encode(prompts, encoder, tokenizer, device, batch_size):
-    chunks = [pickapic_encode.encode_prompts(encoder, tokenizer, prompts[i:i + batch_size], device)
-              for i in range(0, len(prompts), batch_size)]
-    return np.concatenate(chunks).astype(np.float32)
+    """-> (hidden float32 [P, L, D], pooled float32 [P, D'] for SDXL's encoder pair, else None)."""
+    sdxl = isinstance(encoder, tuple)
+    hidden, pooled = [], []
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i:i + batch_size]
+        if sdxl:
+            h, p = pickapic_encode.encode_prompts_sdxl(encoder, tokenizer, chunk, device)
+            pooled.append(p)
+        else:
+            h = pickapic_encode.encode_prompts(encoder, tokenizer, chunk, device)
+        hidden.append(h)
+    return np.concatenate(hidden).astype(np.float32), np.concatenate(pooled).astype(np.float32) if sdxl else None
 
 
-def write_prompts(path, prompts, embeddings, attrs, categories=None, negative=None):
+def write_prompts(path, prompts, embeddings, attrs, categories=None, negative=None, pooled=None,
+                  negative_pooled=None):
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = "prompts"
@@ -66,6 +87,10 @@ def write_prompts(path, prompts, embeddings, attrs, categories=None, negative=No
             f.create_dataset("category", data=categories, dtype=h5py.string_dtype())
         if negative is not None:
             f.create_dataset("negative_text_embedding", data=negative)
+        if pooled is not None:
+            f.create_dataset("pooled_text_embedding", data=pooled)
+        if negative_pooled is not None:
+            f.create_dataset("negative_pooled_text_embedding", data=negative_pooled)
     os.replace(tmp, path)  # complete or absent
 
 
@@ -76,8 +101,13 @@ def main(argv=None):
     p.add_argument("--limit", type=int, help="keep the first N prompts")
     p.add_argument("--out", required=True, help="output HDF5 file (format prompts)")
     models = p.add_mutually_exclusive_group(required=True)
-    models.add_argument("--pretrained", help="Stable Diffusion directory (text_encoder/, tokenizer/)")
+    models.add_argument("--pretrained", help="Stable Diffusion directory (text_encoder/, tokenizer/; SDXL: also "
+                        "text_encoder_2/, tokenizer_2/)")
     models.add_argument("--tiny-random", action="store_true", help="tiny random CLIP text encoder (tests)")
+    p.add_argument("--tiny-shape", default="tiny", choices=["tiny", "sdxl-tiny"],
+                   help="--tiny-random models: the converter's tiny SD or tiny SDXL-style text encoders")
+    p.add_argument("--encode-empty-negative", action="store_true",
+                   help="SDXL: encode the empty negative prompt instead of zeros (force_zeros_for_empty_prompt off)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --tiny-random models")
     p.add_argument("--negative-prompt", default="", help="the prompt of the unconditional guidance branch (default: "
                    "the empty prompt, as StableDiffusionPipeline)")
@@ -90,16 +120,23 @@ def main(argv=None):
     prompt_set = read_prompts(args.prompts, args.kind)
     prompts, categories = prompt_set.prompts[:args.limit], prompt_set.categories
     categories = categories[:args.limit] if categories is not None else None
-    encoder, tokenizer, name = text_models(args.pretrained, args.seed)
+    encoder, tokenizer, name = text_models(args.pretrained, args.seed, args.tiny_shape)
     if args.tiny_random:
         print("WARNING: --tiny-random: random text encoder and a byte-level tokenizer (tests only)", flush=True)
-    encoder.to(args.device)
-    embeddings = encode(prompts, encoder, tokenizer, args.device, args.batch_size)
-    negative = encode([args.negative_prompt], encoder, tokenizer, args.device, 1)
+    sdxl = isinstance(encoder, tuple)
+    for e in encoder if sdxl else (encoder,):
+        e.to(args.device)
+    embeddings, pooled = encode(prompts, encoder, tokenizer, args.device, args.batch_size)
+    negative, negative_pooled = encode([args.negative_prompt], encoder, tokenizer, args.device, 1)
+    zero_negative = sdxl and args.negative_prompt == "" and not args.encode_empty_negative
+    if zero_negative:
+        negative, negative_pooled = np.zeros_like(negative), np.zeros_like(negative_pooled)
     write_prompts(args.out, prompts, embeddings, {
         "models": name, "source": os.path.basename(os.path.normpath(args.prompts)), "prompt_set": prompt_set.kind,
-        "text_embedding": "text encoder last hidden state", "negative_prompt": args.negative_prompt}, categories,
-        negative)
+        "text_embedding": "SDXL: both text encoders' penultimate hidden states, concatenated" if sdxl
+                          else "text encoder last hidden state",
+        "negative_prompt": args.negative_prompt, "negative_embedding": "zeros" if zero_negative else "encoded"},
+        categories, negative, pooled, negative_pooled)
     print(json.dumps({"out": args.out, "prompts": len(prompts), "text_embedding": list(embeddings.shape)}), flush=True)
 
 
