@@ -39,23 +39,32 @@ std::vector<FieldSpec> posterior_fields(const std::string& name, Slot logvar, Sl
   return {optional("_logvar", logvar), optional("_flip", flip), optional("_flip_logvar", flip_logvar)};
 }
 
-// What a pair or a labelled sample may be conditioned on. Text comes per sample (text_embedding) or, with one
-// embedding per unique caption, from a table indexed by prompt_index; empty_prompt_embedding [1, L, D] is the
-// condition of prompt dropout.
-std::vector<FieldSpec> condition_fields() {
-  FieldSpec table = field("prompt_embedding", false, kEmbeddingTypes, 3, 3, Slot::text);
+// A table with one row per unique caption, indexed by prompt_index, and its empty-prompt row [1, ...].
+std::vector<FieldSpec> prompt_table(const std::string& name, int rank, Slot slot, Slot empty_slot) {
+  FieldSpec table = field(name, false, kEmbeddingTypes, rank, rank, slot);
   table.per_sample = false;
   table.index_field = "prompt_index";
-  FieldSpec empty = field("empty_prompt_embedding", false, kEmbeddingTypes, 3, 3, Slot::empty_text);
+  FieldSpec empty = field("empty_" + name, false, kEmbeddingTypes, rank, rank, empty_slot);
   empty.per_sample = false;
-  empty.same_row_shape_as = "prompt_embedding";
-  FieldSpec per_sample = field("text_embedding", false, kEmbeddingTypes, 3, 3, Slot::text);
-  return {field("class_id", false, {DType::i64}, 1, 1, Slot::class_id),
-          field("prompt", false, {DType::string}, 1, 1),
-          per_sample,
-          field("prompt_index", false, {DType::i64, DType::i32}, 1, 1),
-          table,
-          empty};
+  empty.same_row_shape_as = name;
+  return {table, empty};
+}
+
+// What a pair or a labelled sample may be conditioned on. Text comes per sample (text_embedding) or, with one
+// embedding per unique caption, from a table indexed by prompt_index; empty_prompt_embedding [1, L, D] is the
+// condition of prompt dropout. SDXL shards add the pooled embedding table (prompt_pooled [P, D'],
+// empty_prompt_pooled) and each image's size conditioning (time_ids*, [N, 6]: kept, not trained on, since the
+// trainer conditions on the recipe's fixed time ids, train/h5_source.cpp).
+std::vector<FieldSpec> condition_fields(const std::vector<std::string>& time_ids) {
+  std::vector<FieldSpec> out = {field("class_id", false, {DType::i64}, 1, 1, Slot::class_id),
+                                field("prompt", false, {DType::string}, 1, 1),
+                                field("text_embedding", false, kEmbeddingTypes, 3, 3, Slot::text),
+                                field("prompt_index", false, {DType::i64, DType::i32}, 1, 1)};
+  for (auto part : {prompt_table("prompt_embedding", 3, Slot::text, Slot::empty_text),
+                    prompt_table("prompt_pooled", 2, Slot::text_pooled, Slot::empty_text_pooled)})
+    out.insert(out.end(), part.begin(), part.end());
+  for (const auto& name : time_ids) out.push_back(field(name, false, {DType::f32}, 2, 2));
+  return out;
 }
 
 std::vector<FormatSpec> build_table() {
@@ -82,7 +91,8 @@ std::vector<FormatSpec> build_table() {
       add(f, posterior_fields("loser", Slot::x_l_logvar, Slot::x_l_flip, Slot::x_l_flip_logvar));
     }
     if (f.name == "labelled_samples") add(f, posterior_fields("samples", Slot::x_logvar, Slot::x_flip, Slot::x_flip_logvar));
-    if (f.name == "preference_pairs" || f.name == "labelled_samples") add(f, condition_fields());
+    if (f.name == "preference_pairs") add(f, condition_fields({"time_ids_w", "time_ids_l"}));
+    if (f.name == "labelled_samples") add(f, condition_fields({"time_ids"}));
   }
   // Written by `dualign sample`, read by `dualign eval` and the scoring tools: not training data.
   FormatSpec samples{"samples", "generated samples (dualign sample)",
@@ -93,11 +103,14 @@ std::vector<FormatSpec> build_table() {
   t.push_back(samples);
   // Written by data_tools/encode_prompts.py: the text condition of text-to-image sampling, and the unconditional
   // (empty or negative prompt) embedding of classifier-free guidance, one row for every prompt.
+  // SDXL prompt files add the pooled embeddings (pooled_text_embedding [P, D'], negative_pooled_text_embedding).
   FieldSpec negative = field("negative_text_embedding", false, {DType::f32}, 3, 3);
   negative.per_sample = false;
+  FieldSpec negative_pooled = field("negative_pooled_text_embedding", false, {DType::f32}, 2, 2);
+  negative_pooled.per_sample = false;
   t.push_back({"prompts", "encoded prompts (input of text-conditional sampling)",
                {field("text_embedding", true, {DType::f32}, 3, 3), field("prompt", true, {DType::string}, 1, 1),
-                negative},
+                negative, field("pooled_text_embedding", false, {DType::f32}, 2, 2), negative_pooled},
                /*trainable=*/false});
   return t;
 }

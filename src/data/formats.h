@@ -13,10 +13,11 @@ namespace dualign::data {
 // Where a field goes in a training Batch (none: validated and kept, but not trained on). The *_logvar and *_flip
 // slots hold a latent's VAE posterior: x is its mean, x_logvar its log-variance, x_flip the posterior of the
 // horizontally flipped image (the trainer's data path draws from them, train/h5_source.h). empty_text is the
-// embedding of the empty prompt (prompt dropout).
+// embedding of the empty prompt (prompt dropout); text_pooled and empty_text_pooled the pooled embeddings of SDXL's
+// second text encoder.
 enum class Slot {
   none, x, x_l, x_logvar, x_l_logvar, x_flip, x_l_flip, x_flip_logvar, x_l_flip_logvar,
-  score_w, score_l, desirable, class_id, text, empty_text
+  score_w, score_l, desirable, class_id, text, empty_text, text_pooled, empty_text_pooled
 };
 
 struct FieldSpec {

@@ -45,8 +45,10 @@ torch::Tensor sample_posterior(const torch::Tensor& mean, const torch::Tensor& l
 
 torch::Tensor drop_prompts(const torch::Tensor& text, const torch::Tensor& empty, double probability,
                            const Batch& batch, const char* purpose) {
-  DUALIGN_CHECK(empty.defined() && empty.dim() == 3 && empty.size(0) == 1 && empty.sizes().slice(1) == text.sizes().slice(1),
-                "{}: the empty-prompt embedding must be [1, {}, {}]", purpose, text.size(1), text.size(2));
+  DUALIGN_CHECK(empty.defined() && empty.dim() == text.dim() && empty.size(0) == 1 &&
+                    empty.sizes().slice(1) == text.sizes().slice(1),
+                "{}: the empty-prompt embedding must be [1, {}], got {}", purpose,
+                c10::str(text.sizes().slice(1)), empty.defined() ? c10::str(empty.sizes()) : "none");
   auto drop = rows_below(probability, batch, purpose, text.device());
   return pick_rows(drop, empty.to(text.options()).expand_as(text), text);
 }

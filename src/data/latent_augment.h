@@ -27,7 +27,9 @@ LatentPosterior choose_flipped(const LatentPosterior& posterior, double probabil
 torch::Tensor sample_posterior(const torch::Tensor& mean, const torch::Tensor& logvar, const Batch& batch,
                                const char* purpose);
 
-// The text condition [local, L, D] with each row replaced by `empty` [1, L, D] with probability `probability`.
+// The text condition [local, ...] (hidden states [local, L, D], or SDXL's pooled embeddings [local, D']) with each
+// row replaced by `empty` [1, ...] with probability `probability`; the rows follow from (batch seed, purpose) alone,
+// so the hidden states and the pooled embeddings of one batch drop the same rows under the same purpose.
 torch::Tensor drop_prompts(const torch::Tensor& text, const torch::Tensor& empty, double probability,
                            const Batch& batch, const char* purpose);
 

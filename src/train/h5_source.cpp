@@ -55,7 +55,8 @@ Layout layout_of(const data::Summary& summary, const std::string& condition, con
   }
   l.group = l.of(Slot::class_id);
   if (condition != "class") l.fields.erase(Slot::class_id);
-  if (condition != "text") l.fields.erase(Slot::text), l.fields.erase(Slot::empty_text);
+  if (condition != "text")
+    for (Slot s : {Slot::text, Slot::empty_text, Slot::text_pooled, Slot::empty_text_pooled}) l.fields.erase(s);
   DUALIGN_CHECK(condition == "none" || !l.of(condition == "class" ? Slot::class_id : Slot::text).empty(),
                 "config key '{}': format '{}' of '{}' has no {} condition", key, summary.format, file, condition);
   return l;
@@ -76,11 +77,19 @@ struct LabelDropout {
   int64_t null_class = -1;
 };
 
+// What every row is conditioned on besides its own datasets: the empty prompt's embeddings (prompt dropout) and
+// SDXL's size conditioning, the same for every image.
+struct SharedCondition {
+  torch::Tensor empty_text;         // [1, L, D] on the device, when prompts are dropped
+  torch::Tensor empty_text_pooled;  // [1, D'] (SDXL), when prompts are dropped
+  torch::Tensor time_ids;           // [1, 6] (SDXL)
+};
+
 class H5Source : public DataSource {
  public:
-  H5Source(data::LoaderOptions options, Layout layout, Augment augment, torch::Tensor empty_text, ShardSpec shard,
+  H5Source(data::LoaderOptions options, Layout layout, Augment augment, SharedCondition shared, ShardSpec shard,
            LabelDropout dropout)
-      : layout_(std::move(layout)), augment_(augment), empty_text_(std::move(empty_text)), shard_(shard),
+      : layout_(std::move(layout)), augment_(augment), shared_(std::move(shared)), shard_(shard),
         loader_(std::move(options)), dropout_(dropout) {}
 
   data::Batch next(int64_t step, int64_t micro) override {
@@ -110,9 +119,15 @@ class H5Source : public DataSource {
     b.desirable = field(Slot::desirable, torch::kFloat32);
     b.cond.class_id = field(Slot::class_id, torch::kInt64);
     b.cond.text = field(Slot::text, torch::kFloat32);
-    if (augment_.empty_prompt_probability > 0)
-      b.cond.text = data::drop_prompts(b.cond.text, empty_text_, augment_.empty_prompt_probability, b,
+    b.cond.text_pooled = field(Slot::text_pooled, torch::kFloat32);
+    if (augment_.empty_prompt_probability > 0) {  // the same rows (one draw) for the hidden states and the pooled
+      b.cond.text = data::drop_prompts(b.cond.text, shared_.empty_text, augment_.empty_prompt_probability, b,
                                        "data/empty_prompt");
+      if (b.cond.text_pooled.defined())
+        b.cond.text_pooled = data::drop_prompts(b.cond.text_pooled, shared_.empty_text_pooled,
+                                                augment_.empty_prompt_probability, b, "data/empty_prompt");
+    }
+    if (shared_.time_ids.defined()) b.cond.time_ids = shared_.time_ids.expand({b.local_size(), 6});
     if (!layout_.group.empty()) b.group = raw.tensors.at(layout_.group).to(shard_.device, torch::kInt64);
     if (dropout_.p > 0) b.cond.class_id = drop_labels(b, raw.tensors.at(layout_.of(Slot::class_id)));
     return b;
@@ -138,7 +153,7 @@ class H5Source : public DataSource {
 
   Layout layout_;
   Augment augment_;
-  torch::Tensor empty_text_;  // [1, L, D] on the device, when prompts are dropped
+  SharedCondition shared_;
   ShardSpec shard_;
   data::Loader loader_;
   LabelDropout dropout_;
@@ -176,14 +191,43 @@ void check_augment(const Augment& a, const Layout& l, const std::string& conditi
                   data.path("proportion_empty_prompts"), condition);
     DUALIGN_CHECK(!l.of(Slot::empty_text).empty(), "config key '{}': dataset '{}' has no empty_prompt_embedding",
                   data.path("proportion_empty_prompts"), file);
+    DUALIGN_CHECK(l.of(Slot::text_pooled).empty() || !l.of(Slot::empty_text_pooled).empty(),
+                  "config key '{}': dataset '{}' has no empty_prompt_pooled", data.path("proportion_empty_prompts"),
+                  file);
   }
 }
 
+// SDXL's size conditioning (original size, crop top-left, target size) of every training image:
+// data.time_ids, or [R, R, 0, 0, R, R] with R the shards' resolution, as the Diffusion-DPO SDXL recipe conditions
+// every image (the converter stores each image's own time ids too; they are not trained on). Undefined for
+// datasets without pooled embeddings.
+torch::Tensor read_time_ids(const config::Section& data, const Layout& l, const std::string& file,
+                            const torch::Device& device) {
+  const bool pooled = !l.of(Slot::text_pooled).empty();
+  auto ids = data.get<std::vector<double>>("time_ids", {});
+  if (!pooled) {
+    DUALIGN_CHECK(ids.empty(), "config key '{}': time ids condition SDXL's pooled text embeddings, and dataset '{}' "
+                  "has none (prompt_pooled; data.condition: text)", data.path("time_ids"), file);
+    return {};
+  }
+  if (ids.empty()) {
+    auto f = h5::File::open(file);
+    DUALIGN_CHECK(f.has_attr("/", "resolution"), "config key '{}': dataset '{}' has no 'resolution' attribute to "
+                  "derive SDXL's time ids from; set them, e.g. [1024, 1024, 0, 0, 1024, 1024]", data.path("time_ids"),
+                  file);
+    const double r = static_cast<double>(f.attr_int("/", "resolution"));
+    ids = {r, r, 0, 0, r, r};
+  }
+  DUALIGN_CHECK(ids.size() == 6, "config key '{}': expected 6 numbers (original height, width, crop top, left, "
+                "target height, width), got {}", data.path("time_ids"), ids.size());
+  return torch::tensor(ids, torch::kFloat32).view({1, 6}).to(device);
+}
+
 // Whether the loader reads a slot's dataset: flipped posteriors only with flips, log-variances only with
-// posterior draws, the empty prompt never (it is read once).
+// posterior draws, the empty prompt's embeddings never (they are read once).
 bool loaded(Slot slot, const Augment& a) {
   switch (slot) {
-    case Slot::empty_text: return false;
+    case Slot::empty_text: case Slot::empty_text_pooled: return false;
     case Slot::x_flip: case Slot::x_l_flip: return a.flip_probability > 0;
     case Slot::x_logvar: case Slot::x_l_logvar: return a.sample_posterior;
     case Slot::x_flip_logvar: case Slot::x_l_flip_logvar: return a.flip_probability > 0 && a.sample_posterior;
@@ -202,7 +246,6 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   const auto group = data.get<std::string>("group", "none");
   const Augment augment = read_augment(data);
   LabelDropout dropout{data.get<double>("label_dropout", 0.0), data.get<int64_t>("null_class", -1)};
-  data.finish({"kind"});
   DUALIGN_CHECK(dropout.p >= 0 && dropout.p < 1, "config key '{}': expected a probability in [0, 1), got {}",
                 data.path("label_dropout"), dropout.p);
   DUALIGN_CHECK(dropout.p == 0 || (condition == "class" && dropout.null_class >= 0),
@@ -221,6 +264,9 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   DUALIGN_CHECK(group == "none" || !layout.group.empty(), "config key '{}': dataset '{}' has no class labels to group by",
                 data.path("group"), file);
   check_augment(augment, layout, condition, data, file);
+  SharedCondition shared;
+  shared.time_ids = read_time_ids(data, layout, file, shard.device);
+  data.finish({"kind"});
 
   data::LoaderOptions o;
   o.path = path;
@@ -238,10 +284,13 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   DUALIGN_CHECK(summary.rows >= shard.global_micro_batch || std::filesystem::is_directory(path),
                 "dataset '{}' has {} samples, fewer than one global micro-batch of {}", path, summary.rows,
                 shard.global_micro_batch);
-  torch::Tensor empty_text;
-  if (augment.empty_prompt_probability > 0)
-    empty_text = h5::read_tensor(h5::File::open(file), layout.of(Slot::empty_text)).to(shard.device, torch::kFloat32);
-  return std::make_unique<H5Source>(std::move(o), std::move(layout), augment, std::move(empty_text), shard, dropout);
+  if (augment.empty_prompt_probability > 0) {
+    auto f = h5::File::open(file);
+    shared.empty_text = h5::read_tensor(f, layout.of(Slot::empty_text)).to(shard.device, torch::kFloat32);
+    if (!layout.of(Slot::empty_text_pooled).empty())
+      shared.empty_text_pooled = h5::read_tensor(f, layout.of(Slot::empty_text_pooled)).to(shard.device, torch::kFloat32);
+  }
+  return std::make_unique<H5Source>(std::move(o), std::move(layout), augment, std::move(shared), shard, dropout);
 }
 
 }  // namespace dualign::train
