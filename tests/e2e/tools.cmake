@@ -4,3 +4,5 @@ dualign_add_py_test(e2e_tools SCRIPT ${CMAKE_CURRENT_LIST_DIR}/tools_test.py LAB
 # The SD path end to end with tiny random models: Pick-a-Pic parquet -> shards -> mpirun -np 2 dualign train
 # experiment=sd15_dpo_pickapic (shrunk) -> encode_prompts.py -> dualign sample --prompts -> pickscore.py.
 dualign_add_py_test(e2e_sd15_smoke SCRIPT ${CMAKE_CURRENT_LIST_DIR}/sd15_smoke_test.py LABELS e2e TIMEOUT 600 PROCESSORS 2)
+# The same for Stable Diffusion XL: SDXL shards, the SDXL recipe (Adafactor, time ids), guided SDXL sampling vs diffusers.
+dualign_add_py_test(e2e_sdxl_smoke SCRIPT ${CMAKE_CURRENT_LIST_DIR}/sdxl_smoke_test.py LABELS e2e TIMEOUT 600 PROCESSORS 2)
