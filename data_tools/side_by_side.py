@@ -41,6 +41,17 @@ def grid(images, rows, cols, scale, gap):
     return canvas
 
 
+def title_font(size):
+    """DejaVu Sans from matplotlib's own fonts (in the venv everywhere); PIL's bitmap default squeezes spaces to
+    one pixel, so a title like "dmpo toward footwear" read as one word."""
+    from PIL import ImageFont
+    try:
+        from matplotlib import font_manager
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=True), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--left", required=True, help="samples HDF5 shown on the left (e.g. the reference)")
@@ -65,8 +76,9 @@ def main():
         canvas[title:title + ph, x0:x0 + pw] = panel
     image = Image.fromarray(canvas.squeeze(-1) if c == 1 else canvas).convert("RGB")
     draw = ImageDraw.Draw(image)
+    font = title_font(14)
     for k, text in enumerate((a.left_title, a.right_title)):
-        draw.text((margin + k * (pw + margin), 4), text, fill=(0, 0, 0))
+        draw.text((margin + k * (pw + margin), 3), text, fill=(0, 0, 0), font=font)
     image.save(a.out)
     print(f"wrote {a.out} ({image.width}x{image.height})")
 
