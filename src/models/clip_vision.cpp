@@ -7,6 +7,7 @@
 
 #include "models/checkpoint.h"
 #include "models/diffusers_io.h"
+#include "models/linear.h"
 #include "util/error.h"
 
 namespace dualign::models {
@@ -118,11 +119,11 @@ torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), l = x.size(1);
   auto h = layer_norm1(x);
   auto split = [&](const torch::Tensor& t) { return t.view({b, l, heads_, -1}).transpose(1, 2); };
-  auto o = at::scaled_dot_product_attention(split(q_proj(h)), split(k_proj(h)), split(v_proj(h)));
-  auto y = x + out_proj(o.transpose(1, 2).reshape({b, l, -1}));
-  auto m = fc1(layer_norm2(y));
+  auto o = at::scaled_dot_product_attention(split(linear(q_proj, h)), split(linear(k_proj, h)), split(linear(v_proj, h)));
+  auto y = x + linear(out_proj, o.transpose(1, 2).reshape({b, l, -1}));
+  auto m = linear(fc1, layer_norm2(y));
   m = quick_gelu_ ? m * torch::sigmoid(1.702 * m) : torch::gelu(m);
-  return y + fc2(m);
+  return y + linear(fc2, m);
 }
 
 ClipVisionModelImpl::ClipVisionModelImpl(ClipVisionConfig config) : config_(std::move(config)) {
@@ -164,7 +165,7 @@ torch::Tensor ClipVisionModelImpl::forward(const torch::Tensor& pixel_values) {
     auto fn = [layer](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0])}; };
     h = checkpoint(fn, {h}, layer->parameters())[0];
   }
-  return visual_projection(post_layernorm(h.select(1, 0)));
+  return linear(visual_projection, post_layernorm(h.select(1, 0)));
 }
 
 LoadedClipVision load_clip_vision(const std::string& dir_in) {

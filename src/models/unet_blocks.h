@@ -6,16 +6,10 @@
 
 #include <vector>
 
+#include "models/linear.h"
 #include "models/lora.h"
 
 namespace dualign::models {
-
-// y = x W^T + b through aten::linear, the op PyTorch's nn.Linear runs. LibTorch's LinearImpl::forward computes
-// matmul(x, W.t()) and adds the bias afterwards: under autocast that rounds x W^T to bf16 before the bias is
-// added, unlike PyTorch, and casts the transposed view of W at every call instead of once per forward.
-inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  return torch::linear(x, layer->weight, layer->bias);
-}
 
 // Set per forward by the UNet: recompute resnets and transformers in backward instead of storing activations.
 struct BlockContext {

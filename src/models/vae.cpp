@@ -4,6 +4,7 @@
 
 #include "models/checkpoint.h"
 #include "models/diffusers_io.h"
+#include "models/linear.h"
 #include "util/error.h"
 
 namespace dualign::models {
@@ -42,9 +43,10 @@ VaeAttentionImpl::VaeAttentionImpl(int64_t channels, int64_t groups) {
 torch::Tensor VaeAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   auto tokens = group_norm(x.view({b, c, h * w})).transpose(1, 2);  // [B, HW, C]
-  auto q = to_q(tokens).unsqueeze(1), k = to_k(tokens).unsqueeze(1), v = to_v(tokens).unsqueeze(1);  // one head
+  auto head = [&](const torch::nn::Linear& proj) { return linear(proj, tokens).unsqueeze(1); };  // one head
+  auto q = head(to_q), k = head(to_k), v = head(to_v);
   auto o = at::scaled_dot_product_attention(q, k, v).squeeze(1);
-  o = to_out[0]->as<torch::nn::Linear>()->forward(o);
+  o = linear(torch::nn::Linear(to_out->ptr<torch::nn::LinearImpl>(0)), o);
   return o.transpose(1, 2).reshape({b, c, h, w}) + x;
 }
 
