@@ -12,6 +12,7 @@
 #include "methods/registry.h"
 #include "models/clip_vision.h"
 #include "models/lora.h"
+#include "models/unet.h"
 #include "models/unet_config.h"
 #include "models/vae_config.h"
 #include "util/error.h"
@@ -39,20 +40,16 @@ struct PlanArgs {
   double reward_act_gb = 1.5;
 };
 
-// The UNet architectures behind `--model sd15 | sdxl` (diffusers' config.json values that shape attention).
+// The UNet architectures behind `--model sd15 | sdxl`; their configs give the parameter and LoRA counts.
 models::UNetConfig unet_of(const std::string& model) {
+  if (model == "sdxl") return models::UNetConfig::sdxl_base();
+  DUALIGN_CHECK(model == "sd15", "plan: the UNet architectures known are sd15 and sdxl, not '{}'", model);
   models::UNetConfig c;  // the defaults are SD-1.5's, except the text width
   c.cross_attention_dim = {768};
-  if (model == "sd15") return c;
-  DUALIGN_CHECK(model == "sdxl", "plan: LoRA counts are known for sd15 and sdxl; for '{}' pass --lora-params", model);
-  c.block_out_channels = {320, 640, 1280};
-  c.down_block_types = {"DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"};
-  c.up_block_types = {"CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"};
-  c.transformer_layers_per_block = {1, 2, 10};
-  c.num_attention_heads = {5, 10, 20};
-  c.cross_attention_dim = {2048};
   return c;
 }
+
+bool known_unet(const std::string& model) { return model == "sd15" || model == "sdxl"; }
 
 // Frozen parameters of one reward's networks: its image tower (the VAE decoder is counted once, by the caller).
 int64_t reward_tower_params(const std::string& name) {
@@ -66,9 +63,12 @@ int64_t reward_tower_params(const std::string& name) {
 
 void run_plan(const PlanArgs& a) {
   auto model = dist::model_spec(a.model);
+  if (known_unet(a.model)) model.params = models::unet_parameter_count(unet_of(a.model));
   if (a.act_gb > 0) model.act_gb_per_sample_ckpt = a.act_gb;
   int64_t trainable = a.lora_params;
   if (a.lora_rank > 0 && trainable == 0) {
+    DUALIGN_CHECK(known_unet(a.model), "plan: LoRA counts are known for sd15 and sdxl; for '{}' pass --lora-params",
+                  a.model);
     models::LoraConfig lora;
     lora.rank = a.lora_rank;
     lora.targets = a.lora_targets;

@@ -53,12 +53,8 @@ struct Rows {
   std::string negative_source;
 
   static data::Condition pick(const data::Condition& table, const torch::Tensor& rows, const eval::RowRange& r) {
-    data::Condition c;
-    if (!rows.defined()) return c;
-    auto idx = rows.narrow(0, r.begin, r.size());
-    if (table.class_id.defined()) c.class_id = table.class_id.index_select(0, idx);
-    if (table.text.defined()) c.text = table.text.index_select(0, idx);
-    return c;
+    if (!rows.defined()) return {};
+    return table.select(rows.narrow(0, r.begin, r.size()));
   }
   data::Condition cond(const eval::RowRange& r) const { return pick(cond_table, cond_row, r); }
   data::Condition uncond(const eval::RowRange& r) const { return pick(uncond_table, uncond_row, r); }

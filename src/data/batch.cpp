@@ -1,30 +1,47 @@
 #include "data/batch.h"
 
+#include "util/error.h"
 #include "util/seed.h"
 
 namespace dualign::data {
 
-Condition Condition::slice(int64_t start, int64_t length) const {
+Condition Condition::map(const std::function<torch::Tensor(const torch::Tensor&)>& fn) const {
   Condition c;
-  if (class_id.defined()) c.class_id = class_id.narrow(0, start, length);
-  if (text.defined()) c.text = text.narrow(0, start, length);
+  for (auto [from, to] : {std::pair{&class_id, &c.class_id}, std::pair{&text, &c.text},
+                          std::pair{&text_pooled, &c.text_pooled}, std::pair{&time_ids, &c.time_ids}})
+    if (from->defined()) *to = fn(*from);
   return c;
+}
+
+Condition Condition::slice(int64_t start, int64_t length) const {
+  return map([&](const torch::Tensor& t) { return t.narrow(0, start, length); });
 }
 
 Condition Condition::repeat(int64_t times) const {
-  Condition c;
-  auto stack = [times](const torch::Tensor& t) {
+  return map([times](const torch::Tensor& t) {
     return torch::cat(std::vector<torch::Tensor>(static_cast<size_t>(times), t), 0);
-  };
-  if (class_id.defined()) c.class_id = stack(class_id);
-  if (text.defined()) c.text = stack(text);
-  return c;
+  });
 }
 
 Condition Condition::to(const torch::Device& device) const {
+  return map([&](const torch::Tensor& t) { return t.to(device); });
+}
+
+Condition Condition::select(const torch::Tensor& rows) const {
+  return map([&](const torch::Tensor& t) { return t.index_select(0, rows.to(t.device())); });
+}
+
+Condition Condition::concat(const Condition& a, const Condition& b) {
+  auto cat = [](const torch::Tensor& x, const torch::Tensor& y, const char* part) {
+    DUALIGN_CHECK(x.defined() == y.defined(), "concatenating conditions: only one of them has {} (both must "
+                                              "condition on the same parts)", part);
+    return x.defined() ? torch::cat({x, y}) : torch::Tensor();
+  };
   Condition c;
-  if (class_id.defined()) c.class_id = class_id.to(device);
-  if (text.defined()) c.text = text.to(device);
+  c.class_id = cat(a.class_id, b.class_id, "class ids");
+  c.text = cat(a.text, b.text, "text embeddings");
+  c.text_pooled = cat(a.text_pooled, b.text_pooled, "pooled text embeddings");
+  c.time_ids = cat(a.time_ids, b.time_ids, "time ids");
   return c;
 }
 

@@ -6,19 +6,28 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 
 namespace dualign::data {
 
-// What a sample is conditioned on; both parts are optional (undefined = unconditional).
+// What a sample is conditioned on; every part is optional (undefined = not conditioned on it).
 struct Condition {
-  torch::Tensor class_id;  // [B] int64
-  torch::Tensor text;      // [B, L, D] text-encoder hidden states
+  torch::Tensor class_id;     // [B] int64
+  torch::Tensor text;         // [B, L, D] text-encoder hidden states
+  torch::Tensor text_pooled;  // [B, D] pooled text embedding (SDXL's added conditioning)
+  torch::Tensor time_ids;     // [B, K] SDXL's micro-conditioning: original size, crop top-left, target size
 
   // The condition of rows [start, start + length).
   Condition slice(int64_t start, int64_t length) const;
   // This condition stacked `times` times along the batch (e.g. for winner and loser in one forward).
   Condition repeat(int64_t times) const;
   Condition to(const torch::Device& device) const;
+  // The rows `rows` (int64 [N]) of this condition, in that order.
+  Condition select(const torch::Tensor& rows) const;
+  // a's rows then b's (e.g. [unconditional; conditional] for guidance); both must condition on the same parts.
+  static Condition concat(const Condition& a, const Condition& b);
+  // Applies `fn` to every defined part.
+  Condition map(const std::function<torch::Tensor(const torch::Tensor&)>& fn) const;
 };
 
 struct Batch {

@@ -19,6 +19,8 @@ const char* to_string(Precision p) {
 }
 
 ModelSpec model_spec(const std::string& s) {
+  // diffusers' counts; `dualign plan` takes them from the UNet configs (models::unet_parameter_count, which this
+  // lower module cannot see) and its tests check the two agree.
   constexpr int64_t kSd15 = 859'520'964, kSdxl = 2'567'463'684;
   if (s == "sd15") return {"sd15 (UNet, 512px)", kSd15, 3.0};
   if (s == "sdxl") return {"sdxl (UNet, 1024px)", kSdxl, 6.0};

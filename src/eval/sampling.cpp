@@ -79,15 +79,6 @@ std::string pretrained_scheduler_config(const std::string& checkpoint) {
   return "";
 }
 
-data::Condition concat(const data::Condition& a, const data::Condition& b) {
-  data::Condition c;
-  DUALIGN_CHECK(a.class_id.defined() == b.class_id.defined() && a.text.defined() == b.text.defined(),
-                "classifier-free guidance: the conditional and unconditional rows must condition on the same things");
-  if (a.class_id.defined()) c.class_id = torch::cat({a.class_id, b.class_id});
-  if (a.text.defined()) c.text = torch::cat({a.text, b.text});
-  return c;
-}
-
 }  // namespace
 
 SamplingModel load_sampling_model(const std::string& path, const torch::Device& device, bool prefer_ema) {
@@ -151,7 +142,8 @@ torch::Tensor sample_rows(models::ScoreModel& model, const diffusion::NoiseSched
                           const data::Condition& uncond) {
   torch::NoGradGuard no_grad;
   const auto rows = int64_t(seeds.size());
-  for (const auto* t : {&cond.class_id, &cond.text, &uncond.class_id, &uncond.text})
+  for (const auto* t : {&cond.class_id, &cond.text, &cond.text_pooled, &cond.time_ids, &uncond.class_id, &uncond.text,
+                        &uncond.text_pooled, &uncond.time_ids})
     DUALIGN_CHECK(!t->defined() || t->size(0) == rows, "sample_rows: {} seeds but a condition of {} rows", rows,
                   t->size(0));
   const bool guided = spec.guidance_scale > 1.0;
@@ -170,7 +162,8 @@ torch::Tensor sample_rows(models::ScoreModel& model, const diffusion::NoiseSched
     x_T.push_back(at::normal(0.0, 1.0, shape, generators.back()));
   }
   const auto c = cond.to(device);
-  const auto pair = guided ? concat(uncond.to(device), c) : data::Condition{};
+  // SDXL: the unconditional rows carry the negative pooled embedding and the same time ids (as the pipeline)
+  const auto pair = guided ? data::Condition::concat(uncond.to(device), c) : data::Condition{};
   diffusion::ScoreFn denoiser = [&](const torch::Tensor& x, const torch::Tensor& t) { return model.forward(x, t, c); };
   if (guided) {
     // [uncond; cond] in one call, as StableDiffusionPipeline batches them

@@ -36,7 +36,8 @@ class MlpScoreModel : public ScoreModel {
  public:
   explicit MlpScoreModel(ScoreMLPConfig cfg) : net_(cfg) {}
   torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) override {
-    DUALIGN_CHECK(!cond.text.defined(), "the MLP score model has no text conditioning (got text embeddings)");
+    DUALIGN_CHECK(!cond.text.defined() && !cond.text_pooled.defined() && !cond.time_ids.defined(),
+                  "the MLP score model has no text conditioning (got text embeddings, pooled or time ids)");
     const auto dtype = net_->parameters().front().scalar_type();  // bf16 when frozen as a reference
     if (cond.class_id.defined()) {
       DUALIGN_CHECK(net_->config().num_classes > 0,
@@ -71,16 +72,27 @@ class UNetScoreModel : public ScoreModel {
     DUALIGN_CHECK(cond.text.defined() == net_->has_cross_attention(),
                   "UNet {} cross-attention but the batch {} text embeddings",
                   net_->has_cross_attention() ? "has" : "has no", cond.text.defined() ? "has" : "has no");
+    const bool added = c.text_time_conditional();
+    DUALIGN_CHECK(!added || (cond.text_pooled.defined() && cond.time_ids.defined()),
+                  "UNet has SDXL's added conditioning (addition_embed_type text_time) but the batch has no {}",
+                  cond.text_pooled.defined() ? "time_ids [B, 6]" : cond.time_ids.defined()
+                                                                        ? "text_pooled (pooled text embeddings [B, D])"
+                                                                        : "text_pooled [B, D] nor time_ids [B, 6]");
+    DUALIGN_CHECK(added || (!cond.text_pooled.defined() && !cond.time_ids.defined()),
+                  "UNet has no added conditioning (addition_embed_type is not text_time) but the batch has {}",
+                  cond.text_pooled.defined() ? "pooled text embeddings" : "time ids");
     const auto dtype = net_->parameters().front().scalar_type();  // bf16 when frozen as a reference
-    auto text = cond.text.defined() ? cond.text.to(dtype) : cond.text;
-    return net_->forward(x_t.to(dtype), t, text, cond.class_id).to(x_t.scalar_type());
+    auto cast = [dtype](const torch::Tensor& x) { return x.defined() ? x.to(dtype) : x; };
+    return net_->forward(x_t.to(dtype), t, cast(cond.text), cond.class_id, cast(cond.text_pooled), cond.time_ids)
+        .to(x_t.scalar_type());
   }
   torch::nn::Module& module() override { return *net_; }
   std::string describe() const override {
     const auto& c = net_->config();
-    return fmt::format("UNet2DConditionModel(in={}, channels={}, blocks={}, classes={}, cross_attention={})",
+    return fmt::format("UNet2DConditionModel(in={}, channels={}, blocks={}, classes={}, cross_attention={}{})",
                        c.in_channels, c.block_out_channels, c.down_block_types,
-                       c.num_class_embeds.value_or(0), net_->has_cross_attention());
+                       c.num_class_embeds.value_or(0), net_->has_cross_attention(),
+                       c.text_time_conditional() ? ", added=text_time" : "");
   }
   std::vector<int64_t> sample_shape() const override {
     const auto& c = net_->config();

@@ -17,6 +17,54 @@ struct TimestepEmbeddingImpl : torch::nn::Module {
 };
 TORCH_MODULE(TimestepEmbedding);
 
+// The blocks as diffusers' UNet2DConditionModel.__init__ lays them out: per-down-block lists (heads, cross-attention
+// width, transformer depth) index the down blocks directly, the up blocks in reverse, the mid block by the last.
+BlockSpec block_spec(const UNetConfig& c, size_t list_index) {
+  BlockSpec s;
+  s.temb = c.time_embed_dim();
+  s.layers = c.layers_per_block;
+  s.groups = c.norm_num_groups;
+  s.eps = c.norm_eps;
+  s.heads = c.heads(list_index);
+  s.cross_dim = c.cross_dim(list_index);
+  s.transformer_layers = c.transformer_layers(list_index);
+  s.linear_projection = c.use_linear_projection;
+  return s;
+}
+
+BlockSpec down_block_spec(const UNetConfig& c, size_t i) {
+  const auto& boc = c.block_out_channels;
+  BlockSpec s = block_spec(c, i);
+  s.in = boc[i == 0 ? 0 : i - 1];
+  s.out = boc[i];
+  s.attention = c.down_block_types[i] == "CrossAttnDownBlock2D";
+  s.resample = i + 1 < boc.size();
+  s.downsample_padding = c.downsample_padding;
+  return s;
+}
+
+BlockSpec mid_block_spec(const UNetConfig& c) {
+  const size_t n = c.block_out_channels.size();
+  BlockSpec s = block_spec(c, n - 1);
+  s.in = s.out = c.block_out_channels.back();
+  s.layers = 1;
+  s.attention = c.mid_block_type == "UNetMidBlock2DCrossAttn";
+  return s;
+}
+
+BlockSpec up_block_spec(const UNetConfig& c, size_t i) {
+  const auto& boc = c.block_out_channels;
+  const size_t n = boc.size(), r = n - 1 - i;  // r: index into the per-down-block lists, reversed
+  BlockSpec s = block_spec(c, r);
+  s.prev_out = boc[i == 0 ? n - 1 : r + 1];
+  s.out = boc[r];
+  s.in = boc[r == 0 ? 0 : r - 1];
+  s.layers = c.layers_per_block + 1;
+  s.attention = c.up_block_types[i] == "CrossAttnUpBlock2D";
+  s.resample = i + 1 < n;
+  return s;
+}
+
 }  // namespace
 
 UNet2DConditionModelImpl::UNet2DConditionModelImpl(UNetConfig c) : config_(std::move(c)) {
@@ -31,66 +79,35 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(UNetConfig c) : config_(std::
   } else if (config_.num_class_embeds) {
     class_embedding_table = register_module("class_embedding", torch::nn::Embedding(*config_.num_class_embeds, temb));
   }
+  if (config_.text_time_conditional())  // add_time_proj (Timesteps) has no parameters
+    register_module("add_embedding", TimestepEmbedding(*config_.projection_class_embeddings_input_dim, temb));
 
   down_blocks = register_module("down_blocks", torch::nn::ModuleList());
-  int64_t out_ch = boc[0];
-  for (size_t i = 0; i < n; ++i) {
-    BlockSpec s;
-    s.in = out_ch;
-    s.out = out_ch = boc[i];
-    s.temb = temb;
-    s.layers = config_.layers_per_block;
-    s.groups = config_.norm_num_groups;
-    s.eps = config_.norm_eps;
-    s.attention = config_.down_block_types[i] == "CrossAttnDownBlock2D";
-    s.heads = config_.heads(i);
-    s.cross_dim = config_.cross_dim(i);
-    s.transformer_layers = config_.transformer_layers(i);
-    s.resample = i + 1 < n;
-    s.downsample_padding = config_.downsample_padding;
-    s.linear_projection = config_.use_linear_projection;
-    down_blocks->push_back(DownBlock(s));
-  }
-
-  if (!config_.mid_block_type.empty()) {
-    BlockSpec s;
-    s.in = s.out = boc.back();
-    s.temb = temb;
-    s.layers = 1;
-    s.groups = config_.norm_num_groups;
-    s.eps = config_.norm_eps;
-    s.attention = config_.mid_block_type == "UNetMidBlock2DCrossAttn";
-    s.heads = config_.heads(n - 1);
-    s.cross_dim = config_.cross_dim(n - 1);
-    s.transformer_layers = config_.transformer_layers(n - 1);
-    s.linear_projection = config_.use_linear_projection;
-    mid_block = register_module("mid_block", MidBlock(s, config_.mid_block_scale_factor));
-  }
-
+  for (size_t i = 0; i < n; ++i) down_blocks->push_back(DownBlock(down_block_spec(config_, i)));
+  if (!config_.mid_block_type.empty())
+    mid_block = register_module("mid_block", MidBlock(mid_block_spec(config_), config_.mid_block_scale_factor));
   up_blocks = register_module("up_blocks", torch::nn::ModuleList());
-  out_ch = boc[n - 1];
-  for (size_t i = 0; i < n; ++i) {
-    const size_t r = n - 1 - i;  // index into the per-down-block lists, reversed
-    BlockSpec s;
-    s.prev_out = out_ch;
-    s.out = out_ch = boc[r];
-    s.in = boc[r == 0 ? 0 : r - 1];
-    s.temb = temb;
-    s.layers = config_.layers_per_block + 1;
-    s.groups = config_.norm_num_groups;
-    s.eps = config_.norm_eps;
-    s.attention = config_.up_block_types[i] == "CrossAttnUpBlock2D";
-    s.heads = config_.heads(r);
-    s.cross_dim = config_.cross_dim(r);
-    s.transformer_layers = config_.transformer_layers(r);
-    s.resample = i + 1 < n;
-    s.linear_projection = config_.use_linear_projection;
-    up_blocks->push_back(UpBlock(s));
-  }
+  for (size_t i = 0; i < n; ++i) up_blocks->push_back(UpBlock(up_block_spec(config_, i)));
 
   conv_norm_out = register_module(
       "conv_norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(config_.norm_num_groups, boc[0]).eps(config_.norm_eps)));
   conv_out = register_module("conv_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(boc[0], config_.out_channels, 3).padding(1)));
+}
+
+int64_t unet_parameter_count(const UNetConfig& c) {
+  c.validate();
+  const auto& boc = c.block_out_channels;
+  const int64_t temb = c.time_embed_dim();
+  auto linear = [](int64_t in, int64_t out) { return in * out + out; };
+  auto timestep_embedding = [&](int64_t in) { return linear(in, temb) + linear(temb, temb); };
+  int64_t total = 9 * c.in_channels * boc[0] + boc[0] + timestep_embedding(boc[0]);  // conv_in, time_embedding
+  if (c.class_embed_type == "timestep") total += timestep_embedding(boc[0]);
+  else if (c.num_class_embeds) total += *c.num_class_embeds * temb;
+  if (c.text_time_conditional()) total += timestep_embedding(*c.projection_class_embeddings_input_dim);
+  for (size_t i = 0; i < boc.size(); ++i)
+    total += down_block_parameter_count(down_block_spec(c, i)) + up_block_parameter_count(up_block_spec(c, i));
+  if (!c.mid_block_type.empty()) total += mid_block_parameter_count(mid_block_spec(c));
+  return total + 2 * boc[0] + 9 * boc[0] * c.out_channels + c.out_channels;  // conv_norm_out, conv_out
 }
 
 bool UNet2DConditionModelImpl::has_cross_attention() const {
@@ -105,8 +122,29 @@ int64_t UNet2DConditionModelImpl::num_parameters() const {
   return count;
 }
 
+torch::Tensor UNet2DConditionModelImpl::added_time_embedding(const torch::Tensor& text_embeds,
+                                                             const torch::Tensor& time_ids, const torch::Tensor& emb) {
+  const int64_t batch = emb.size(0), width = config_.addition_time_embed_dim;
+  const int64_t expected = *config_.projection_class_embeddings_input_dim;
+  DUALIGN_CHECK(text_embeds.defined() && time_ids.defined(),
+                "UNet: addition_embed_type text_time (SDXL) needs the pooled text embedding text_embeds [B, D] and "
+                "time_ids [B, K]; missing: {}{}", text_embeds.defined() ? "" : "text_embeds ",
+                time_ids.defined() ? "" : "time_ids");
+  DUALIGN_CHECK(text_embeds.dim() == 2 && text_embeds.size(0) == batch && time_ids.dim() == 2 &&
+                    time_ids.size(0) == batch && text_embeds.size(1) + time_ids.size(1) * width == expected,
+                "UNet: text_embeds {} and time_ids {} must be [{}, D] and [{}, K] with D + K * {} "
+                "(addition_time_embed_dim) = {} (projection_class_embeddings_input_dim)",
+                c10::str(text_embeds.sizes()), c10::str(time_ids.sizes()), batch, batch, width, expected);
+  auto time_embeds = sinusoidal_embedding(time_ids.to(emb.device()).flatten(), width, config_.flip_sin_to_cos,
+                                          config_.freq_shift)
+                         .reshape({batch, -1});
+  auto add_embeds = torch::cat({text_embeds.to(emb.device()), time_embeds}, -1).to(emb.scalar_type());
+  return named_children()["add_embedding"]->as<TimestepEmbeddingImpl>()->forward(add_embeds);
+}
+
 torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample_in, const torch::Tensor& timesteps,
-                                                const torch::Tensor& context, const torch::Tensor& class_labels) {
+                                                const torch::Tensor& context, const torch::Tensor& class_labels,
+                                                const torch::Tensor& text_embeds, const torch::Tensor& time_ids) {
   DUALIGN_CHECK(sample_in.dim() == 4 && sample_in.size(1) == config_.in_channels,
                 "UNet: sample must be [B, {}, H, W], got {}", config_.in_channels, c10::str(sample_in.sizes()));
   const int64_t factor = int64_t(1) << (config_.block_out_channels.size() - 1);
@@ -134,6 +172,8 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample_in, 
       emb = emb + class_embedding_table(class_labels.to(sample.device()).to(torch::kInt64)).to(sample.scalar_type());
     }
   }
+
+  if (config_.text_time_conditional()) emb = emb + added_time_embedding(text_embeds, time_ids, emb);
 
   auto h = conv_in(sample);
   std::vector<torch::Tensor> skips{h};

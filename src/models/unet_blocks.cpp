@@ -236,4 +236,49 @@ torch::Tensor MidBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, 
   return x;
 }
 
+namespace {
+
+int64_t conv3_params(int64_t in, int64_t out) { return 9 * in * out + out; }
+
+int64_t resnet_params(int64_t in, int64_t out, int64_t temb) {
+  return 2 * in + conv3_params(in, out) + (temb > 0 ? temb * out + out : 0) + 2 * out + conv3_params(out, out) +
+         (in != out ? in * out + out : 0);
+}
+
+// Transformer2DModel over `channels` (inner width = channels: heads x channels / heads).
+int64_t transformer_params(int64_t channels, int64_t layers, int64_t cross_dim) {
+  const int64_t d = channels;
+  const int64_t attn1 = 4 * d * d + d, attn2 = 2 * d * d + 2 * cross_dim * d + d;  // q, k, v without bias
+  const int64_t ff = d * 8 * d + 8 * d + 4 * d * d + d;                              // GEGLU proj, then 4d → d
+  const int64_t block = 3 * 2 * d + attn1 + attn2 + ff;                             // + three LayerNorms
+  return 2 * d + 2 * (d * d + d) + layers * block;  // GroupNorm, proj_in, proj_out (1x1 conv or linear alike)
+}
+
+}  // namespace
+
+int64_t down_block_parameter_count(const BlockSpec& s) {
+  int64_t n = s.resample ? conv3_params(s.out, s.out) : 0;
+  for (int64_t i = 0; i < s.layers; ++i) {
+    n += resnet_params(i == 0 ? s.in : s.out, s.out, s.temb);
+    if (s.attention) n += transformer_params(s.out, s.transformer_layers, s.cross_dim);
+  }
+  return n;
+}
+
+int64_t up_block_parameter_count(const BlockSpec& s) {
+  int64_t n = s.resample ? conv3_params(s.out, s.out) : 0;
+  for (int64_t i = 0; i < s.layers; ++i) {
+    n += resnet_params((i == 0 ? s.prev_out : s.out) + (i == s.layers - 1 ? s.in : s.out), s.out, s.temb);
+    if (s.attention) n += transformer_params(s.out, s.transformer_layers, s.cross_dim);
+  }
+  return n;
+}
+
+int64_t mid_block_parameter_count(const BlockSpec& s) {
+  int64_t n = resnet_params(s.in, s.in, s.temb);
+  if (s.attention)
+    n += s.layers * (transformer_params(s.in, s.transformer_layers, s.cross_dim) + resnet_params(s.in, s.in, s.temb));
+  return n;
+}
+
 }  // namespace dualign::models

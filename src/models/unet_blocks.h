@@ -158,6 +158,11 @@ class MidBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MidBlock);
 
+// The parameters each block has, counted without building it (unet_parameter_count).
+int64_t down_block_parameter_count(const BlockSpec& spec);
+int64_t up_block_parameter_count(const BlockSpec& spec);
+int64_t mid_block_parameter_count(const BlockSpec& spec);
+
 // Run one resnet / transformer, checkpointed when bc.checkpoint and grad mode are on.
 torch::Tensor run_resnet(ResnetBlock2D& r, const torch::Tensor& x, const torch::Tensor& temb, const BlockContext& bc);
 torch::Tensor run_transformer(Transformer2DModel& t, const torch::Tensor& x, const torch::Tensor& context,

@@ -97,6 +97,10 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& ori
     c.num_attention_heads = int_or_list(j["attention_head_dim"], "attention_head_dim", origin);
   if (j.contains("class_embed_type") && !j["class_embed_type"].is_null()) c.class_embed_type = j["class_embed_type"];
   if (j.contains("num_class_embeds") && !j["num_class_embeds"].is_null()) c.num_class_embeds = j["num_class_embeds"].get<int64_t>();
+  get("addition_embed_type", c.addition_embed_type);
+  get("addition_time_embed_dim", c.addition_time_embed_dim);
+  if (j.contains("projection_class_embeddings_input_dim") && !j["projection_class_embeddings_input_dim"].is_null())
+    c.projection_class_embeddings_input_dim = j["projection_class_embeddings_input_dim"].get<int64_t>();
 
   // Features we do not implement must keep their defaults.
   auto must_be = [&](const char* key, const nlohmann::json& expected) {
@@ -108,7 +112,6 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& ori
   must_be("time_embedding_type", "positional");
   must_be("only_cross_attention", false);
   must_be("dual_cross_attention", false);
-  must_be("addition_embed_type", nullptr);
   must_be("encoder_hid_dim", nullptr);
   must_be("class_embeddings_concat", false);
   must_be("time_cond_proj_dim", nullptr);
@@ -120,7 +123,6 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& ori
   must_be("cross_attention_norm", nullptr);
   must_be("reverse_transformer_layers_per_block", nullptr);
   must_be("encoder_hid_dim_type", nullptr);
-  must_be("projection_class_embeddings_input_dim", nullptr);
   must_be("time_embedding_act_fn", nullptr);
   must_be("time_embedding_dim", nullptr);
   must_be("timestep_post_act", nullptr);
@@ -135,7 +137,8 @@ UNetConfig UNetConfig::from_yaml(const YAML::Node& node, const std::string& orig
   // Keys this file reads or checks (from_json): a YAML model config written by hand must not carry typos, which
   // from_json (lenient, for diffusers' config.json with its _class_name etc.) would silently ignore.
   static const std::set<std::string> known{
-      "act_fn", "addition_embed_type", "attention_head_dim", "attention_type", "block_out_channels",
+      "act_fn", "addition_embed_type", "addition_embed_type_num_heads", "addition_time_embed_dim",
+      "attention_head_dim", "attention_type", "block_out_channels",
       "center_input_sample", "class_embed_type", "class_embeddings_concat", "conv_in_kernel", "conv_out_kernel",
       "cross_attention_dim", "cross_attention_norm", "down_block_types", "downsample_padding", "dropout",
       "dual_cross_attention", "encoder_hid_dim", "encoder_hid_dim_type", "flip_sin_to_cos", "freq_shift",
@@ -193,6 +196,18 @@ void UNetConfig::validate(const std::string& origin) const {
                 "{}: mid_block_type '{}' not supported", origin, mid_block_type);
   DUALIGN_CHECK(class_embed_type.empty() || class_embed_type == "timestep",
                 "{}: class_embed_type '{}' not supported (null or timestep)", origin, class_embed_type);
+  DUALIGN_CHECK(addition_embed_type.empty() || text_time_conditional(),
+                "{}: addition_embed_type '{}' not supported (null or text_time)", origin, addition_embed_type);
+  if (text_time_conditional()) {
+    DUALIGN_CHECK(addition_time_embed_dim > 0 && projection_class_embeddings_input_dim.value_or(0) > 0,
+                  "{}: addition_embed_type text_time needs addition_time_embed_dim and "
+                  "projection_class_embeddings_input_dim > 0 (got {} and {})", origin, addition_time_embed_dim,
+                  projection_class_embeddings_input_dim.value_or(0));
+  } else {
+    DUALIGN_CHECK(!projection_class_embeddings_input_dim,
+                  "{}: projection_class_embeddings_input_dim is used only with addition_embed_type text_time "
+                  "(class_embed_type projection is not supported)", origin);
+  }
 }
 
 nlohmann::json UNetConfig::to_json() const {
@@ -224,8 +239,29 @@ nlohmann::json UNetConfig::to_json() const {
       {"use_linear_projection", use_linear_projection},
       {"class_embed_type", class_embed_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(class_embed_type)},
       {"num_class_embeds", num_class_embeds ? nlohmann::json(*num_class_embeds) : nlohmann::json(nullptr)},
+      {"addition_embed_type", addition_embed_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(addition_embed_type)},
+      {"addition_time_embed_dim", text_time_conditional() ? nlohmann::json(addition_time_embed_dim) : nlohmann::json(nullptr)},
+      {"projection_class_embeddings_input_dim", projection_class_embeddings_input_dim
+                                                    ? nlohmann::json(*projection_class_embeddings_input_dim)
+                                                    : nlohmann::json(nullptr)},
   };
   return j;
+}
+
+UNetConfig UNetConfig::sdxl_base() {
+  UNetConfig c;
+  c.sample_size = 128;
+  c.down_block_types = {"DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"};
+  c.up_block_types = {"CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"};
+  c.block_out_channels = {320, 640, 1280};
+  c.cross_attention_dim = {2048};
+  c.transformer_layers_per_block = {1, 2, 10};
+  c.num_attention_heads = {5, 10, 20};
+  c.use_linear_projection = true;
+  c.addition_embed_type = "text_time";
+  c.addition_time_embed_dim = 256;
+  c.projection_class_embeddings_input_dim = 2816;  // 1280 (pooled OpenCLIP bigG) + 6 time ids x 256
+  return c;
 }
 
 }  // namespace dualign::models

@@ -35,6 +35,12 @@ struct UNetConfig {
   std::string class_embed_type;                             // "" | timestep
   std::optional<int64_t> num_class_embeds;
   bool use_linear_projection = false;
+  // SDXL's added conditioning ("text_time"): sinusoidal embeddings (addition_time_embed_dim wide) of each of the
+  // K time ids, concatenated after the pooled text embedding [B, D], through add_embedding (a TimestepEmbedding
+  // from projection_class_embeddings_input_dim = D + K * addition_time_embed_dim) and added to the time embedding.
+  std::string addition_embed_type;  // "" | text_time
+  int64_t addition_time_embed_dim = 0;
+  std::optional<int64_t> projection_class_embeddings_input_dim;
 
   // Per-down-block values (lists of length 1 are broadcast), as diffusers expands them.
   int64_t heads(size_t block) const;
@@ -42,6 +48,7 @@ struct UNetConfig {
   int64_t transformer_layers(size_t block) const;
   int64_t time_embed_dim() const { return block_out_channels.at(0) * 4; }
   bool class_conditional() const { return num_class_embeds.has_value() || !class_embed_type.empty(); }
+  bool text_time_conditional() const { return addition_embed_type == "text_time"; }
 
   static UNetConfig from_json(const nlohmann::json& j, const std::string& origin = "<json>");
   // A YAML mapping with diffusers keys; `ignore` lists extra keys that belong to the caller (e.g. `kind`).
@@ -50,6 +57,9 @@ struct UNetConfig {
   // .json (diffusers config.json) or .yaml/.yml with the same keys.
   static UNetConfig from_file(const std::string& path);
   nlohmann::json to_json() const;  // diffusers-compatible config.json
+  // Stable Diffusion XL 1.0 base's UNet (stabilityai/stable-diffusion-xl-base-1.0 unet/config.json); the same as
+  // configs/model/unet_sdxl.yaml, for code that has no config directory (`dualign plan`).
+  static UNetConfig sdxl_base();
   void validate(const std::string& origin = "<config>") const;
 };
 

@@ -15,6 +15,11 @@ generator right after its x_T, which is exactly what `dualign sample` does with 
 
 Every scheduler is built as users do it: SchedulerClass.from_config(SD-1.5's scheduler_config.json, **overrides).
 
+SDXL (OUT_DIR/sdxl): StableDiffusionXLPipeline on a tiny random text_time UNet (no text encoders, tokenizers or
+VAE: prompt, pooled and negative embeddings are given and output_type="latent"), SDXL base's scheduler config,
+explicit original size / crop / target size (the time ids, the same for the negative branch as the pipeline's
+default), guidance 5.
+
 usage: make_sampling_fixtures.py OUT_DIR
 """
 import json
@@ -25,7 +30,8 @@ import tempfile
 
 import torch
 from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                       EulerDiscreteScheduler, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel)
+                       EulerDiscreteScheduler, PNDMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline,
+                       UNet2DConditionModel)
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data_tools"))
@@ -67,8 +73,80 @@ UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, b
             cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)
 
 
+# stabilityai/stable-diffusion-xl-base-1.0 scheduler/scheduler_config.json as shipped
+SDXL_SCHEDULER = {"_class_name": "EulerDiscreteScheduler", "_diffusers_version": "0.19.0.dev0", "beta_end": 0.012,
+                  "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": False,
+                  "interpolation_type": "linear", "num_train_timesteps": 1000, "prediction_type": "epsilon",
+                  "sample_max_value": 1.0, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
+                  "timestep_spacing": "leading", "trained_betas": None, "use_karras_sigmas": False}
+SDXL_CASES = {
+    "euler": ("euler", {}, 0.0, 0.0),  # SDXL's own
+    "dpmsolver++_karras": ("dpmsolver++", {"use_karras_sigmas": True}, 0.0, 0.0),
+    "ddim_trailing_rescale": ("ddim", {"timestep_spacing": "trailing"}, 0.7, 0.0),
+}
+SDXL_STEPS = (20,)
+SDXL_GUIDANCE = 5.0
+# SDXL's layout at toy width: transformer depths (1, 2), per-block heads, linear projections, a pooled text
+# embedding of 20 and 6 time ids x 8.
+SDXL_UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+                 down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                 attention_head_dim=(2, 4), transformer_layers_per_block=(1, 2), use_linear_projection=True,
+                 norm_num_groups=8, addition_embed_type="text_time", addition_time_embed_dim=8,
+                 projection_class_embeddings_input_dim=20 + 6 * 8)
+SDXL_SIZES = dict(original_size=(1024, 768), crops_coords_top_left=(32, 0), target_size=(1024, 1024))
+
+
 def override_text(value):
     return json.dumps(value) if not isinstance(value, str) else value
+
+
+def make_sdxl(out_dir):
+    os.makedirs(out_dir)
+    torch.manual_seed(8)
+    unet = UNet2DConditionModel(**SDXL_UNET)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    unet.eval()
+    unet.save_pretrained(os.path.join(out_dir, "unet"))
+    with open(os.path.join(out_dir, "scheduler_config.json"), "w") as f:
+        json.dump(SDXL_SCHEDULER, f, indent=2)
+    g = torch.Generator().manual_seed(4)
+    rows, dim = len(SEEDS), SDXL_UNET["cross_attention_dim"]
+    tensors = {"prompt_embeds": torch.randn(rows, 7, dim, generator=g),
+               "negative_prompt_embeds": torch.randn(rows, 7, dim, generator=g),
+               "pooled_prompt_embeds": torch.randn(rows, 20, generator=g),
+               "negative_pooled_prompt_embeds": torch.randn(rows, 20, generator=g),
+               "time_ids": torch.tensor([list(SDXL_SIZES["original_size"] + SDXL_SIZES["crops_coords_top_left"] +
+                                              SDXL_SIZES["target_size"])] * rows, dtype=torch.float32),
+               "seeds": torch.tensor(SEEDS, dtype=torch.int64)}
+    manifest = {"guidance_scale": SDXL_GUIDANCE, "steps": list(SDXL_STEPS), "cases": {}}
+    for name, (kind, overrides, rescale, eta) in SDXL_CASES.items():
+        scheduler = CLASSES[kind].from_config(SDXL_SCHEDULER, **overrides)
+        pipe = StableDiffusionXLPipeline(vae=None, text_encoder=None, text_encoder_2=None, tokenizer=None,
+                                         tokenizer_2=None, unet=unet, scheduler=scheduler, add_watermarker=False)
+        pipe.set_progress_bar_config(disable=True)
+        manifest["cases"][name] = {"kind": kind, "overrides": [f"{k}={override_text(v)}" for k, v in overrides.items()],
+                                   "guidance_rescale": rescale, "eta": eta}
+        for steps in SDXL_STEPS:
+            generators = [torch.Generator().manual_seed(s) for s in SEEDS]
+            x_T = torch.cat([torch.randn((1, 4, 16, 16), generator=gen) for gen in generators])
+            tensors["x_T"] = x_T
+            with torch.no_grad():
+                latents = pipe(prompt_embeds=tensors["prompt_embeds"],
+                               negative_prompt_embeds=tensors["negative_prompt_embeds"],
+                               pooled_prompt_embeds=tensors["pooled_prompt_embeds"],
+                               negative_pooled_prompt_embeds=tensors["negative_pooled_prompt_embeds"],
+                               latents=x_T.clone(), generator=generators, guidance_scale=SDXL_GUIDANCE,
+                               guidance_rescale=rescale, eta=eta, num_inference_steps=steps, height=128, width=128,
+                               output_type="latent", **SDXL_SIZES).images
+            tensors[f"latents.{name}.{steps}"] = latents.contiguous()
+            tensors[f"timesteps.{name}.{steps}"] = scheduler.timesteps.to(torch.float64).contiguous()
+            print(f"sdxl {name:24s} {steps:3d} steps: |latents| max {latents.abs().max():.3f}", flush=True)
+    save_file(tensors, os.path.join(out_dir, "sampling.safetensors"))
+    with open(os.path.join(out_dir, "cases.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
 
 
 def main():
@@ -76,6 +154,7 @@ def main():
     tmp = out_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
+    make_sdxl(os.path.join(tmp, "sdxl"))
     torch.manual_seed(7)
     unet = UNet2DConditionModel(**UNET)
     with torch.no_grad():

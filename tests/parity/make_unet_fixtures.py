@@ -16,7 +16,9 @@ from safetensors.torch import save_file
 
 torch.set_num_threads(int(os.environ.get("DUALIGN_THREADS", "1")))
 
-# Tiny configs: cross-attention, class-conditional without attention, SD2-style linear projection with lists.
+# Tiny configs: cross-attention, class-conditional without attention, SD2-style linear projection with lists, and
+# SDXL-style (plain first block, transformer depths differing per block and reversed for the up blocks, linear
+# projection, per-block heads, text_time added conditioning: a pooled text embedding of 24 + 6 time ids x 8).
 UNETS = {
     "cross_attn": dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
                        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
@@ -31,6 +33,13 @@ UNETS = {
                         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=24,
                         attention_head_dim=(2, 4), transformer_layers_per_block=2, use_linear_projection=True,
                         norm_num_groups=8, class_embed_type="timestep"),
+    "text_time": dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=2,
+                      block_out_channels=(16, 32, 64),
+                      down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                      up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                      cross_attention_dim=32, attention_head_dim=(1, 2, 4), transformer_layers_per_block=(1, 2, 3),
+                      use_linear_projection=True, norm_num_groups=8, addition_embed_type="text_time",
+                      addition_time_embed_dim=8, projection_class_embeddings_input_dim=24 + 6 * 8),
 }
 
 
@@ -54,9 +63,16 @@ def make_unet(out_dir, name, cfg, seed):
         io["class_labels"] = torch.tensor([3, 7], dtype=torch.int64)
     if cfg.get("class_embed_type") == "timestep":
         io["class_labels"] = torch.tensor([4, 250], dtype=torch.int64)
+    added = None
+    if cfg.get("addition_embed_type") == "text_time":
+        # SDXL's time ids: original size (h, w), crop top-left (y, x), target size (h, w)
+        io["text_embeds"] = torch.randn(b, 24, generator=g)
+        io["time_ids"] = torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0],
+                                       [768.0, 1344.0, 16.0, 48.0, 1024.0, 1024.0]])
+        added = {"text_embeds": io["text_embeds"], "time_ids": io["time_ids"]}
     io["target"] = torch.randn(b, cfg["out_channels"], size, size, generator=g)
     out = unet(io["sample"], io["timesteps"], encoder_hidden_states=io.get("encoder_hidden_states"),
-               class_labels=io.get("class_labels")).sample
+               class_labels=io.get("class_labels"), added_cond_kwargs=added).sample
     loss = ((out - io["target"]) ** 2).mean()
     loss.backward()
     io["output"] = out.detach()
@@ -66,7 +82,7 @@ def make_unet(out_dir, name, cfg, seed):
     unet.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = unet(io["sample"], io["timesteps"], encoder_hidden_states=io.get("encoder_hidden_states"),
-                   class_labels=io.get("class_labels")).sample
+                   class_labels=io.get("class_labels"), added_cond_kwargs=added).sample
     loss = ((out.float() - io["target"]) ** 2).mean()
     loss.backward()
     io["output_bf16"] = out.detach().float()

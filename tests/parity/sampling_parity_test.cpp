@@ -1,6 +1,7 @@
 // Guided sampling vs diffusers' StableDiffusionPipeline (fixtures: make_sampling_fixtures.py): a tiny random
 // text-conditional UNet, the same prompt / negative prompt embeddings, x_T and per-row generators, guidance 7.5,
-// every scheduler case at 20 and 50 steps. dualign runs its own path end to end: the UNet loaded from the
+// every scheduler case at 20 and 50 steps; and StableDiffusionXLPipeline on a tiny text_time UNet with pooled
+// embeddings and time ids, guidance 5, three scheduler cases at 20 steps. dualign runs its own path end to end: the UNet loaded from the
 // diffusers directory, the scheduler read from SD-1.5's scheduler_config.json like SchedulerClass.from_config,
 // eval::sample_rows with one generator per row.
 #include <gtest/gtest.h>
@@ -25,10 +26,10 @@ std::string sampling_dir() {
   if (!d) throw std::runtime_error("DUALIGN_SAMPLING_PARITY_DIR is not set (run through ctest: a fixture test makes it)");
   return d;
 }
-}  // namespace
 
-TEST(SamplingParity, GuidedPipelineEveryScheduler) {
-  const auto dir = sampling_dir();
+// Samples every case of `dir`'s cases.json through eval::sample_rows and compares with the pipeline's latents.
+void check_cases(const std::string& dir, const std::string& scheduler_config, const data::Condition& cond,
+                 const data::Condition& uncond) {
   auto fx = models::load_safetensors(dir + "/sampling.safetensors");
   nlohmann::json manifest;
   std::ifstream(dir + "/cases.json") >> manifest;
@@ -41,12 +42,9 @@ TEST(SamplingParity, GuidedPipelineEveryScheduler) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(uint64_t(seeds[r]));
     EXPECT_TRUE(torch::equal(at::normal(0.0, 1.0, {1, 4, 16, 16}, gen), fx.at("x_T").narrow(0, int64_t(r), 1)));
   }
-  data::Condition cond, uncond;
-  cond.text = fx.at("prompt_embeds");
-  uncond.text = fx.at("negative_prompt_embeds");
   double worst = 0;
   for (const auto& [name, c] : manifest["cases"].items()) {
-    auto spec = diffusion::read_scheduler_config(dir + "/sd15_scheduler_config.json", c["kind"].get<std::string>(),
+    auto spec = diffusion::read_scheduler_config(scheduler_config, c["kind"].get<std::string>(),
                                                  c["overrides"].get<std::vector<std::string>>());
     diffusion::NoiseSchedule schedule(spec.schedule);
     for (int64_t steps : manifest["steps"].get<std::vector<int64_t>>()) {
@@ -78,4 +76,29 @@ TEST(SamplingParity, GuidedPipelineEveryScheduler) {
     }
   }
   std::printf("worst max abs latent difference over all cases: %.2e\n", worst);
+}
+
+}  // namespace
+
+TEST(SamplingParity, GuidedPipelineEveryScheduler) {
+  const auto dir = sampling_dir();
+  auto fx = models::load_safetensors(dir + "/sampling.safetensors");
+  data::Condition cond, uncond;
+  cond.text = fx.at("prompt_embeds");
+  uncond.text = fx.at("negative_prompt_embeds");
+  check_cases(dir, dir + "/sd15_scheduler_config.json", cond, uncond);
+}
+
+// StableDiffusionXLPipeline: the unconditional branch gets the negative pooled embedding and the same time ids.
+TEST(SamplingParity, GuidedSdxlPipeline) {
+  const auto dir = sampling_dir() + "/sdxl";
+  auto fx = models::load_safetensors(dir + "/sampling.safetensors");
+  data::Condition cond, uncond;
+  cond.text = fx.at("prompt_embeds");
+  cond.text_pooled = fx.at("pooled_prompt_embeds");
+  cond.time_ids = fx.at("time_ids");
+  uncond.text = fx.at("negative_prompt_embeds");
+  uncond.text_pooled = fx.at("negative_pooled_prompt_embeds");
+  uncond.time_ids = fx.at("time_ids");
+  check_cases(dir, dir + "/scheduler_config.json", cond, uncond);
 }

@@ -68,7 +68,8 @@ void check(const std::string& name) {
     torch::Tensor out;
     {
       AutocastScope autocast(torch::kCPU, torch::kBFloat16);
-      out = unet->forward(io.at("sample"), io.at("timesteps"), get("encoder_hidden_states"), get("class_labels"));
+      out = unet->forward(io.at("sample"), io.at("timesteps"), get("encoder_hidden_states"), get("class_labels"),
+                                get("text_embeds"), get("time_ids"));
     }
     EXPECT_EQ(out.scalar_type(), torch::kBFloat16) << name;
     auto loss = (out.to(torch::kFloat32) - io.at("target")).pow(2).mean();
@@ -102,3 +103,4 @@ void check(const std::string& name) {
 TEST(UNetBf16Parity, CrossAttention) { check("cross_attn"); }
 TEST(UNetBf16Parity, ClassConditionalNoAttention) { check("class_cond"); }
 TEST(UNetBf16Parity, LinearProjectionTimestepClassEmbedding) { check("linear_proj"); }
+TEST(UNetBf16Parity, SdxlTextTimeAddedConditioning) { check("text_time"); }

@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "models/diffusers_io.h"
 #include "models/safetensors.h"
+#include "models/unet.h"
 #include "parity_util.h"
 
 using namespace dualign::models;
@@ -26,7 +28,8 @@ Result run(const std::string& name, bool checkpointing) {
   unet->set_gradient_checkpointing(checkpointing);
   auto io = load_safetensors(parity_dir() + "/" + name + "_io.safetensors");
   auto get = [&](const std::string& k) { return io.count(k) ? io.at(k) : torch::Tensor(); };
-  auto out = unet->forward(io.at("sample"), io.at("timesteps"), get("encoder_hidden_states"), get("class_labels"));
+  auto out = unet->forward(io.at("sample"), io.at("timesteps"), get("encoder_hidden_states"), get("class_labels"),
+                           get("text_embeds"), get("time_ids"));
   auto loss = (out - io.at("target")).pow(2).mean();
   loss.backward();
   Result r;
@@ -58,6 +61,19 @@ void check(const std::string& name) {
 TEST(UNetParity, CrossAttention) { check("cross_attn"); }
 TEST(UNetParity, ClassConditionalNoAttention) { check("class_cond"); }
 TEST(UNetParity, LinearProjectionTimestepClassEmbedding) { check("linear_proj"); }
+TEST(UNetParity, SdxlTextTimeAddedConditioning) { check("text_time"); }
+
+// diffusers' parameter count of every fixture model (summary.json): the built model's and the one from the config.
+TEST(UNetParity, ParameterCountsMatchDiffusers) {
+  nlohmann::json summary;
+  std::ifstream(parity_dir() + "/summary.json") >> summary;
+  ASSERT_EQ(summary["param_counts"].size(), 4u);
+  for (const auto& [name, count] : summary["param_counts"].items()) {
+    auto unet = load_diffusers_unet(parity_dir() + "/" + name);
+    EXPECT_EQ(unet->num_parameters(), count.get<int64_t>()) << name;
+    EXPECT_EQ(unet_parameter_count(unet->config()), count.get<int64_t>()) << name;
+  }
+}
 
 // Export back to diffusers layout: the same tensor names, shapes and values as diffusers' own file.
 TEST(UNetParity, ExportRoundTrip) {
