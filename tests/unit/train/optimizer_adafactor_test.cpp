@@ -107,8 +107,8 @@ TEST_P(AdafactorOptimizer, ResumeIsBitwiseExact) {
   EXPECT_FALSE(torch::equal(moved->fc->weight, straight->fc->weight));
   // A state missing a tensor is an error naming it.
   state.erase(state.begin());  // a statistic ("0.exp_avg..." or "conv.bias.exp_avg...")
-  DistributedOptimizer d(comm, net()->parameters(), settings(stage, beta1));
   auto fresh = net();
+  DistributedOptimizer d(comm, fresh->parameters(), settings(stage, beta1));
   EXPECT_THROW(d.sharded() ? d.load_shard_state(state, "test") : d.load_state(*fresh, state, "test"), std::exception);
 }
 
