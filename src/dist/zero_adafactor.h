@@ -4,10 +4,7 @@
 // out contiguously in its slot of the flat vector; the slot size is the largest rank's load, the rest of a slot is
 // padding. The collectives are then ZeroAdamW's unchanged: the reduce-scatter hands each rank exactly the gradients
 // of its own parameters, it keeps their fp32 master copy and Adafactor state and updates them, and the all-gather
-// returns the updated parameters to every rank's model.
-//  stage 1: gradients accumulate in a full flat fp32 buffer (.grad alias it); step() reduce-scatters it once.
-//  stage 2: each backward lands in a flat buffer in the parameters' dtype, reduce-scattered into the rank's fp32
-//           slot accumulator when the last gradient of that backward is ready.
+// returns the updated parameters to every rank's model (zero_buffers.h: stages 1 and 2 as for ZeroAdamW).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -18,7 +15,7 @@
 
 #include "dist/adafactor.h"
 #include "dist/comm.h"
-#include "dist/zero.h"
+#include "dist/zero_buffers.h"
 
 namespace dualign::dist {
 
@@ -43,10 +40,10 @@ class ZeroAdafactor {
   // As ZeroAdamW::step: average, unscale, clip to the global norm, update this rank's parameters unless the norm is
   // not finite, all-gather. Returns the global gradient norm before clipping.
   double step(double max_grad_norm = 0, double unscale = 1);
-  void zero_grad();
+  void zero_grad() { buffers_.zero_grad(); }
   void set_lr(double lr) { config_.lr = lr; }
   int64_t step_count() const { return step_; }
-  int64_t reductions_during_backward() const { return reductions_during_backward_; }
+  int64_t reductions_during_backward() const { return buffers_.reductions_during_backward(); }
   const OwnerLayout& layout() const { return layout_; }
   // Bytes this rank holds between steps: fp32 master slot + Adafactor state of its parameters.
   int64_t state_bytes() const;
@@ -57,24 +54,13 @@ class ZeroAdafactor {
   void load_shard_state(const std::map<std::string, at::Tensor>& state, const std::string& source);
 
  private:
-  void on_grad_ready(size_t param_index);
-  void reduce_scatter_into_accumulator();
-
   Comm& comm_;
-  std::vector<at::Tensor> params_;
-  std::vector<at::Tensor> grad_views_;
   AdafactorConfig config_;
-  ZeroOptions options_;
   OwnerLayout layout_;
-  at::Tensor flat_grad_;    // padded; stage 1: fp32, stage 2: parameters' dtype
-  at::Tensor shard_grad_;   // this rank's slot, fp32
-  at::Tensor flat_params_;  // padded, parameters' dtype: all-gather target
-  at::Tensor master_;       // this rank's slot, fp32
+  ZeroFlatBuffers buffers_;
+  at::Tensor master_;  // this rank's slot, fp32
   std::map<size_t, AdafactorState> states_;  // by parameter index, the parameters this rank owns
   int64_t step_ = 0;
-  std::vector<char> ready_;
-  size_t ready_count_ = 0;
-  int64_t reductions_during_backward_ = 0;
 };
 
 }  // namespace dualign::dist
