@@ -28,6 +28,8 @@ struct PlanArgs {
   std::vector<std::string> precision{"fp32", "bf16", "fp16"};
   std::string reference_dtype = "float32";
   std::string reduce_dtype = "fp32";
+  std::string optimizer = "adamw";
+  bool adafactor_beta1 = false;
   int micro_batch = 1;
   double gpu_gb = 80;
   double act_gb = -1;
@@ -87,6 +89,20 @@ void run_plan(const PlanArgs& a) {
     fail("plan: --reference-dtype '{}' (expected float32 or bfloat16)", a.reference_dtype);
   if (a.reduce_dtype != "fp32" && a.reduce_dtype != "bf16")
     fail("plan: --reduce-dtype '{}' (expected fp32 or bf16)", a.reduce_dtype);
+  if (a.optimizer != "adamw" && a.optimizer != "adafactor")
+    fail("plan: --optimizer '{}' (expected adamw or adafactor)", a.optimizer);
+  // Adafactor's statistics: the UNet's (model_spec); LoRA's adapters are matrices [rank, in] and [out, rank], whose
+  // row + col statistics are rank + in and out + rank: trainable / rank, up to 2 x rank per adapter.
+  int64_t adafactor_state = 0;
+  if (a.optimizer == "adafactor") {
+    if (trainable > 0) {
+      DUALIGN_CHECK(a.lora_rank > 0, "plan: --optimizer adafactor with --lora-params needs --lora-rank");
+      adafactor_state = trainable / a.lora_rank;
+    } else {
+      adafactor_state = model.adafactor_state;
+    }
+    if (a.adafactor_beta1) adafactor_state += trainable > 0 ? trainable : model.params;
+  }
   std::vector<dist::PlanInput> rows;
   for (int stage : a.zero)
     for (const auto& p : a.precision) {
@@ -96,6 +112,8 @@ void run_plan(const PlanArgs& a) {
       in.frozen_reference = traits.frozen_reference;
       in.bf16_reference = a.reference_dtype == "bfloat16";
       in.zero_stage = stage;
+      in.optimizer = a.optimizer == "adamw" ? dist::Optimizer::adamw : dist::Optimizer::adafactor;
+      in.adafactor_state = adafactor_state;
       in.precision = p == "fp32" ? dist::Precision::fp32 : p == "bf16" ? dist::Precision::bf16 : dist::Precision::fp16;
       in.bf16_reduce = a.reduce_dtype == "bf16";
       in.world_size = a.world;
@@ -121,6 +139,8 @@ void add_plan_command(CLI::App& cli) {
   cmd->add_option("--precision", args->precision, "train.precision values to show: fp32, bf16, fp16 (autocast, fp32 master weights)")->capture_default_str();
   cmd->add_option("--reference-dtype", args->reference_dtype, "method.reference_dtype of the frozen reference: float32 | bfloat16")->capture_default_str();
   cmd->add_option("--reduce-dtype", args->reduce_dtype, "dist.reduce_dtype: fp32 | bf16")->capture_default_str();
+  cmd->add_option("--optimizer", args->optimizer, "train.optimizer: adamw | adafactor")->capture_default_str();
+  cmd->add_flag("--adafactor-beta1", args->adafactor_beta1, "Adafactor keeps a first moment (train.adafactor.beta1 > 0)");
   cmd->add_option("--micro-batch", args->micro_batch, "dataset rows (samples, or pairs for pair methods) per GPU per micro-step")->capture_default_str();
   cmd->add_option("--gpu-gb", args->gpu_gb, "GPU memory to check against")->capture_default_str();
   cmd->add_option("--act-gb", args->act_gb, "measured bf16 activation GB per sample with checkpointing (overrides the anchor)");

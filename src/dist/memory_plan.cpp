@@ -18,12 +18,16 @@ const char* to_string(Precision p) {
   return "?";
 }
 
+const char* to_string(Optimizer o) { return o == Optimizer::adamw ? "adamw" : "adafactor"; }
+
 ModelSpec model_spec(const std::string& s) {
   // diffusers' counts; `dualign plan` takes them from the UNet configs (models::unet_parameter_count, which this
   // lower module cannot see) and its tests check the two agree.
   constexpr int64_t kSd15 = 859'520'964, kSdxl = 2'567'463'684;
-  if (s == "sd15") return {"sd15 (UNet, 512px)", kSd15, 3.0};
-  if (s == "sdxl") return {"sdxl (UNet, 1024px)", kSdxl, 6.0};
+  // Adafactor's row + col statistics over the diffusers UNets' parameter shapes (counted on the meta device).
+  constexpr int64_t kSd15Adafactor = 457'589'700, kSdxlAdafactor = 244'330'500;
+  if (s == "sd15") return {"sd15 (UNet, 512px)", kSd15, 3.0, kSd15Adafactor};
+  if (s == "sdxl") return {"sdxl (UNet, 1024px)", kSdxl, 6.0, kSdxlAdafactor};
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
   if (end != s.c_str()) {
@@ -37,7 +41,8 @@ ModelSpec model_spec(const std::string& s) {
   }
   if (v <= 0) fail("plan: model '{}' is neither sd15, sdxl nor a parameter count like 860M or 2.6e9", s);
   const auto n = static_cast<int64_t>(v);
-  return {fmt::format("{:.3g}M params", v / 1e6), n, 3.0 * double(n) / double(kSd15)};
+  return {fmt::format("{:.3g}M params", v / 1e6), n, 3.0 * double(n) / double(kSd15),
+          static_cast<int64_t>(double(n) * double(kSd15Adafactor) / double(kSd15))};
 }
 
 PlanRow plan_memory(const PlanInput& in) {
@@ -53,17 +58,23 @@ PlanRow plan_memory(const PlanInput& in) {
   const double wire = in.bf16_reduce ? 2 : 0;  // bf16 copy of the gradient handed to the collective
   // What train/optimizer.cpp, dist/grad_sync.cpp and dist/zero.cpp allocate. The model's parameters are fp32 in
   // every precision (autocast casts them per forward), so mixed precision saves activations, not model states.
+  // The optimizer's own fp32 state: AdamW's m + v (8 Psi) or Adafactor's statistics (and first moment).
+  DUALIGN_CHECK(in.optimizer == Optimizer::adamw || in.adafactor_state > 0,
+                "plan: Adafactor needs the element count of its state (adafactor_state)");
+  const double moments_gb = in.optimizer == Optimizer::adamw ? 8 * psi : 4 * double(in.adafactor_state) / 1e9;
   PlanRow r;
   r.casts_gb = mixed ? 2 * psi : 0;
   if (in.zero_stage == 0) {
-    // DDP: fp32 weights, fp32 gradient buckets (.grad are views), torch AdamW m + v: 16 Psi.
+    // DDP: fp32 weights, fp32 gradient buckets (.grad are views), the optimizer state (AdamW m + v: 16 Psi in all).
     r.params_gb = 4 * psi;
     r.grads_gb = (4 + wire) * psi;
-    r.optimizer_gb = 8 * psi;
+    r.optimizer_gb = moments_gb;
   } else {
-    // Full fp32 weights on every rank plus ZeRO's padded all-gather buffer; fp32 master + m + v sharded: 12 Psi/N.
+    // Full fp32 weights on every rank plus ZeRO's padded all-gather buffer; fp32 master + optimizer state sharded
+    // (AdamW: 12 Psi/N). Adafactor assigns whole parameters to ranks: N > 1 adds the imbalance of that split (the
+    // largest rank's slot pads the others'), small for many parameters and not counted here.
     r.params_gb = 8 * psi;
-    r.optimizer_gb = 12 * psi / n;
+    r.optimizer_gb = in.optimizer == Optimizer::adamw ? 12 * psi / n : (4 * psi + moments_gb) / n;
     // A full flat gradient in the parameters' dtype (fp32; stage 1 accumulates in it, stage 2 reduce-scatters it
     // after every backward) and the fp32 gradient shard.
     r.grads_gb = (4 + wire) * psi + (4 + wire) * psi / n;
@@ -82,8 +93,10 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
   if (inputs.empty()) return "";
   const auto& first = inputs.front();
   std::string out = fmt::format(
-      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step{}{}{}{}\n",
+      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step, {}{}{}{}{}\n",
       first.model.name, first.model.params, first.world_size, first.samples_per_gpu,
+      first.optimizer == Optimizer::adamw ? "AdamW"
+                                          : fmt::format("Adafactor ({} state elements)", first.adafactor_state),
       first.frozen_reference && first.trainable_params == 0
           ? (first.bf16_reference ? ", bf16 frozen reference" : ", fp32 frozen reference") : "",
       first.trainable_params > 0 ? fmt::format(", LoRA: {} trainable params (frozen fp32 base = reference)",
@@ -103,10 +116,10 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
                        fits(r.total_ckpt_gb()), r.total_full_gb(), fits(r.total_full_gb()));
   }
   out += fmt::format(
-      "'!' = over {:.0f} GB. Model states as dualign train allocates them: fp32 weights, gradients and AdamW state "
+      "'!' = over {:.0f} GB. Model states as dualign train allocates them: fp32 weights, gradients and optimizer state "
       "in every precision (bf16/fp16 = autocast; 'casts' = the weights' bf16/fp16 copies a forward holds until "
       "its backward); stage 0: 16 Psi; stages 1-2: 4 Psi weights + 4 Psi all-gather buffer + 4 Psi flat gradient "
-      "+ 4 Psi/N gradient shard + 12 Psi/N master, m, v (src/dist/README.md). Activations are inferred anchors "
+      "+ 4 Psi/N gradient shard + 12 Psi/N master, m, v (Adafactor: its state instead of m, v; src/dist/README.md). Activations are inferred anchors "
       "(SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample with checkpointing; x{:.0f} without; x2 in fp32): "
       "measure before trusting a tight fit.\n",
       gpu_gb, first.nockpt_factor);

@@ -15,6 +15,11 @@ struct ModelSpec {
   // bf16 activations + workspace per training sample with gradient checkpointing, GB (inferred anchors:
   // SD-1.5 at 512^2 ~3 GB, SDXL at 1024^2 ~6 GB; a bare count scales the SD-1.5 figure by size).
   double act_gb_per_sample_ckpt = 0;
+  // fp32 elements of transformers-style Adafactor's second-moment statistics over all parameters (dist/adafactor.h:
+  // row + col statistics of the last two dims of each >= 2-D tensor, the whole of each 1-D one), counted from the
+  // diffusers UNets' shapes; a bare count assumes SD-1.5's proportion (53 %: its 1x1 convolutions keep twice their
+  // size, its 3x3 ones two thirds).
+  int64_t adafactor_state = 0;
 };
 // "sd15", "sdxl", or a parameter count ("123456789", "1.2e9", "860M", "2.6B").
 ModelSpec model_spec(const std::string& name_or_count);
@@ -22,6 +27,9 @@ ModelSpec model_spec(const std::string& name_or_count);
 // train.precision. bf16 / fp16 = autocast: the parameters stay fp32 (the master weights), and so do the gradients
 // and the optimizer state; each forward holds a bf16/fp16 cast of the weights until its backward.
 enum class Precision { fp32, bf16, fp16 };
+
+// train.optimizer.
+enum class Optimizer { adamw, adafactor };
 
 struct PlanInput {
   ModelSpec model;
@@ -34,6 +42,10 @@ struct PlanInput {
   int64_t reward_params = 0;
   double reward_act_gb_per_sample = 0;  // their activations per sample, gradient checkpointing on (bf16)
   int zero_stage = 0;             // 0 (DDP), 1 (optimizer states sharded), 2 (+ gradients sharded)
+  Optimizer optimizer = Optimizer::adamw;
+  // Adafactor: fp32 elements of its state over the trained parameters (dist::adafactor_state_numel summed; with
+  // train.adafactor.beta1 > 0 the first moment's Psi elements too).
+  int64_t adafactor_state = 0;
   Precision precision = Precision::bf16;
   bool bf16_reduce = false;       // dist.reduce_dtype=bf16: a bf16 copy of the gradient for the collective
   int world_size = 1;
@@ -56,5 +68,6 @@ struct PlanRow {
 PlanRow plan_memory(const PlanInput& in);
 std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_gb);
 const char* to_string(Precision p);
+const char* to_string(Optimizer o);
 
 }  // namespace dualign::dist

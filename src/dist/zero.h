@@ -1,11 +1,7 @@
 // ZeRO stages 1 and 2 (Rajbhandari et al. 2020; src/dist/README.md) with AdamW. All parameters form one flat vector padded to a
 // multiple of the world size; rank r owns [r*shard, (r+1)*shard) and keeps the fp32 master, m and v of
-// that shard only. step() all-gathers the updated parameters back into every rank's model.
-//  stage 1: gradients accumulate over micro-steps in a full flat fp32 buffer (.grad alias it); step()
-//           reduce-scatters (average) it once.
-//  stage 2: gradients are also sharded. Each backward lands in a flat buffer in the parameters' dtype
-//           (bf16 models: half the bytes of fp32), and when the last parameter's gradient of that backward
-//           is ready the buffer is reduce-scattered into a per-rank fp32 shard accumulator and zeroed.
+// that shard only. step() all-gathers the updated parameters back into every rank's model. The gradient buffers,
+// the stage-1/2 reductions and the all-gather are ZeroFlatBuffers' (zero_buffers.h).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -13,6 +9,7 @@
 #include <vector>
 
 #include "dist/comm.h"
+#include "dist/zero_buffers.h"
 
 namespace dualign::dist {
 
@@ -33,12 +30,6 @@ struct AdamWConfig {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2;  // torch::optim::AdamW defaults
 };
 
-struct ZeroOptions {
-  int stage = 1;  // 1 or 2
-  bool broadcast_at_start = true;
-  at::ScalarType reduce_dtype = at::kFloat;  // dist.reduce_dtype: the reduce-scatter's dtype (bf16: a bf16 copy)
-};
-
 class ZeroAdamW {
  public:
   ZeroAdamW(Comm& comm, std::vector<at::Tensor> params, AdamWConfig config, ZeroOptions options = {});
@@ -54,9 +45,9 @@ class ZeroAdamW {
   void zero_grad();  // start a new accumulation window
   void set_lr(double lr) { config_.lr = lr; }
   int64_t step_count() const { return step_; }
-  int stage() const { return options_.stage; }
+  int stage() const { return buffers_.stage(); }
   // Stage 2: reduce-scatters started from the last gradient hook of a backward (one per micro-step).
-  int64_t reductions_during_backward() const { return reductions_during_backward_; }
+  int64_t reductions_during_backward() const { return buffers_.reductions_during_backward(); }
 
   const ShardLayout& layout() const { return layout_; }
   // Bytes of optimizer state held by this rank: fp32 master shard + m + v.
@@ -64,7 +55,7 @@ class ZeroAdamW {
   int64_t moment_bytes() const;  // m + v only (comparable with torch::optim::AdamW's state)
   // Bytes that hold gradients across micro-steps on this rank (stage 1: full fp32 buffer; stage 2: the
   // fp32 shard accumulator; the stage-2 per-backward buffer is in the parameters' dtype and reused).
-  int64_t accumulated_grad_bytes() const;
+  int64_t accumulated_grad_bytes() const { return buffers_.accumulated_grad_bytes(); }
   // Rank-local tensors, for checkpointing: master shard, exp_avg, exp_avg_sq.
   at::Tensor master_shard() const { return master_; }
   at::Tensor exp_avg() const { return exp_avg_; }
@@ -75,24 +66,12 @@ class ZeroAdamW {
                      int64_t step_count);
 
  private:
-  void on_grad_ready(size_t param_index);
-  void reduce_scatter_into_accumulator();  // stage 2: flat buffer -> fp32 shard accumulator, zero the buffer
-
   Comm& comm_;
-  std::vector<at::Tensor> params_;
-  std::vector<at::Tensor> grad_views_;
   AdamWConfig config_;
-  ZeroOptions options_;
   ShardLayout layout_;
-  at::Tensor flat_grad_;    // padded; stage 1: fp32, stage 2: parameters' dtype
-  at::Tensor shard_grad_;   // shard, fp32: averaged gradient (stage 2: the accumulator)
-  at::Tensor flat_params_;  // padded, parameters' dtype: all-gather target
+  ZeroFlatBuffers buffers_;
   at::Tensor master_, exp_avg_, exp_avg_sq_;  // shard, fp32
   int64_t step_ = 0;
-  // stage 2 bookkeeping for the backward in progress
-  std::vector<char> ready_;
-  size_t ready_count_ = 0;
-  int64_t reductions_during_backward_ = 0;
 };
 
 }  // namespace dualign::dist

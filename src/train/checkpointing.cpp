@@ -49,6 +49,10 @@ std::string weights_fingerprint(const torch::nn::Module& model) {
   return fmt::format("{:016x} / {:.17g}", static_cast<uint64_t>(bits), values);
 }
 
+std::string dir_of(const std::string& checkpoint) {
+  return std::filesystem::path(checkpoint).parent_path().string();
+}
+
 }  // namespace
 
 Checkpointer::Checkpointer(const TrainSettings& s, const config::Config& cfg, dist::Comm& comm)
@@ -83,6 +87,7 @@ void Checkpointer::save(int64_t step, const TrainState& state) {
       w.put_group("nonfinite", state.nonfinite.state());
       if (state.optimizer.scaler().enabled()) w.put_group("loss_scaler", state.optimizer.scaler_state());
       w.set_attr("world_size", static_cast<int64_t>(comm_.size()));
+      w.set_attr("optimizer", state.optimizer.name());
       w.set_attr("git_sha", git_sha());
       w.put_text("config_yaml", cfg_.to_yaml(/*resolve=*/true));
     });
@@ -105,12 +110,27 @@ int64_t Checkpointer::restore(const TrainState& state) {
   ckpt::CheckpointReader r(source);
   const int64_t step = r.attr_int("step");
   r.load_into("model", ckpt::module_state(state.model));
+  // Checkpoints from before train.optimizer have no attribute: they are AdamW's.
+  const std::string saved_optimizer = r.has_attr("optimizer") ? r.attr_string("optimizer") : "adamw";
+  if (saved_optimizer != state.optimizer.name())
+    fail("checkpoint {} holds {} optimizer state but this run has train.optimizer={}: resume with the optimizer it "
+         "was written with", source, saved_optimizer, state.optimizer.name());
   if (state.optimizer.sharded() == r.has_group("optimizer"))
     fail("checkpoint {} holds {} optimizer state but this run uses {}: resume with the dist setting it was written "
          "with (dist=ddp or dist=zero1/zero2; ZeRO-1 and ZeRO-2 shards are interchangeable)",
          source, r.has_group("optimizer") ? "unsharded (DDP)" : "ZeRO-sharded",
          state.optimizer.sharded() ? "ZeRO (dist.zero_stage > 0)" : "DDP (dist.zero_stage=0)");
-  if (state.optimizer.sharded()) {
+  if (state.optimizer.sharded() && !state.optimizer.reshardable()) {
+    const int saved_world = static_cast<int>(r.attr_int("world_size"));
+    if (saved_world != comm_.size())
+      fail("checkpoint {} was written by {} ranks; ZeRO Adafactor state (whole parameters per rank) resumes only at "
+           "that world size, this run has {}", source, saved_world, comm_.size());
+    const auto shard = ckpt::CheckpointStore(dir_of(source)).shard_path(step, comm_.rank(), comm_.size());
+    if (!std::filesystem::exists(shard))
+      fail("checkpoint {}: its ZeRO optimizer shard {} is missing (every rank writes one before the main file)",
+           source, shard);
+    state.optimizer.load_shard_state(ckpt::CheckpointReader(shard).group("optimizer_shard"), shard);
+  } else if (state.optimizer.sharded()) {
     const int saved_world = static_cast<int>(r.attr_int("world_size"));
     int64_t num_params = 0;
     for (const auto& p : state.model.parameters()) num_params += p.numel();

@@ -1,7 +1,9 @@
 // The parameter update seen by the trainer, hiding how gradients are synchronised:
-//   zero_stage 0: DDP-style GradSync (bucketed all-reduce overlapped with backward) + torch AdamW
-//   zero_stage 1: ZeRO-1 AdamW (reduce-scatter gradients, update this rank's shard, all-gather parameters)
+//   zero_stage 0: DDP-style GradSync (bucketed all-reduce overlapped with backward) + torch AdamW or dist::Adafactor
+//   zero_stage 1: ZeRO-1 (reduce-scatter gradients, update this rank's shard, all-gather parameters)
 //   zero_stage 2: ZeRO-2 (gradients reduce-scattered after every backward into an fp32 shard accumulator)
+// train.optimizer picks the update rule: adamw (ZeRO: dist::ZeroAdamW, flat shards) or adafactor (ZeRO:
+// dist::ZeroAdafactor, whole parameters per rank, since its factored statistics need whole matrices).
 //
 // Mixed precision (docs/precision.md): the parameters stay fp32 (the master weights) and so do the optimizer
 // state and the gradient buckets, whatever train.precision says; dist.reduce_dtype=bf16 only narrows the gradient
@@ -25,6 +27,8 @@
 namespace dualign::dist {
 class GradSync;
 class ZeroAdamW;
+class Adafactor;
+class ZeroAdafactor;
 }  // namespace dualign::dist
 
 namespace dualign::train {
@@ -54,9 +58,13 @@ class DistributedOptimizer {
   StepReport step(double lr);
   const LossScaler& scaler() const { return scaler_; }
 
-  // Checkpointing. Unsharded (DDP) state: AdamW moments and steps by parameter name. Sharded (ZeRO) state:
-  // this rank's master/exp_avg/exp_avg_sq shard and the step count, restorable at the same world size.
-  bool sharded() const { return zero_ != nullptr; }
+  // Checkpointing. Unsharded (DDP) state: AdamW moments (or Adafactor statistics) and steps by parameter name.
+  // Sharded (ZeRO) state: this rank's master/exp_avg/exp_avg_sq shard and the step count, restorable at the same
+  // world size (AdamW's also at another, train/zero_reshard.h); Adafactor: the master slot and the state of the
+  // parameters this rank owns, at the same world size only.
+  bool sharded() const { return zero_ != nullptr || zero_adafactor_ != nullptr; }
+  bool reshardable() const { return zero_ != nullptr; }
+  const std::string& name() const { return name_; }  // train.optimizer: adamw | adafactor
   std::map<std::string, torch::Tensor> shard_state() const;
   void load_shard_state(const std::map<std::string, torch::Tensor>& state, const std::string& source);
   std::map<std::string, torch::Tensor> state(const torch::nn::Module& module) const;
@@ -75,6 +83,9 @@ class DistributedOptimizer {
   std::unique_ptr<dist::GradSync> sync_;
   std::unique_ptr<torch::optim::AdamW> adamw_;
   std::unique_ptr<dist::ZeroAdamW> zero_;
+  std::unique_ptr<dist::Adafactor> adafactor_;
+  std::unique_ptr<dist::ZeroAdafactor> zero_adafactor_;
+  std::string name_;
   LossScaler scaler_;
   torch::Tensor loss_nonfinite_;  // this rank, this step: was any micro-step's loss not finite? (bool, on device)
 };

@@ -21,6 +21,38 @@ TrainSettings read_settings(const config::Config& cfg) {
   if (betas.size() != 2) fail("config key 'train.betas' ({}): expected two numbers, got {}", cfg.origin("train.betas"), betas.size());
   s.beta1 = betas[0];
   s.beta2 = betas[1];
+  s.optimizer = t.get<std::string>("optimizer", "adamw");
+  DUALIGN_CHECK(s.optimizer == "adamw" || s.optimizer == "adafactor",
+                "config key 'train.optimizer' ({}): expected adamw or adafactor, got '{}'", cfg.origin("train.optimizer"),
+                s.optimizer);
+  if (t.has("adafactor")) {
+    auto a = t.section("adafactor");
+    auto& af = s.adafactor;
+    af.beta1 = a.get<double>("beta1", af.beta1);
+    af.decay_rate = a.get<double>("decay_rate", af.decay_rate);
+    af.clip_threshold = a.get<double>("clip_threshold", af.clip_threshold);
+    auto eps = a.get<std::vector<double>>("eps", {af.eps1, af.eps2});
+    if (eps.size() != 2 || eps[0] < 0 || eps[1] < 0)
+      fail("config key 'train.adafactor.eps' ({}): expected two numbers >= 0 (added to grad^2, lower bound of the "
+           "parameter RMS), got {} number(s)", cfg.origin("train.adafactor.eps"), eps.size());
+    af.eps1 = eps[0];
+    af.eps2 = eps[1];
+    af.scale_parameter = a.get<bool>("scale_parameter", af.scale_parameter);
+    for (const char* key : {"relative_step", "warmup_init"})
+      if (a.get<bool>(key, false))
+        fail("config key 'train.adafactor.{}' ({}): only false is supported (the step size is train.lr under "
+             "train.lr_schedule, as transformers' relative_step=False)", key,
+             cfg.origin(std::string("train.adafactor.") + key));
+    a.finish();
+    DUALIGN_CHECK(af.beta1 >= 0 && af.beta1 < 1,
+                  "config key 'train.adafactor.beta1' ({}): expected 0 <= beta1 < 1 (0: no first moment), got {}",
+                  cfg.origin("train.adafactor.beta1"), af.beta1);
+    DUALIGN_CHECK(af.decay_rate < 0,
+                  "config key 'train.adafactor.decay_rate' ({}): expected a negative number (beta2 = 1 - step^rate), "
+                  "got {}", cfg.origin("train.adafactor.decay_rate"), af.decay_rate);
+    DUALIGN_CHECK(af.clip_threshold > 0, "config key 'train.adafactor.clip_threshold' ({}): expected > 0, got {}",
+                  cfg.origin("train.adafactor.clip_threshold"), af.clip_threshold);
+  }
   s.warmup_steps = t.get<int64_t>("warmup_steps", 0);
   s.lr_schedule = t.get<std::string>("lr_schedule", "constant");
   s.grad_clip = t.get<double>("grad_clip", 0.0);

@@ -17,6 +17,14 @@ struct LossScaleSettings {
   int64_t growth_interval = 2000;  // finite steps in a row before the scale grows
 };
 
+// train.adafactor: transformers.optimization.Adafactor's options (dist/adafactor.h), read when
+// train.optimizer=adafactor. The step size is train.lr under train.lr_schedule (relative_step=False).
+struct AdafactorSettings {
+  double beta1 = 0;  // 0: no first moment (transformers' beta1=None)
+  double decay_rate = -0.8, clip_threshold = 1.0, eps1 = 1e-30, eps2 = 1e-3;
+  bool scale_parameter = false;
+};
+
 struct TrainSettings {
   uint64_t seed = 0;
   int threads = 0;
@@ -24,6 +32,8 @@ struct TrainSettings {
   int64_t steps = 0, global_batch = 0, grad_accum = 1, warmup_steps = 0;
   double lr = 0, weight_decay = 0, beta1 = 0.9, beta2 = 0.999, grad_clip = 0, ema_decay = 0;
   std::string lr_schedule = "constant";
+  std::string optimizer = "adamw";  // adamw (train.betas, train.weight_decay) | adafactor (train.adafactor)
+  AdafactorSettings adafactor;
   int64_t checkpoint_every = 0;  // steps between checkpoints; 0: only at the end; -1: never
   int keep_checkpoints = 3;
   int64_t eval_num_samples = 0, eval_steps = 50;

@@ -25,3 +25,8 @@ target_precompile_headers(dist_grad_sync_test REUSE_FROM dualign_torch_pch)
 dualign_add_mpi_test(dist_stop_vote_test SOURCES dist_test_main.cpp dist_stop_vote_test.cpp LIBS dualign_dist NP 1 2 4
                      TIMEOUT 60)
 target_precompile_headers(dist_stop_vote_test REUSE_FROM dualign_torch_pch)
+
+# Adafactor: DDP vs a single process on the global batch, ZeRO-1/2 (whole parameters per rank) vs DDP.
+dualign_add_mpi_test(dist_adafactor_test SOURCES dist_test_main.cpp dist_adafactor_test.cpp LIBS dualign_dist
+                     NP 1 2 TIMEOUT 300)
+target_precompile_headers(dist_adafactor_test REUSE_FROM dualign_torch_pch)

@@ -8,20 +8,28 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <unordered_map>
 
 namespace dualign::test {
 
 class CountingCpuAllocator : public c10::Allocator {
  public:
+  // The data pointer is also the context (as the default CPU allocator's), so raw_allocate works too: some kernels
+  // (reductions' scratch) allocate raw memory.
   c10::DataPtr allocate(size_t n) override {
-    auto* ctx = new Context{inner_->allocate(n), n, this};
+    void* data = inner_->raw_allocate(n);
+    if (data) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      sizes_[data] = n;
+    }
     const int64_t now = live_ += int64_t(n);
     int64_t peak = peak_.load();
     while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
     }
-    void* data = ctx->inner.get();
-    return {data, ctx, &CountingCpuAllocator::release, c10::Device(c10::kCPU)};
+    return {data, data, &CountingCpuAllocator::release, c10::Device(c10::kCPU)};
   }
+  c10::DeleterFnPtr raw_deleter() const override { return &CountingCpuAllocator::release; }
   void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
 
   int64_t live() const { return live_; }
@@ -31,18 +39,11 @@ class CountingCpuAllocator : public c10::Allocator {
  private:
   friend CountingCpuAllocator& counting_cpu_allocator();
   explicit CountingCpuAllocator(c10::Allocator* inner) : inner_(inner) {}
-  struct Context {
-    c10::DataPtr inner;
-    size_t n;
-    CountingCpuAllocator* owner;
-  };
-  static void release(void* p) {
-    auto* ctx = static_cast<Context*>(p);
-    ctx->owner->live_ -= int64_t(ctx->n);
-    delete ctx;
-  }
+  static void release(void* p);
   c10::Allocator* inner_;
   std::atomic<int64_t> live_{0}, peak_{0};
+  std::mutex mutex_;
+  std::unordered_map<void*, size_t> sizes_;  // live allocations
 };
 
 inline CountingCpuAllocator& counting_cpu_allocator() {
@@ -52,6 +53,20 @@ inline CountingCpuAllocator& counting_cpu_allocator() {
     return a;
   }();
   return *instance;
+}
+
+inline void CountingCpuAllocator::release(void* p) {
+  if (!p) return;
+  auto& a = counting_cpu_allocator();
+  size_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(a.mutex_);
+    auto it = a.sizes_.find(p);
+    n = it->second;
+    a.sizes_.erase(it);
+  }
+  a.live_ -= int64_t(n);
+  a.inner_->raw_deallocate(p);
 }
 
 }  // namespace dualign::test

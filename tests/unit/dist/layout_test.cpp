@@ -3,6 +3,7 @@
 
 #include "dist/grad_sync.h"
 #include "dist/zero.h"
+#include "dist/zero_adafactor.h"
 
 using dualign::dist::assign_buckets;
 using dualign::dist::make_shard_layout;
@@ -42,4 +43,24 @@ TEST(DistShards, PaddingAndOffsets) {
   EXPECT_EQ(even.real_in_shard(1), 4);
   auto tiny = make_shard_layout({1}, 4);  // fewer elements than ranks: some shards are all padding
   EXPECT_EQ(tiny.real_in_shard(2), 0);
+}
+
+// Adafactor's ZeRO assignment: whole parameters, largest first onto the least-loaded rank; each rank's parameters
+// contiguous (in their order) at the start of its slot; the slot is the largest load.
+TEST(DistOwnerLayout, WholeParametersBalancedAndContiguous) {
+  using dualign::dist::make_owner_layout;
+  auto l = make_owner_layout({10, 100, 30, 60, 5}, 2);
+  // 100 -> rank 0; 60 -> rank 1; 30 -> rank 1 (60 < 100); 10 -> rank 1 (90 < 100); 5 -> rank 0 (tie: lower rank)
+  EXPECT_EQ(l.owner, (std::vector<int>{1, 0, 1, 1, 0}));
+  EXPECT_EQ(l.load, (std::vector<int64_t>{105, 100}));
+  EXPECT_EQ(l.shard, 105);
+  EXPECT_EQ(l.padded, 210);
+  // rank 0: params 1, 4 at [0, 100), [100, 105); rank 1: params 0, 2, 3 at 105, 115, 145
+  EXPECT_EQ(l.offsets, (std::vector<int64_t>{105, 0, 115, 145, 100}));
+  auto one = make_owner_layout({3, 4}, 1);  // one rank: the plain concatenation, no padding
+  EXPECT_EQ(one.offsets, (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(one.padded, 7);
+  auto idle = make_owner_layout({8}, 3);  // more ranks than parameters: the others own nothing
+  EXPECT_EQ(idle.load, (std::vector<int64_t>{8, 0, 0}));
+  EXPECT_EQ(idle.padded, 24);
 }

@@ -82,3 +82,22 @@ TEST(DistMemoryPlan, LoraBudgetsOnlyTheAdaptersAndSharesTheBaseAsReference) {
   in.trainable_params = in.model.params + 1;
   EXPECT_THROW(plan_memory(in), std::exception);
 }
+
+TEST(DistMemoryPlan, AdafactorKeepsItsFactoredStatisticsInsteadOfMoments) {
+  // SDXL's UNet: Adafactor's row + col statistics are 244.3 M fp32 elements (0.98 GB) where AdamW keeps 8 Psi
+  // (20.5 GB). DDP, bf16: 4 weights + 2 casts + 4 gradients = 10 Psi + 0.98 GB = 26.65 GB (AdamW: 46.21 GB).
+  auto ddp = input("sdxl", 0, Precision::bf16, 8);
+  ddp.optimizer = Optimizer::adafactor;
+  ddp.adafactor_state = ddp.model.adafactor_state;
+  EXPECT_EQ(ddp.adafactor_state, 244'330'500);
+  EXPECT_NEAR(plan_memory(ddp).optimizer_gb, 0.977, 0.001);
+  EXPECT_NEAR(plan_memory(ddp).model_states_gb(), 26.65, 0.01);
+  // ZeRO, N=8: 14.5 Psi as for AdamW, + (4 Psi master + the statistics) / 8 = 38.63 GB.
+  auto zero = ddp;
+  zero.zero_stage = 1;
+  EXPECT_NEAR(plan_memory(zero).model_states_gb(), 38.63, 0.01);
+  // SD-1.5's 1x1 and 3x3 convolutions keep 2 and 2/3 of their size: 457.6 M elements, 27 % of AdamW's moments.
+  EXPECT_EQ(model_spec("sd15").adafactor_state, 457'589'700);
+  ddp.adafactor_state = 0;
+  EXPECT_THROW(plan_memory(ddp), std::exception);
+}
