@@ -11,8 +11,10 @@
 #include <CLI/CLI.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -36,6 +38,7 @@ struct SampleArgs {
   eval::SchedulerChoice scheduler;
   int64_t n = 64, batch = 0, class_id = -1;
   double guidance = -1, guidance_rescale = 0;
+  std::vector<double> time_ids;  // SDXL: the size conditioning of every sample (default: the pipeline's)
   uint64_t seed = 0;
   bool no_ema = false, no_progress = false;
   int threads = 0;
@@ -60,25 +63,66 @@ struct Rows {
   data::Condition uncond(const eval::RowRange& r) const { return pick(uncond_table, uncond_row, r); }
 };
 
+// SDXL's size conditioning of every sample: --time-ids, or StableDiffusionXLPipeline's default (H, W, 0, 0, H, W)
+// with H x W the sample's pixel size: the latent size times the VAE's downsampling 2^(len(block_out_channels) - 1),
+// read from the vae/config.json beside the model's UNet or scheduler when there is one, else 8 (every SD VAE).
+torch::Tensor sdxl_time_ids(const SampleArgs& a, const eval::SamplingModel& m) {
+  if (!a.time_ids.empty()) {
+    DUALIGN_CHECK(a.time_ids.size() == 6, "--time-ids: expected 6 numbers (original height, width, crop top, left, "
+                  "target height, width), got {}", a.time_ids.size());
+    return torch::tensor(a.time_ids, torch::kFloat32).view({1, 6});
+  }
+  namespace fs = std::filesystem;
+  int64_t factor = 8;
+  std::vector<fs::path> roots{m.source, fs::path(m.source).parent_path()};
+  if (!m.scheduler_config.empty()) {
+    fs::path s(m.scheduler_config);
+    if (fs::is_regular_file(s)) s = s.parent_path();
+    roots.push_back(s.parent_path());
+  }
+  for (const auto& root : roots) {
+    const auto config = root / "vae" / "config.json";
+    if (!fs::is_regular_file(config)) continue;
+    const auto j = nlohmann::json::parse(std::ifstream(config), nullptr, /*allow_exceptions=*/false);
+    DUALIGN_CHECK(j.is_object() && j.contains("block_out_channels") && j["block_out_channels"].is_array() &&
+                      !j["block_out_channels"].empty(),
+                  "{}: expected a diffusers VAE config with block_out_channels (for SDXL's time ids; or pass "
+                  "--time-ids)", config.string());
+    factor = int64_t(1) << (j["block_out_channels"].size() - 1);
+    break;
+  }
+  const auto shape = m.model->sample_shape();  // [C, h, w]
+  const double h = double(shape.at(1) * factor), w = double(shape.at(2) * factor);
+  return torch::tensor({h, w, 0.0, 0.0, h, w}, torch::kFloat32).view({1, 6});
+}
+
 // --prompts: n images per prompt, prompt-major; the unconditional branch is the file's negative_text_embedding
-// (or --negative-prompts): [1, L, D] for every prompt, or one row per prompt.
-Rows prompt_rows(const SampleArgs& a, bool guided) {
+// (or --negative-prompts): [1, L, D] for every prompt, or one row per prompt. SDXL prompt files add the pooled
+// embeddings (and their negative), and every row gets the same time ids.
+Rows prompt_rows(const SampleArgs& a, bool guided, const torch::Tensor& time_ids) {
   auto prompts = eval::read_prompts(a.prompts);
   const int64_t p = prompts.text_embedding.size(0);
   Rows r;
   r.condition_index = torch::arange(p, torch::kInt64).repeat_interleave(a.n);
   r.image_index = torch::arange(a.n, torch::kInt64).repeat({p});
   r.cond_table.text = prompts.text_embedding;
+  const bool sdxl = prompts.pooled.defined();
+  if (sdxl) {
+    r.cond_table.text_pooled = prompts.pooled;
+    r.cond_table.time_ids = time_ids.expand({p, 6}).contiguous();
+  }
   r.cond_row = r.condition_index;
   for (int64_t i = 0; i < p * a.n; ++i) {
     r.prompts.push_back(prompts.prompt[size_t(i / a.n)]);
     r.seed.push_back(eval::sample_seed(a.seed, i / a.n, i % a.n));
   }
   if (!guided) return r;
-  torch::Tensor negative = prompts.negative_text_embedding;
+  torch::Tensor negative = prompts.negative_text_embedding, negative_pooled = prompts.negative_pooled;
   r.negative_source = a.prompts + ":negative_text_embedding";
   if (!a.negative_prompts.empty()) {
-    negative = eval::read_prompts(a.negative_prompts).text_embedding;
+    auto file = eval::read_prompts(a.negative_prompts);
+    negative = file.text_embedding;
+    negative_pooled = file.pooled;
     r.negative_source = a.negative_prompts;
   }
   DUALIGN_CHECK(negative.defined(),
@@ -91,6 +135,15 @@ Rows prompt_rows(const SampleArgs& a, bool guided) {
                 "{}: negative prompt embeddings must be [1 or {}, {}, {}], got {}", r.negative_source, p,
                 prompts.text_embedding.size(1), prompts.text_embedding.size(2), c10::str(negative.sizes()));
   r.uncond_table.text = negative;
+  if (sdxl) {
+    DUALIGN_CHECK(negative_pooled.defined() && negative_pooled.size(0) == negative.size(0) &&
+                      negative_pooled.size(1) == prompts.pooled.size(1),
+                  "{}: SDXL guidance needs the negative pooled embedding [{}, {}] beside the negative prompt "
+                  "embedding: re-encode the prompts with data_tools/encode_prompts.py", r.negative_source,
+                  negative.size(0), prompts.pooled.size(1));
+    r.uncond_table.text_pooled = negative_pooled;
+    r.uncond_table.time_ids = time_ids.expand({negative.size(0), 6}).contiguous();
+  }
   r.uncond_row = negative.size(0) == 1 ? torch::zeros({p * a.n}, torch::kInt64) : r.condition_index;
   return r;
 }
@@ -189,7 +242,7 @@ int run_sample(const SampleArgs& a, const dist::World& world) {
   DUALIGN_CHECK(text || a.prompts.empty(), "--prompts: model {} has no text conditioning", m.source);
   DUALIGN_CHECK(a.prompts.empty() || (a.class_id < 0 && a.classes.empty()),
                 "--prompts cannot be combined with --class-id/--classes");
-  const Rows rows = text ? prompt_rows(a, guided) : class_rows(a, classes, guided, m.source);
+  const Rows rows = text ? prompt_rows(a, guided, sdxl_time_ids(a, m)) : class_rows(a, classes, guided, m.source);
   const auto total = int64_t(rows.seed.size());
   const int64_t batch = a.batch > 0 ? a.batch : text ? 8 : 256;
 
@@ -278,6 +331,10 @@ void add_sample_command(CLI::App& cli) {
                                        "samples are the same for any number of ranks at a given batch")
       ->capture_default_str();
   cmd->add_option("--prompts", a->prompts, "Prompts HDF5 (text_embedding [P, L, D], prompt [P]): n samples per prompt");
+  cmd->add_option("--time-ids", a->time_ids, "SDXL: the size conditioning H,W,top,left,H,W of every sample "
+                  "(default: the sample's pixel size, as StableDiffusionXLPipeline)")
+      ->delimiter(',')
+      ->expected(6);
   cmd->add_option("--negative-prompts", a->negative_prompts,
                   "Prompts HDF5 whose text_embedding [1 or P, L, D] is the unconditional branch (default: the "
                   "prompts file's negative_text_embedding)");

@@ -88,6 +88,21 @@ Prompts read_prompts(const std::string& path) {
                   "prompts file {}: negative_text_embedding must be [1 or {}, {}, {}], got {}", path,
                   p.text_embedding.size(0), p.text_embedding.size(1), p.text_embedding.size(2), c10::str(neg.sizes()));
   }
+  if (f.exists("pooled_text_embedding")) {
+    p.pooled = h5::read_tensor(f, "pooled_text_embedding").to(torch::kFloat32);
+    DUALIGN_CHECK(p.pooled.dim() == 2 && p.pooled.size(0) == p.text_embedding.size(0),
+                  "prompts file {}: pooled_text_embedding must be [{}, D], got {}", path, p.text_embedding.size(0),
+                  c10::str(p.pooled.sizes()));
+  }
+  if (f.exists("negative_pooled_text_embedding")) {
+    p.negative_pooled = h5::read_tensor(f, "negative_pooled_text_embedding").to(torch::kFloat32);
+    const auto& neg = p.negative_pooled;
+    DUALIGN_CHECK(p.pooled.defined() && neg.dim() == 2 && (neg.size(0) == 1 || neg.size(0) == p.pooled.size(0)) &&
+                      neg.size(1) == p.pooled.size(1),
+                  "prompts file {}: negative_pooled_text_embedding must be [1 or {}, {}] beside pooled_text_embedding, "
+                  "got {}", path, p.text_embedding.size(0), p.pooled.defined() ? p.pooled.size(1) : 0,
+                  c10::str(neg.sizes()));
+  }
   return p;
 }
 

@@ -44,6 +44,8 @@ struct Prompts {
   torch::Tensor text_embedding;           // float32 [P, L, D]
   std::vector<std::string> prompt;
   torch::Tensor negative_text_embedding;  // optional float32 [1 or P, L, D]
+  torch::Tensor pooled;                   // SDXL: pooled_text_embedding float32 [P, D']
+  torch::Tensor negative_pooled;          // SDXL: negative_pooled_text_embedding float32 [1 or P, D']
 };
 Prompts read_prompts(const std::string& path);
 
