@@ -57,11 +57,21 @@ void check_slots_and_tables(const h5::File& file, const FormatSpec& format,
     if (spec.slot != Slot::none) filled[spec.slot] = spec.name;
     if (!spec.index_field.empty() && !found.count(spec.index_field))
       fail("{}: table /{} needs /{} (its row of each sample)", file.path(), spec.name, spec.index_field);
-    if (spec.slot == Slot::empty_text && found.at(spec.name).shape[0] != 1)
+    if ((spec.slot == Slot::empty_text || spec.slot == Slot::empty_text_pooled) && found.at(spec.name).shape[0] != 1)
       fail("{}: shape {}, expected one row", file.where(spec.name), found.at(spec.name).shape_str());
   }
+  // An index needs at least one of its tables (the text and SDXL's pooled embeddings share prompt_index), and the
+  // tables that share it have the same rows (one per caption).
+  std::map<std::string, std::string> first_table;
+  for (auto& spec : format.fields) {
+    if (spec.index_field.empty() || !found.count(spec.name)) continue;
+    auto [first, inserted] = first_table.emplace(spec.index_field, spec.name);
+    if (!inserted && found.at(spec.name).shape[0] != found.at(first->second).shape[0])
+      fail("{}: /{} has {} rows but /{} has {} (both are indexed by /{})", file.path(), spec.name,
+           found.at(spec.name).shape[0], first->second, found.at(first->second).shape[0], spec.index_field);
+  }
   for (auto& spec : format.fields)
-    if (!spec.index_field.empty() && found.count(spec.index_field) && !found.count(spec.name))
+    if (!spec.index_field.empty() && found.count(spec.index_field) && !first_table.count(spec.index_field))
       fail("{}: /{} indexes rows of /{}, which is missing", file.path(), spec.index_field, spec.name);
 }
 
@@ -143,7 +153,7 @@ Summary validate(const std::string& path, const std::string& expected_format, bo
   // Value checks: reading everything also surfaces corrupted chunks (a deflate error names the dataset).
   std::map<std::string, std::string> index_of;  // index field -> the table it indexes
   for (auto& spec : format->fields)
-    if (!spec.index_field.empty() && found.count(spec.name)) index_of[spec.index_field] = spec.name;
+    if (!spec.index_field.empty() && found.count(spec.name)) index_of.emplace(spec.index_field, spec.name);
   for (auto& [name, info] : found) {
     if (info.dtype == DType::string) {
       if (read_data) file.read_strings(name);

@@ -83,5 +83,48 @@ TEST(H5SourceRecipe, ASwitchWithoutItsDatasetNamesTheKeyAndTheFile) {
   EXPECT_ERROR_MENTIONS(source(path, "flip_probability: 1.5", 0, 1), "data.flip_probability", "[0, 1]");
 }
 
+// SDXL shards: the pooled table follows prompt_index like the text table, prompt dropout empties the hidden states
+// and the pooled embedding of the same rows, and every row gets the time ids [R, R, 0, 0, R, R] from the shards'
+// resolution (or data.time_ids).
+TEST(H5SourceRecipe, SdxlPooledEmbeddingsAndTimeIds) {
+  const auto& w = dist::world();
+  auto path = (test::temp_dir() / "sdxl.h5").string();
+  test::write_recipe_pairs(path, 40);
+  {
+    auto f = h5::File::open(path, h5::Mode::read_write);
+    auto table = torch::arange(1, test::kRecipeCaptions + 1, torch::kFloat32).view({test::kRecipeCaptions, 1});
+    h5::write_tensor(f, "prompt_pooled", (10 * table).expand({test::kRecipeCaptions, 7}).contiguous());
+    h5::write_tensor(f, "empty_prompt_pooled", torch::zeros({1, 7}));
+    f.set_attr("/", "resolution", int64_t(1024));
+  }
+  auto b = source(path, "shuffle: false", w.rank, w.size)->next(0, 0);
+  const int64_t local = 8 / w.size;
+  ASSERT_TRUE(b.cond.text_pooled.defined() && b.cond.time_ids.defined());
+  EXPECT_EQ(b.cond.text_pooled.sizes(), (std::vector<int64_t>{local, 7}));
+  for (int64_t i = 0; i < local; ++i) {
+    int64_t row = w.rank * local + i;
+    EXPECT_EQ(b.cond.text_pooled[i][0].item<double>(), 10.0 * (row % test::kRecipeCaptions + 1));
+  }
+  auto expected = torch::tensor({1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0}).expand({local, 6});
+  EXPECT_TRUE(torch::equal(b.cond.time_ids, expected)) << b.cond.time_ids;
+  auto given = source(path, "time_ids: [768, 1024, 16, 0, 1024, 1024]", w.rank, w.size)->next(0, 0);
+  EXPECT_EQ(given.cond.time_ids[0][0].item<double>(), 768.0);
+  EXPECT_EQ(given.cond.time_ids[0][2].item<double>(), 16.0);
+
+  auto mine = source(path, kRecipe, w.rank, w.size), whole = source(path, kRecipe, 0, 1);
+  const int64_t offset = w.rank * local;
+  double dropped = 0;
+  for (int64_t step = 0; step < 4; ++step) {
+    auto m = mine->next(step, 0), r = whole->next(step, 0);
+    EXPECT_TRUE(torch::equal(m.cond.text_pooled, r.cond.text_pooled.narrow(0, offset, local)));
+    auto text_dropped = r.cond.text.flatten(1).abs().amax(1) == 0;
+    auto pooled_dropped = r.cond.text_pooled.abs().amax(1) == 0;
+    EXPECT_TRUE(torch::equal(text_dropped, pooled_dropped)) << "step " << step;
+    dropped += text_dropped.sum().item<double>();
+  }
+  EXPECT_GT(dropped, 0);
+  EXPECT_ERROR_MENTIONS(source(path, "time_ids: [1, 2, 3]", 0, 1), "data.time_ids", "6 numbers");
+}
+
 }  // namespace
 }  // namespace dualign

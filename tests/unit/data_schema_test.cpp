@@ -188,5 +188,28 @@ TEST(DataSchema, BrokenPromptTablesAndPosteriorsAreErrors) {
   EXPECT_ERROR_MENTIONS(data::validate(p6), p6, "/loser_logvar", "differs from /loser");
 }
 
+// SDXL shards add a pooled-embedding table on the same prompt_index, its empty-prompt row and per-image time ids.
+TEST(DataSchema, SdxlPooledTablesShareThePromptIndex) {
+  auto dir = test::temp_dir();
+  int k = 0;
+  auto sdxl = [&](int64_t pooled_rows, int64_t empty_rows) {
+    auto path = (dir / ("sdxl" + std::to_string(k++) + ".h5")).string();
+    test::write_recipe_pairs(path, 6);  // 6 pairs, a prompt table of 5 rows
+    auto f = h5::File::open(path, h5::Mode::read_write);
+    h5::write_tensor(f, "prompt_pooled", torch::zeros({pooled_rows, 7}));
+    h5::write_tensor(f, "empty_prompt_pooled", torch::zeros({empty_rows, 7}));
+    h5::write_tensor(f, "time_ids_w", torch::zeros({6, 6}));
+    h5::write_tensor(f, "time_ids_l", torch::zeros({6, 6}));
+    return path;
+  };
+  auto good = sdxl(5, 1);
+  auto s = data::validate(good, "preference_pairs");
+  for (auto& d : s.datasets) EXPECT_TRUE(d.known) << d.name;
+  auto rows = sdxl(4, 1);
+  EXPECT_ERROR_MENTIONS(data::validate(rows), rows, "/prompt_pooled", "4 rows", "/prompt_embedding", "/prompt_index");
+  auto empty = sdxl(5, 2);
+  EXPECT_ERROR_MENTIONS(data::validate(empty), empty, "/empty_prompt_pooled", "one row");
+}
+
 }  // namespace
 }  // namespace dualign
