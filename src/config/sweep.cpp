@@ -40,6 +40,10 @@ std::vector<std::string> range_values(const std::vector<std::string>& args, cons
   const double stop = number(args[args.size() == 1 ? 0 : 1], text);
   const double step = args.size() == 3 ? number(args[2], text) : 1;
   if (step == 0) fail("bad sweep '{}': range() step must not be 0", text);
+  constexpr double kExactInteger = 9007199254740992.0;  // 2^53: integers beyond it are not exact doubles
+  if (ints && (std::abs(start) > kExactInteger || std::abs(stop) > kExactInteger || std::abs(step) > kExactInteger))
+    fail("bad sweep '{}': integer range() arguments must lie within +-2^53, got start {}, stop {}, step {}", text,
+         args.size() == 1 ? "0" : args[0], args[args.size() == 1 ? 0 : 1], args.size() == 3 ? args[2] : "1");
   const double count = std::ceil((stop - start) / step);
   if (!(count >= 1)) fail("bad sweep '{}': the range is empty (start {}, stop {}, step {})", text, start, stop, step);
   if (count > kMaxSweepValues) fail("bad sweep '{}': {} values; at most {} runs per axis", text, count, kMaxSweepValues);

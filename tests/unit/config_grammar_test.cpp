@@ -123,6 +123,9 @@ TEST(ConfigSweepSyntax, UnsupportedAndMalformedFunctionsAreNamed) {
   expect_has(error_of([] { expand_multirun({"lr=interval(0,1)"}); }), {"interval()", "range(start,stop,step)"});
   expect_has(error_of([] { expand_multirun({"m=glob(*)"}); }), {"glob()", "not supported"});
   expect_has(error_of([] { expand_multirun({"s=range(0,3,0)"}); }), {"step must not be 0"});
+  // Found by fuzzing: integer arguments beyond 2^53 made the values' int64 conversion overflow (UBSan).
+  expect_has(error_of([] { expand_multirun({"d=range(0,70000000000000000000,62407302648896623)"}); }),
+             {"within +-2^53", "70000000000000000000"});
   expect_has(error_of([] { expand_multirun({"s=range(3,0)"}); }), {"empty"});
   expect_has(error_of([] { expand_multirun({"s=range(a,3)"}); }), {"numbers", "'a'"});
   // Found by the fuzzer: each axis within its limit, the grid not (57 million runs).
