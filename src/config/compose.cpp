@@ -259,6 +259,14 @@ class Composer {
 
   // A group file: its sibling bases first, then `_self_` (its body) where listed, else last.
   void merge_group(Composed& out, const DefaultEntry& e) {
+    // A sibling base chain that comes back to a file it started from would recurse forever (found by fuzzing).
+    const std::string name = e.group + "/" + e.option;
+    if (std::find(merging_.begin(), merging_.end(), name) != merging_.end()) {
+      std::string chain;
+      for (const auto& m : merging_) chain += m + " -> ";
+      fail("config group file {}.yaml: its sibling bases form a cycle ({}{})", name, chain, name);
+    }
+    merging_.push_back(name);
     ConfigFile f = load_group(e);
     check_group_defaults(f);
     std::string package = f.global_package ? "" : e.group;
@@ -272,6 +280,7 @@ class Composer {
       }
     }
     if (!self_done) merge_file(out, f, package);
+    merging_.pop_back();
   }
 
   void merge_file(Composed& out, const ConfigFile& f, const std::string& package) {
@@ -322,6 +331,7 @@ class Composer {
   }
 
   ComposeOptions opt_;
+  std::vector<std::string> merging_;  // the group files being merged, outermost first ("model/a"): refuses cycles
 };
 
 }  // namespace

@@ -157,6 +157,18 @@ TEST(ConfigGroupDefaults, GroupFileOverridesAndSiblingBasesStillWork) {
   EXPECT_EQ(c.root().get<int64_t>("seed"), 3);
 }
 
+// Found by fuzzing: a group file naming itself (or a chain coming back) as a sibling base recursed until the stack
+// overflowed.
+TEST(ConfigGroupDefaults, SiblingBaseCyclesAreNamed) {
+  auto files = kBase;
+  files.push_back({"model/self.yaml", "defaults:\n  - self\nwidth: 4\n"});
+  files.push_back({"model/a.yaml", "defaults:\n  - b\nwidth: 4\n"});
+  files.push_back({"model/b.yaml", "defaults:\n  - a\nwidth: 8\n"});
+  auto dir = config_dir(files);
+  expect_has(error_of([&] { compose_in(dir, {"model=self"}); }), {"model/self -> model/self", "cycle"});
+  expect_has(error_of([&] { compose_in(dir, {"model=a"}); }), {"model/a -> model/b -> model/a", "cycle"});
+}
+
 TEST(ConfigGroupDefaults, PrimaryListRejectsRepeatsAndConfigNames) {
   auto files = kBase;
   files[0].second = "defaults:\n  - model: small\n  - model: small\nseed: 1\n";
