@@ -4,7 +4,7 @@
 # reports found in the test logs (0 expected) and exits non-zero on any report or failed test.
 #   bash launch/sanitize.sh                         # everything (a cold build takes hours on 2 cores)
 #   DUALIGN_SKIP_MODULES="$upper" bash launch/sanitize.sh   # the lower modules only (util, config, data, dist, ckpt),
-#     upper="app;train;compose;ddo;methods;eval;rewards;dual;models;diffusion;constrained;mixture;evaluation;lora;preference;reliability;sdtools;tools;unet;arch"
+#     upper="app;train;compose;ddo;methods;eval;rewards;dual;models;diffusion;constrained;mixture;evaluation;lora;preference;reliability;sdtools;tools;unet;arch;optim"
 #     (test fragments named after a feature, not a module, must be skipped by their own names)
 #   CTEST_ARGS="-R dist_" bash launch/sanitize.sh   # a subset of the tests
 # Not in CI: a cold sanitizer build of the tree on the CI machine (2 cores) does not fit the 45-minute budget.
