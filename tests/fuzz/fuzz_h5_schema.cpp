@@ -19,7 +19,10 @@ using dualign::h5::DType;
 
 const char* const kFormats[] = {"images", "points", "preference_pairs", "labelled_samples", "samples", "prompts", "x"};
 const char* const kNames[] = {"images", "labels", "points", "winner", "loser", "score_w", "score_l", "samples",
-                              "desirable", "score", "class_id", "prompt", "prompt_index", "text_embedding", "extra"};
+                              "desirable", "score", "class_id", "prompt", "prompt_index", "text_embedding", "prompt_embedding",
+                              "prompt_pooled", "empty_prompt_embedding", "empty_prompt_pooled", "time_ids",
+                              "time_ids_w", "time_ids_l", "winner_logvar", "winner_flip", "loser_flip_logvar",
+                              "samples_logvar", "extra"};
 const DType kTypes[] = {DType::f32, DType::f64, DType::f16, DType::u8, DType::i8, DType::i16, DType::i32, DType::i64,
                         DType::u16};
 
