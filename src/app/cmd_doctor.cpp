@@ -24,6 +24,7 @@
 #include "diffusion/schedule.h"
 #include "dist/comm.h"
 #include "dist/comm_check.h"
+#include "dist/device_memory.h"
 #include "dist/gpu_stack.h"
 #include "dist/host_sync.h"
 #include "dist/memory_plan.h"

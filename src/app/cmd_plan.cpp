@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "app/config_dir.h"
+#include "app/plan_run.h"
+#include "config/config.h"
 #include "dist/memory_plan.h"
 #include "methods/registry.h"
 #include "models/clip_vision.h"
@@ -40,6 +43,12 @@ struct PlanArgs {
   int64_t lora_params = 0;
   std::vector<std::string> rewards;
   double reward_act_gb = 1.5;
+  // A training config instead of --model/--method: positional overrides (experiment=...), --measure.
+  std::vector<std::string> overrides;
+  std::string config_dir;
+  bool measure = false;
+  int64_t latent_size = 0, text_tokens = 77;
+  bool rows_given = false;  // --zero or --precision on the command line
 };
 
 // The UNet architectures behind `--model sd15 | sdxl`; their configs give the parameter and LoRA counts.
@@ -129,6 +138,55 @@ void run_plan(const PlanArgs& a) {
   std::fputs(dist::format_plan_table(rows, a.gpu_gb).c_str(), stdout);
 }
 
+// The rows of one training config (plan_run.h): its ZeRO stage and precision unless --zero / --precision ask
+// for others; with --measure, activations measured on the CPU (and Adafactor's exact state count).
+void run_config_plan(const PlanArgs& a) {
+  config::ComposeOptions o;
+  o.config_dir = resolve_config_dir(a.config_dir);
+  o.overrides = a.overrides;
+  const auto cfg = config::Config::compose(o);
+  auto plan = plan_run(cfg, a.world);
+  auto& base = plan.input;
+  base.workspace_gb = a.workspace_gb;
+  base.nockpt_factor = a.nockpt_factor;
+  if (a.act_gb > 0) base.model.act_gb_per_sample_ckpt = a.act_gb;
+  if (a.measure) {
+    const auto unet = models::unet_config(cfg.section("model"));
+    const auto m = measure_activations(cfg, a.latent_size > 0 ? a.latent_size : unet.sample_size, a.text_tokens);
+    // The planner's figure is per bf16 sample (x2 in fp32 rows): the measurement is at the run's precision.
+    const double scale = base.precision == dist::Precision::fp32 ? 2.0 : 1.0;
+    base.model.act_gb_per_sample_ckpt = m.ckpt_gb / scale;
+    base.model.activations_measured = true;
+    base.nockpt_factor = m.full_gb / m.ckpt_gb;
+    if (base.optimizer == dist::Optimizer::adafactor && base.trainable_params == 0)
+      base.adafactor_state += m.adafactor_state - base.model.adafactor_state;  // keeps a first moment's Psi
+    std::printf("measured on the CPU (%s, latents %lldx%lld): activations %.4f GB per sample with gradient "
+                "checkpointing, %.4f GB without\n", to_string(base.precision),
+                static_cast<long long>(a.latent_size > 0 ? a.latent_size : unet.sample_size),
+                static_cast<long long>(a.latent_size > 0 ? a.latent_size : unet.sample_size), m.ckpt_gb, m.full_gb);
+  }
+  std::vector<dist::PlanInput> rows;
+  const std::vector<int> stages = a.rows_given ? a.zero : std::vector<int>{base.zero_stage};
+  for (int stage : stages) {
+    if (!a.rows_given) {
+      rows.push_back(base);
+      break;
+    }
+    for (const auto& p : a.precision) {
+      auto in = base;
+      in.zero_stage = stage;
+      in.precision = p == "fp32" ? dist::Precision::fp32 : p == "bf16" ? dist::Precision::bf16 : dist::Precision::fp16;
+      rows.push_back(in);
+    }
+  }
+  for (const auto& in : rows) dist::plan_memory(in);  // validates
+  std::fputs(dist::format_plan_table(rows, a.gpu_gb).c_str(), stdout);
+  const auto row = dist::plan_memory(base);
+  std::printf("this run: %.4g GB per GPU (total_%s: model.gradient_checkpointing %s)\n",
+              plan.checkpointing ? row.total_ckpt_gb() : row.total_full_gb(), plan.checkpointing ? "ckpt" : "full",
+              plan.checkpointing ? "true" : "false");
+}
+
 void add_plan_command(CLI::App& cli) {
   auto args = std::make_shared<PlanArgs>();
   auto* cmd = cli.add_subcommand("plan", "Per-GPU memory estimate: model x method x ZeRO stage x precision x world size");
@@ -156,7 +214,29 @@ void add_plan_command(CLI::App& cli) {
   cmd->add_option("--reward-act-gb", args->reward_act_gb,
                   "bf16 activation GB per sample of decode + reward towers with checkpointing (inferred default)")
       ->capture_default_str();
-  cmd->callback([args] { run_plan(*args); });
+  cmd->add_option("overrides", args->overrides,
+                  "a training config to plan instead of --model/--method: config overrides as `dualign train` takes "
+                  "them (experiment=sdxl_dpo_pickapic ...); its ZeRO stage, precision, optimizer and micro-batch");
+  cmd->add_option("--config-dir", args->config_dir, "config directory (default: ./configs or $DUALIGN_CONFIG_DIR)");
+  cmd->add_flag("--measure", args->measure,
+                "with a training config: measure its UNet's activations per sample on the CPU (forward + backward at "
+                "batch 1 and 2) instead of the anchors");
+  cmd->add_option("--latent-size", args->latent_size, "with --measure: latent height and width (default: the UNet's "
+                  "sample_size)");
+  cmd->add_option("--text-tokens", args->text_tokens, "with --measure: text-embedding rows per sample")
+      ->capture_default_str();
+  cmd->callback([args, cmd] {
+    const bool from_config = !args->overrides.empty();
+    DUALIGN_CHECK(from_config || !args->measure, "plan: --measure needs a training config (e.g. dualign plan "
+                                                  "experiment=sdxl_dpo_pickapic --measure)");
+    if (!from_config) return run_plan(*args);
+    for (const char* flag : {"--model", "--method", "--reference-dtype", "--reduce-dtype", "--optimizer",
+                             "--adafactor-beta1", "--micro-batch", "--lora-rank", "--lora-params", "--reward"})
+      DUALIGN_CHECK(cmd->count(flag) == 0, "plan: {} comes from the training config when one is given; set it "
+                                           "there (an override) instead", flag);
+    args->rows_given = cmd->count("--zero") > 0 || cmd->count("--precision") > 0;
+    run_config_plan(*args);
+  });
 }
 
 const bool registered = register_command(add_plan_command);

@@ -8,7 +8,6 @@
 
 #include "dualign/build_info.h"
 #if DUALIGN_HAVE_NCCL_BACKEND
-#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -62,22 +61,6 @@ GpuStack probe_gpu_stack() {
   }
 #endif
   return s;
-}
-
-int64_t peak_device_memory(const c10::Device& device) {
-#if DUALIGN_HAVE_NCCL_BACKEND
-  if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
-  }
-#endif
-  return 0;
-}
-
-void reset_peak_device_memory(const c10::Device& device) {
-#if DUALIGN_HAVE_NCCL_BACKEND
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
-#endif
 }
 
 void synchronize_device(const c10::Device& device) {

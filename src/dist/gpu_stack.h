@@ -1,5 +1,5 @@
-// What this process sees of the GPU software stack (driver, CUDA runtime, NCCL, MPI, the devices) and the
-// peak device memory of the caching allocator: for `dualign doctor`, which a cluster user runs first.
+// What this process sees of the GPU software stack (driver, CUDA runtime, NCCL, MPI, the devices): for
+// `dualign doctor`, which a cluster user runs first. (Device memory: device_memory.h.)
 // Compiled in every build; without CUDA (or without a driver) the GPU fields say so instead of failing.
 #pragma once
 #include <c10/core/Device.h>
@@ -23,9 +23,6 @@ GpuStack probe_gpu_stack();
 // The MPI library's own version line (e.g. "Open MPI v4.1.4"); callable before MPI_Init.
 std::string mpi_library_version();
 
-// Peak bytes the caching allocator handed out on `device` since the last reset; 0 on CPU.
-int64_t peak_device_memory(const c10::Device& device);
-void reset_peak_device_memory(const c10::Device& device);
 // Waits for all work queued on `device` (no-op on CPU): for timing GPU work from the host.
 void synchronize_device(const c10::Device& device);
 

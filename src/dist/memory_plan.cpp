@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -92,9 +93,14 @@ PlanRow plan_memory(const PlanInput& in) {
 std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_gb) {
   if (inputs.empty()) return "";
   const auto& first = inputs.front();
+  // Small models (tests, toys) print in MB so their rows are not all zeros.
+  double largest = 0;
+  for (const auto& in : inputs) largest = std::max(largest, plan_memory(in).total_full_gb());
+  const bool mb = largest < 1.0;
+  const double k = mb ? 1e3 : 1.0;
   std::string out = fmt::format(
-      "memory plan per GPU, GB (1e9 B): {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step, {}{}{}{}{}\n",
-      first.model.name, first.model.params, first.world_size, first.samples_per_gpu,
+      "memory plan per GPU, {}: {} = {} params, {} GPU(s), {} sample(s) per GPU per micro-step, {}{}{}{}{}\n",
+      mb ? "MB (1e6 B)" : "GB (1e9 B)", first.model.name, first.model.params, first.world_size, first.samples_per_gpu,
       first.optimizer == Optimizer::adamw ? "AdamW"
                                           : fmt::format("Adafactor ({} state elements)", first.adafactor_state),
       first.frozen_reference && first.trainable_params == 0
@@ -111,18 +117,23 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
   for (const auto& in : inputs) {
     auto r = plan_memory(in);
     out += fmt::format("{:>4} {:>5} {:>7.2f} {:>6.2f} {:>7.2f} {:>7.2f} {:>7.1f} {:>7.1f} {:>9.1f} {:>9.1f} {:>6.1f} {:>9.1f}{} {:>9.1f}{}\n",
-                       in.zero_stage, to_string(in.precision), r.params_gb, r.casts_gb, r.grads_gb, r.optimizer_gb,
-                       r.reference_gb, r.frozen_gb, r.act_ckpt_gb, r.act_full_gb, r.workspace_gb, r.total_ckpt_gb(),
-                       fits(r.total_ckpt_gb()), r.total_full_gb(), fits(r.total_full_gb()));
+                       in.zero_stage, to_string(in.precision), k * r.params_gb, k * r.casts_gb, k * r.grads_gb,
+                       k * r.optimizer_gb, k * r.reference_gb, k * r.frozen_gb, k * r.act_ckpt_gb, k * r.act_full_gb,
+                       k * r.workspace_gb, k * r.total_ckpt_gb(), fits(r.total_ckpt_gb()), k * r.total_full_gb(),
+                       fits(r.total_full_gb()));
   }
   out += fmt::format(
       "'!' = over {:.0f} GB. Model states as dualign train allocates them: fp32 weights, gradients and optimizer state "
       "in every precision (bf16/fp16 = autocast; 'casts' = the weights' bf16/fp16 copies a forward holds until "
       "its backward); stage 0: 16 Psi; stages 1-2: 4 Psi weights + 4 Psi all-gather buffer + 4 Psi flat gradient "
-      "+ 4 Psi/N gradient shard + 12 Psi/N master, m, v (Adafactor: its state instead of m, v; src/dist/README.md). Activations are inferred anchors "
-      "(SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample with checkpointing; x{:.0f} without; x2 in fp32): "
-      "measure before trusting a tight fit.\n",
-      gpu_gb, first.nockpt_factor);
+      "+ 4 Psi/N gradient shard + 12 Psi/N master, m, v (Adafactor: its state instead of m, v; src/dist/README.md). {}\n",
+      gpu_gb,
+      first.model.activations_measured
+          ? fmt::format("Activations measured on the CPU: {:.4g} GB per bf16 sample with checkpointing, x{:.2f} "
+                        "without, x2 in fp32.", first.model.act_gb_per_sample_ckpt, first.nockpt_factor)
+          : fmt::format("Activations are inferred anchors (SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample "
+                        "with checkpointing; x{:.0f} without; x2 in fp32): measure before trusting a tight fit "
+                        "(dualign plan experiment=... --measure).", first.nockpt_factor));
   return out;
 }
 

@@ -248,6 +248,19 @@ std::shared_ptr<ScoreModel> with_lora(std::shared_ptr<ScoreModel> base, const co
 
 }  // namespace
 
+UNetConfig unet_config(const config::Section& model) {
+  DUALIGN_CHECK(model.get<std::string>("kind") == "unet", "config key '{}': a UNet architecture needs kind unet, got '{}'",
+                model.path("kind"), model.get<std::string>("kind"));
+  const auto pretrained = model.get<std::string>("pretrained", "");
+  if (pretrained.empty())
+    return UNetConfig::from_yaml(model.node(), "config section '" + model.prefix() + "'", kOwnKeys);
+  std::filesystem::path dir(pretrained);
+  if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "unet" / "config.json")) dir /= "unet";
+  DUALIGN_CHECK(std::filesystem::exists(dir / "config.json"), "config key '{}': diffusers UNet '{}' has no config.json",
+                model.path("pretrained"), pretrained);
+  return UNetConfig::from_file((dir / "config.json").string());
+}
+
 std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, const torch::Device& device) {
   auto built = with_lora(build_network(model, /*with_init=*/true), model);
   built->to(device);

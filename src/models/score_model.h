@@ -16,6 +16,8 @@ class Section;
 
 namespace dualign::models {
 
+struct UNetConfig;
+
 class ScoreModel {
  public:
   virtual ~ScoreModel() = default;
@@ -49,6 +51,10 @@ class ScoreModel {
 // has them, unless `model.init_weights: model`). `model.lora: {rank, alpha, targets}` (UNet only) then freezes
 // those weights and adds LoRA adapters (lora.h): module() and parameters() become the adapters.
 std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, const torch::Device& device);
+
+// The UNet architecture a `model` section of kind unet describes: its pretrained directory's config.json, or the
+// section's own diffusers keys. Reads nothing else (for counting and planning without building).
+UNetConfig unet_config(const config::Section& model);
 
 // Rebuilds the model a training run saved: the `model` section of the checkpoint's config plus its weights
 // (group "ema" when present and prefer_ema, else "model"). `checkpoint` is a file or a run/ckpt directory.

@@ -1,10 +1,13 @@
 // Training speed and memory figures for the metrics log: samples per second over the last logging window
-// (the first window includes warm-up) and the process's peak resident memory.
+// (the first window includes warm-up), the process's peak resident memory and the device allocator's peak of
+// tensor memory (what `dualign plan` predicts).
 #pragma once
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdint>
+
+#include "dist/device_memory.h"
 
 namespace dualign::train {
 
@@ -34,6 +37,12 @@ inline double peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// Peak bytes of live tensors on `device` since the start, in MiB (CPU: with the meter installed; else -1).
+inline double peak_tensor_mb(const c10::Device& device) {
+  const int64_t bytes = dist::peak_device_memory(device);
+  return bytes < 0 ? -1.0 : static_cast<double>(bytes) / (1024.0 * 1024.0);
 }
 
 }  // namespace dualign::train

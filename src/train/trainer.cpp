@@ -8,6 +8,7 @@
 #include "diffusion/schedule.h"
 #include "diffusion/schedule_config.h"
 #include "dist/comm.h"
+#include "dist/device_memory.h"
 #include "dist/runtime.h"
 #include "dist/stats.h"
 #include "methods/method.h"
@@ -60,6 +61,7 @@ int run_training(const config::Config& cfg, const dist::World& world) {
   set_threads(s, world);
   set_tf32(s.tf32);
   const torch::Device device = pick_device(world);
+  if (device.is_cpu()) dist::install_cpu_memory_meter();  // train/peak_tensor_mb, as CUDA's allocator counts it
   auto comm = dist::make_comm(world, device);
   const bool rank0 = world.rank == 0;
   if (rank0) write_run_metadata(s.run_dir, cfg, {world.size, command_line()});
@@ -129,7 +131,8 @@ int run_training(const config::Config& cfg, const dist::World& world) {
                      {"train/skipped_steps", double(nonfinite.skipped_steps())},
                      {"train/loss_scale", update.loss_scale},
                      {"train/samples_per_s", throughput.samples_per_second(step + 1)},
-                     {"train/peak_rss_mb", comm->all_reduce_double(peak_rss_mb(), dist::ReduceOp::max)}});
+                     {"train/peak_rss_mb", comm->all_reduce_double(peak_rss_mb(), dist::ReduceOp::max)},
+                     {"train/peak_tensor_mb", comm->all_reduce_double(peak_tensor_mb(device), dist::ReduceOp::max)}});
       for (const auto& [name, value] : reduced)
         if (name.size() > 4 && name.ends_with("_sum") && name != "loss_sum")
           record["train/" + name.substr(0, name.size() - 4)] = value / dist::StatsReducer::get(reduced, "count");

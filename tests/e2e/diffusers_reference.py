@@ -62,8 +62,16 @@ SDXL_SCHEDULER = {"beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_sta
                   "timestep_spacing": "leading", "trained_betas": None, "use_karras_sigmas": False}
 
 
-def save_tiny_sdxl_pipeline(directory, unet_seed=0):
-    """A tiny SDXL pipeline: latents 4 x 16 x 16, text 16 x 64 (both tiny encoders), pooled 16, 6 time ids."""
+# The default UNet of save_tiny_sdxl_pipeline: two blocks, transformer depths 1 and 2.
+TINY_SDXL_UNET = dict(down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                      up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), block_out_channels=(32, 64),
+                      layers_per_block=1, norm_num_groups=8, transformer_layers_per_block=(1, 2),
+                      attention_head_dim=(4, 8))
+
+
+def save_tiny_sdxl_pipeline(directory, unet_seed=0, unet=None):
+    """A tiny SDXL pipeline: latents 4 x 16 x 16, text 16 x 64 (both tiny encoders), pooled 16, 6 time ids.
+    `unet` (keyword arguments of UNet2DConditionModel) replaces TINY_SDXL_UNET's architecture."""
     import torch
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     vae, encoders, tokenizers, _ = pickapic.tiny_random_models(0, tempfile.mkdtemp(prefix="tiny-tokenizer-"),
@@ -71,16 +79,13 @@ def save_tiny_sdxl_pipeline(directory, unet_seed=0):
     pooled_dim = encoders[1].config.projection_dim
     time_dim = 8
     torch.manual_seed(unet_seed)
-    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), block_out_channels=(32, 64),
-                                layers_per_block=1, norm_num_groups=8, transformer_layers_per_block=(1, 2),
-                                cross_attention_dim=encoders[0].config.hidden_size + encoders[1].config.hidden_size,
-                                attention_head_dim=(4, 8), use_linear_projection=True, addition_embed_type="text_time",
-                                addition_time_embed_dim=time_dim,
-                                projection_class_embeddings_input_dim=pooled_dim + 6 * time_dim)
+    net = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, **(unet or TINY_SDXL_UNET),
+                               cross_attention_dim=encoders[0].config.hidden_size + encoders[1].config.hidden_size,
+                               use_linear_projection=True, addition_embed_type="text_time",
+                               addition_time_embed_dim=time_dim,
+                               projection_class_embeddings_input_dim=pooled_dim + 6 * time_dim)
     pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=encoders[0], text_encoder_2=encoders[1],
-                                     tokenizer=tokenizers[0], tokenizer_2=tokenizers[1], unet=unet,
+                                     tokenizer=tokenizers[0], tokenizer_2=tokenizers[1], unet=net,
                                      scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER))
     pipe.save_pretrained(directory)
     return directory

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/counting_allocator.h"
 #include "common/self_comm.h"
 #include "dist/adafactor.h"
+#include "dist/device_memory.h"
 #include "dist/memory_plan.h"
 #include "train/optimizer.h"
 #include "train/settings.h"
@@ -144,8 +144,9 @@ TEST_P(AdafactorOptimizer, StepIsAdafactorOnTheClippedGradient) {
 // The optimizer's allocations between steps (weights, gradient buffers, Adafactor state) are plan's model states.
 TEST_P(AdafactorOptimizer, ModelStatesMatchThePlan) {
   const auto [stage, beta1] = GetParam();
-  auto& counter = test::counting_cpu_allocator();
-  const int64_t before = counter.live();
+  dist::install_cpu_memory_meter();
+  const c10::Device cpu(c10::DeviceType::CPU);
+  const int64_t before = dist::current_device_memory(cpu);
   test::SelfComm comm;
   auto m = net();
   int64_t params = 0, state = 0;
@@ -156,7 +157,7 @@ TEST_P(AdafactorOptimizer, ModelStatesMatchThePlan) {
   {
     DistributedOptimizer o(comm, m->parameters(), settings(stage, beta1));
     train_steps(m, o, 0, 2);
-    const double measured = double(counter.live() - before);
+    const double measured = double(dist::current_device_memory(cpu) - before);
     dist::PlanInput in;
     in.model = {"test net", params, 0.0};
     in.zero_stage = stage;

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <limits>
 
-#include "common/counting_allocator.h"
 #include "common/self_comm.h"
+#include "dist/device_memory.h"
 #include "dist/memory_plan.h"
 #include "train/optimizer.h"
 #include "train/settings.h"
@@ -113,9 +113,10 @@ TEST_P(OptimizerPrecision, OverflowingGradientSkipsWithoutBlamingTheLoss) {
 // What the optimizer keeps between steps (weights, gradient buffers, AdamW state) is what dualign plan's model
 // states count for one rank, to the byte.
 TEST_P(OptimizerPrecision, ModelStatesMatchThePlan) {
-  auto& counter = test::counting_cpu_allocator();
+  dist::install_cpu_memory_meter();
+  const c10::Device cpu(c10::DeviceType::CPU);
   for (const std::string reduce : {"fp32", "bf16"}) {
-    const int64_t before = counter.live();
+    const int64_t before = dist::current_device_memory(cpu);
     test::SelfComm comm;
     auto m = net();
     int64_t params = 0;
@@ -128,7 +129,7 @@ TEST_P(OptimizerPrecision, ModelStatesMatchThePlan) {
       o.backward(loss_of(m, step));
       o.step(1e-2);
     }
-    const double measured = double(counter.live() - before);
+    const double measured = double(dist::current_device_memory(cpu) - before);
 
     dist::PlanInput in;
     in.model = {"test net", params, 0.0};
