@@ -37,6 +37,8 @@ struct ComposeArgs {
   std::vector<std::string> models, rewards;
   std::string out, mode = "dual", device = "cpu";
   std::vector<double> init;
+  std::vector<int64_t> classes;  // concept composition: one class-conditional model under these classes
+  double guidance = 1.0;
   int64_t rounds = 10, n = 512, strata = 10, steps = 50, batch = 512, eval_n = 1000;
   double dual_lr = 0.5, dual_lr_decay = 1.0, slack_ema = 0.0;
   int64_t levels = 50, corrector_steps = 10, mcmc_n = 2048, distill_steps = 300, distill_batch = 512;
@@ -71,7 +73,12 @@ int run(const ComposeArgs& a, const dist::World& world) {
   if (a.threads > 0) at::set_num_threads(a.threads);
   const auto device = pick_device(a.device);
   auto comm = dist::make_comm(world, torch::kCPU);
-  auto loaded = compose::load_models(a.models, device);
+  if (!a.classes.empty()) {
+    DUALIGN_CHECK(a.models.size() == 1, "--classes composes one class-conditional model; got {} models", a.models.size());
+    DUALIGN_CHECK(!a.oracle, "--classes: --oracle needs models trained on Gaussian mixtures");
+  }
+  auto loaded = a.classes.empty() ? compose::load_models(a.models, device)
+                                  : compose::load_class_components(a.models.front(), a.classes, a.guidance, device);
   const size_t m = loaded.components.size();
   if (a.oracle) {  // the exact ε of each model's training mixture instead of the network (2-D reference runs)
     for (size_t i = 0; i < m; ++i) {
@@ -106,7 +113,10 @@ int run(const ComposeArgs& a, const dist::World& world) {
   std::filesystem::create_directories(a.out);
 
   std::shared_ptr<models::ScoreModel> student;
-  if (a.mode == "primal") student = models::load_score_model(a.models.front(), device);  // warm start from q1
+  if (a.mode == "primal") {  // warm start from q1 (the first class's model for --classes)
+    student = models::load_score_model(a.models.front(), device);
+    if (!a.classes.empty()) student = compose::fixed_class_model(student, a.classes.front());
+  }
   compose::Composer composer(loaded.components, loaded.schedule(), loaded.sample_shape, s, *comm, device, student);
   log::info("compose ({}): {} models, {} ranks, {} samples per round, λ = {}", a.mode, m, comm->size(), a.n,
             fmt::format("{:.4f}", fmt::join(composer.lambda(), ", ")));
@@ -147,6 +157,7 @@ int run(const ComposeArgs& a, const dist::World& world) {
   out["mode"] = a.mode;
   out["oracle"] = a.oracle;
   out["models"] = a.models;
+  if (!a.classes.empty()) out["classes"] = a.classes, out["guidance"] = a.guidance;
   out["rewards"] = a.rewards;
   out["world_size"] = comm->size();
   out["settings"] = {{"rounds", a.rounds}, {"n", a.n},         {"strata", a.strata},   {"ddim_steps", a.steps},
@@ -188,7 +199,12 @@ int run(const ComposeArgs& a, const dist::World& world) {
 void add_compose_command(CLI::App& cli) {
   auto a = std::make_shared<ComposeArgs>();
   auto* cmd = cli.add_subcommand("compose", "AND composition of pretrained models: balance KL(p ‖ q_i) with dual weights");
-  cmd->add_option("--models", a->models, "Trained models (checkpoint files, ckpt dirs or run dirs), >= 2")->required();
+  cmd->add_option("--models", a->models, "Trained models (checkpoint files, ckpt dirs or run dirs), >= 2; or one with --classes")->required();
+  cmd->add_option("--classes", a->classes,
+                  "Concept composition: compose the one class-conditional model of --models under these classes")
+      ->expected(2, 64);
+  cmd->add_option("--guidance", a->guidance, "With --classes: classifier-free guidance scale of each class's ε (1: none)")
+      ->capture_default_str();
   cmd->add_option("--out", a->out, "Output directory (compose.json, ckpt/, samples_*.png)")->required();
   cmd->add_option("--mode", a->mode, "dual (Algorithm 3) | primal (Algorithm 2: distil a student)")->capture_default_str();
   cmd->add_option("--rewards", a->rewards, "One reward YAML per model (e.g. a classifier's log p(model's classes | x))");

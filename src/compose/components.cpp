@@ -18,6 +18,18 @@ EpsFn model_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& sched
   };
 }
 
+EpsFn class_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, int64_t class_id, double guidance) {
+  return [&model, &schedule, class_id, guidance](const torch::Tensor& x, const torch::Tensor& t) {
+    auto labels = [&](int64_t c) {
+      return data::Condition{torch::full({x.size(0)}, c, torch::dtype(torch::kLong).device(x.device()))};
+    };
+    auto eps_c = schedule.predict_eps(x, model.forward(x, t, labels(class_id)), t);
+    if (guidance == 1.0) return eps_c;
+    auto eps_null = schedule.predict_eps(x, model.forward(x, t, labels(model.num_classes())), t);
+    return eps_null + guidance * (eps_c - eps_null);
+  };
+}
+
 EpsFn gmm_eps(const data::Gmm& gmm, const diffusion::NoiseSchedule& schedule) {
   return [gmm, &schedule](const torch::Tensor& x, const torch::Tensor& t) {
     auto out = torch::empty_like(x);
@@ -61,6 +73,61 @@ LoadedModels load_models(const std::vector<std::string>& checkpoints, const torc
     out.components.push_back({name, model_eps(*m.model, *m.schedule)});
   }
   return out;
+}
+
+LoadedModels load_class_components(const std::string& checkpoint, const std::vector<int64_t>& classes,
+                                   double guidance, const torch::Device& device) {
+  DUALIGN_CHECK(classes.size() >= 2, "concept composition needs at least 2 classes, got {}", classes.size());
+  LoadedModels out;
+  auto m = eval::load_trained_model(checkpoint, device);
+  m.model->freeze();
+  const int64_t k = m.model->num_classes();
+  DUALIGN_CHECK(k > 0, "model {} is not class-conditional: --classes composes one model under several classes",
+                m.checkpoint);
+  for (size_t i = 0; i < classes.size(); ++i) {
+    DUALIGN_CHECK(classes[i] >= 0 && classes[i] < k, "--classes: class {} of model {} (expected 0 .. {})", classes[i],
+                  m.checkpoint, k - 1);
+    for (size_t j = 0; j < i; ++j)
+      DUALIGN_CHECK(classes[j] != classes[i], "--classes: class {} given twice", classes[i]);
+  }
+  out.sample_shape = m.model->sample_shape();
+  out.models.push_back(std::move(m));
+  auto& model = out.models.front();
+  for (int64_t c : classes)
+    out.components.push_back({fmt::format("class {}", c), class_eps(*model.model, *model.schedule, c, guidance)});
+  return out;
+}
+
+namespace {
+
+class FixedClassModel : public models::ScoreModel {
+ public:
+  FixedClassModel(std::shared_ptr<models::ScoreModel> inner, int64_t class_id)
+      : inner_(std::move(inner)), class_id_(class_id) {}
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) override {
+    if (cond.class_id.defined()) return inner_->forward(x_t, t, cond);
+    data::Condition with_class = cond;
+    with_class.class_id = torch::full({x_t.size(0)}, class_id_, torch::dtype(torch::kLong).device(x_t.device()));
+    return inner_->forward(x_t, t, with_class);
+  }
+  torch::nn::Module& module() override { return inner_->module(); }
+  std::string describe() const override { return fmt::format("{} at class {}", inner_->describe(), class_id_); }
+  std::vector<int64_t> sample_shape() const override { return inner_->sample_shape(); }
+  int64_t num_classes() const override { return 0; }  // seen as unconditional
+  bool text_conditional() const override { return inner_->text_conditional(); }
+  void to(const torch::Device& device) override { inner_->to(device); }
+
+ private:
+  std::shared_ptr<models::ScoreModel> inner_;
+  int64_t class_id_;
+};
+
+}  // namespace
+
+std::shared_ptr<models::ScoreModel> fixed_class_model(std::shared_ptr<models::ScoreModel> model, int64_t class_id) {
+  DUALIGN_CHECK(class_id >= 0 && class_id < model->num_classes(), "class {} of a model with {} classes", class_id,
+                model->num_classes());
+  return std::make_shared<FixedClassModel>(std::move(model), class_id);
 }
 
 std::optional<data::Gmm> training_gmm(const std::string& checkpoint) {

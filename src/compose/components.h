@@ -2,7 +2,8 @@
 // score model (any architecture, ε or v prediction: converted to ε) or the exact ε of a Gaussian mixture (the
 // 2-D oracle and the unit tests). The composed ("AND") predictor is the λ-weighted sum of the components' ε:
 //     ε_λ(x_t, t) = Σ_i λ_i ε_i(x_t, t)   ⇔   s_λ = Σ_i λ_i s_i   (s = −ε / sqrt(1 − ᾱ_t)),
-// which for Σλ = 1 is the score of the normalised product Π_i p_{i,t}^{λ_i} at every noise level.
+// which for Σλ = 1 is the score of the normalised product Π_i p_{i,t}^{λ_i} at every noise level. Components
+// are separately trained models, or one class-conditional model under several classes (concept composition).
 #pragma once
 #include <torch/torch.h>
 
@@ -28,6 +29,9 @@ struct Component {
 
 // ε of a trained model (converts v-prediction outputs with the schedule), unconditional.
 EpsFn model_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule);
+// ε of a class-conditional model for class `class_id`, with classifier-free guidance w: ε_∅ + w (ε_c − ε_∅), the
+// null class ∅ being model.num_classes() (w = 1: the conditional ε alone, one model call).
+EpsFn class_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, int64_t class_id, double guidance);
 // Exact ε of data ~ `gmm` under the forward process of `schedule`: ε = −sqrt(1 − ᾱ_t) ∇log p_t(x_t).
 EpsFn gmm_eps(const data::Gmm& gmm, const diffusion::NoiseSchedule& schedule);
 
@@ -40,6 +44,16 @@ struct LoadedModels {
   const diffusion::NoiseSchedule& schedule() const { return *models.front().schedule; }
 };
 LoadedModels load_models(const std::vector<std::string>& checkpoints, const torch::Device& device);
+
+// Concepts of one class-conditional model: one component per class of `classes` (>= 2, distinct, each below the
+// model's num_classes()), each that class's guided ε (class_eps). Names "class <c>".
+LoadedModels load_class_components(const std::string& checkpoint, const std::vector<int64_t>& classes,
+                                   double guidance, const torch::Device& device);
+
+// A class-conditional model seen as an unconditional one: a call without class ids conditions on `class_id`.
+// The student of primal (distillation) mode in concept composition, warm-started as the first concept's model;
+// distillation trains the whole network.
+std::shared_ptr<models::ScoreModel> fixed_class_model(std::shared_ptr<models::ScoreModel> model, int64_t class_id);
 
 // The data mixture a checkpoint was trained on, when its config's data section is `kind: gmm` (else nullopt).
 std::optional<data::Gmm> training_gmm(const std::string& checkpoint);

@@ -235,3 +235,34 @@ TEST(ComposeDual, ResumeContinuesTheSameTrajectory) {
   std::filesystem::remove_all(dir_a);
   std::filesystem::remove_all(dir_b);
 }
+
+namespace {
+
+// A class-conditional ScoreMLP (3 classes + the null label 3) with random weights.
+std::shared_ptr<models::ScoreModel> class_mlp() {
+  config::Composed c;
+  c.config = c.resolved = YAML::Load("model: {kind: mlp, data_dim: 2, hidden: 32, depth: 2, num_classes: 3}");
+  config::Config cfg(std::move(c));
+  torch::manual_seed(3);
+  return models::build_score_model(cfg.section("model"), torch::kCPU);
+}
+
+}  // namespace
+
+TEST(ComposeConcepts, ClassEpsIsTheGuidedConditionalPrediction) {
+  auto model = class_mlp();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({6, 2});
+  auto t = torch::tensor({0, 10, 200, 500, 800, 999}, torch::kLong);
+  auto eps_of = [&](int64_t c) {
+    return schedule().predict_eps(x, model->forward(x, t, {torch::full({6}, c, torch::kLong)}), t);
+  };
+  // w = 1: the conditional prediction alone, bit for bit.
+  EXPECT_TRUE(torch::equal(class_eps(*model, schedule(), 1, 1.0)(x, t), eps_of(1)));
+  // w = 3: ε_∅ + 3 (ε_c − ε_∅), the null class being num_classes() = 3.
+  auto guided = class_eps(*model, schedule(), 2, 3.0)(x, t);
+  auto expected = eps_of(3) + 3.0 * (eps_of(2) - eps_of(3));
+  EXPECT_LT((guided - expected).abs().max().item<double>(), 1e-6);
+  // Different classes are different components.
+  EXPECT_GT((class_eps(*model, schedule(), 0, 1.0)(x, t) - eps_of(1)).abs().max().item<double>(), 1e-3);
+}
