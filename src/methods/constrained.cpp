@@ -122,12 +122,12 @@ class Constrained : public Method {
       out.loss = out.loss + lambda[i] * slack.mean();
       const double slack_sum = slack.detach().sum().item<double>();
       dual_->add(i, slack_sum, b);
-      out.stats.emplace_back(c.name + "_reward_sum", r.detach().sum().item<double>());
-      out.stats.emplace_back(c.name + "_slack_sum", slack_sum);
+      out.add_sum(c.name + "_reward_sum", r);
+      out.add_value(c.name + "_slack_sum", slack_sum, roll.x0.device());
     }
-    out.stats.emplace_back("kl_sum", roll.kl.detach().sum().item<double>());
-    out.stats.emplace_back("grad_steps_sum", static_cast<double>(k) * b);
-    out.stats.emplace_back("count", b);
+    out.add_sum("kl_sum", roll.kl);
+    out.add_value("grad_steps_sum", static_cast<double>(k) * b, roll.x0.device());
+    out.add_value("count", b, roll.x0.device());
     return out;
   }
 

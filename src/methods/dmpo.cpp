@@ -37,7 +37,7 @@ class Dmpo : public Method {
     auto kl = (log_p.exp() * (log_p - log_q)).sum(1);
     LossOutput out{kl.mean(), {}};
     add_pair_stats(out, m, rho.select(1, 0) - rho.select(1, 1));
-    out.stats.emplace_back("target_p_w_sum", log_q.select(1, 0).exp().sum().item<double>());
+    out.add_sum("target_p_w_sum", log_q.select(1, 0).exp());
     return out;
   }
 

@@ -34,13 +34,12 @@ class Kto : public Method {
     auto weight = batch.desirable * desirable_weight_ + (1 - batch.desirable) * undesirable_weight_;
     auto utility = torch::sigmoid(sign * beta_ * (g - z));
     LossOutput out{(weight * (1 - utility)).mean(), {}};
-    auto sum = [](const torch::Tensor& t) { return t.detach().sum().item<double>(); };
-    out.stats = {{"kl_ref_point_sum", z * static_cast<double>(batch.local_size())},
-                 {"implicit_acc_sum", sum((sign * g) > 0)},
-                 {"desirable_sum", sum(batch.desirable)},
-                 {"model_mse_sum", sum(m.policy)},
-                 {"ref_mse_sum", sum(m.ref)},
-                 {"count", static_cast<double>(batch.local_size())}};
+    out.add_value("kl_ref_point_sum", z * static_cast<double>(batch.local_size()), device_);
+    out.add_sum("implicit_acc_sum", (sign * g) > 0);
+    out.add_sum("desirable_sum", batch.desirable);
+    out.add_sum("model_mse_sum", m.policy);
+    out.add_sum("ref_mse_sum", m.ref);
+    out.add_value("count", static_cast<double>(batch.local_size()), device_);
     return out;
   }
 

@@ -23,9 +23,21 @@ class Comm;
 
 namespace dualign::methods {
 
+// What a method returns for one micro-batch. The statistics are additive ("<name>_sum" values and "count") and
+// stay on the device as one-element tensors: the trainer sums them there and reads them on the host only at log
+// steps, so the micro-step never waits for the device (no .item(): dist/host_sync.h).
 struct LossOutput {
-  torch::Tensor loss;                                // scalar, mean over this rank's micro-batch
-  std::vector<std::pair<std::string, double>> stats; // additive: "<name>_sum" values and "count"
+  torch::Tensor loss;  // scalar, mean over this rank's micro-batch
+  std::vector<std::pair<std::string, torch::Tensor>> stats;
+
+  // "<name>" = the sum of `values` (detached, float64, on their device).
+  void add_sum(std::string name, const torch::Tensor& values) {
+    stats.emplace_back(std::move(name), values.detach().sum().to(torch::kFloat64));
+  }
+  // "<name>" = a number the host knows (a count), filled on `device` (no copy from the host to wait for).
+  void add_value(std::string name, double value, const torch::Device& device) {
+    stats.emplace_back(std::move(name), torch::full({}, value, torch::TensorOptions(torch::kFloat64).device(device)));
+  }
 };
 
 class Method {

@@ -167,8 +167,8 @@ class Mixture : public Method {
 
     LossOutput result{loss, {}};
     for (int64_t g = 0; g < s_.groups; ++g)  // logged as train/<name>_share
-      result.stats.emplace_back(s_.names[static_cast<size_t>(g)] + "_share_sum", counts.local[static_cast<size_t>(g)]);
-    result.stats.emplace_back("count", static_cast<double>(n));
+      result.add_value(s_.names[static_cast<size_t>(g)] + "_share_sum", counts.local[static_cast<size_t>(g)], device_);
+    result.add_value("count", static_cast<double>(n), device_);
 
     if (probe_) {
       add_class_frequency(policy, batch);

@@ -66,14 +66,13 @@ SampleMse sample_mse(models::ScoreModel& policy, models::ScoreModel& reference, 
 }
 
 void add_pair_stats(LossOutput& out, const PairMse& m, const torch::Tensor& margin) {
-  auto sum = [](const torch::Tensor& t) { return t.detach().sum().item<double>(); };
-  out.stats.emplace_back("implicit_acc_sum", (margin.detach() > 0).sum().item<double>());
-  out.stats.emplace_back("reward_margin_sum", sum(margin));
-  out.stats.emplace_back("model_mse_w_sum", sum(m.policy_w));
-  out.stats.emplace_back("model_mse_l_sum", sum(m.policy_l));
-  out.stats.emplace_back("ref_mse_w_sum", sum(m.ref_w));
-  out.stats.emplace_back("ref_mse_l_sum", sum(m.ref_l));
-  out.stats.emplace_back("count", static_cast<double>(margin.size(0)));
+  out.add_sum("implicit_acc_sum", margin.detach() > 0);
+  out.add_sum("reward_margin_sum", margin);
+  out.add_sum("model_mse_w_sum", m.policy_w);
+  out.add_sum("model_mse_l_sum", m.policy_l);
+  out.add_sum("ref_mse_w_sum", m.ref_w);
+  out.add_sum("ref_mse_l_sum", m.ref_l);
+  out.add_value("count", static_cast<double>(margin.size(0)), margin.device());
 }
 
 torch::Tensor implicit_margin(const PairMse& m, double beta) {

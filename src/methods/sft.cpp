@@ -19,8 +19,10 @@ class Sft : public Method {
     auto x_t = schedule_.add_noise(x0, eps, t);
     auto out = policy.forward(x_t, t, batch.cond);
     auto per_sample = (out - schedule_.target(x0, eps, t)).pow(2).flatten(1).mean(1);
-    auto loss = per_sample.mean();
-    return {loss, {{"mse_sum", per_sample.sum().item<double>()}, {"count", static_cast<double>(batch.local_size())}}};
+    LossOutput result{per_sample.mean(), {}};
+    result.add_sum("mse_sum", per_sample);
+    result.add_value("count", static_cast<double>(batch.local_size()), device_);
+    return result;
   }
 
  private:

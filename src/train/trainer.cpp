@@ -115,7 +115,8 @@ int run_training(const config::Config& cfg, const dist::World& world) {
       }
       out.loss = inject_test_nan(step, world.rank, out.loss);    // test-only (DUALIGN_TEST_NAN_*); else a no-op
       optimizer.backward(out.loss / static_cast<double>(s.grad_accum));  // x the fp16 loss scale
-      stats.add("loss_sum", out.loss.item<double>() * static_cast<double>(batch.local_size()));
+      // On the device until the log step: the micro-step never waits for the GPU (dist/host_sync.h).
+      stats.add("loss_sum", out.loss.detach().to(torch::kFloat64) * static_cast<double>(batch.local_size()));
       for (const auto& [name, value] : out.stats) stats.add(name, value);
     }
     // Gradient sync, unscaling, clipping, AdamW (or ZeRO); no rank updates when the global gradient is not finite.

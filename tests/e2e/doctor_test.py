@@ -45,8 +45,7 @@ class DoctorWithoutGpu(unittest.TestCase):
         self.assertGreater(grad_rel, 1e-3)  # bf16 really ran: far from bitwise fp32
         self.assertLess(grad_rel, 1e-1)
         syncs = checks["host syncs in the DPO micro-step (loss + backward)"]
-        self.assertEqual(syncs["status"], "info", syncs)
-        self.assertRegex(syncs["detail"], r"^(0|\d+ \(worst rank; this rank: (aten::\w+|to_host) x\d+.*\))$")
+        self.assertEqual((syncs["status"], syncs["detail"]), ("ok", "0"), syncs)
         for name in ("GPU", "NCCL", "memory"):
             self.assertEqual(checks[name]["status"], "skip", name)
         # The bandwidth table: one row per size from 1 KiB to the 1 MiB asked for (x4 steps).

@@ -57,7 +57,7 @@ inline std::string method_error(const std::string& model_yaml, const std::string
 // The named additive statistic of a loss (e.g. "kl_sum"); a test failure when it is missing.
 inline double stat(const methods::LossOutput& out, const std::string& name) {
   for (const auto& [k, v] : out.stats)
-    if (k == name) return v;
+    if (k == name) return v.item<double>();
   ADD_FAILURE() << "no statistic " << name;
   return NAN;
 }
