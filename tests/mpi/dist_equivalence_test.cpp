@@ -10,47 +10,15 @@
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
 #include "dist/zero.h"
+#include "dist_nets.h"
 
 using namespace dualign::dist;
+using namespace dualign::dist::test;
 
 namespace {
 
 constexpr int kSteps = 20;
-constexpr int kGlobalBatch = 16;
 constexpr double kLr = 1e-2;
-
-Comm& comm() {
-  static auto c = make_comm(world(), torch::kCPU);
-  return *c;
-}
-
-enum class Net { mlp, conv };
-enum class Mode { ddp, zero1, zero2 };
-
-torch::nn::Sequential make_net(Net net, uint64_t seed) {
-  torch::manual_seed(seed);
-  if (net == Net::mlp)
-    return torch::nn::Sequential(torch::nn::Linear(8, 32), torch::nn::Tanh(), torch::nn::Linear(32, 32),
-                                 torch::nn::Tanh(), torch::nn::Linear(32, 4));
-  return torch::nn::Sequential(
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)), torch::nn::ReLU(),
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 8, 3).stride(2).padding(1)), torch::nn::ReLU(),
-      torch::nn::Flatten(), torch::nn::Linear(8 * 4 * 4, 3));
-}
-
-// The global batch of step s: identical on every rank (seeded by the step only).
-std::pair<torch::Tensor, torch::Tensor> global_batch(Net net, int step) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + step);
-  auto x = net == Net::mlp ? torch::randn({kGlobalBatch, 8}, gen) : torch::randn({kGlobalBatch, 1, 8, 8}, gen);
-  auto y = torch::randn({kGlobalBatch, net == Net::mlp ? 4 : 3}, gen);
-  return {x, y};
-}
-
-torch::Tensor flat_params(torch::nn::Module& m) {
-  std::vector<torch::Tensor> parts;
-  for (const auto& p : m.parameters()) parts.push_back(p.detach().reshape({-1}));
-  return torch::cat(parts);
-}
 
 torch::optim::AdamWOptions adamw_options() { return torch::optim::AdamWOptions(kLr).weight_decay(1e-2); }
 

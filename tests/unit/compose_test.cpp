@@ -14,6 +14,7 @@
 #include "compose/exact_gmm.h"
 #include "compose/pointwise_kl.h"
 #include "compose/product_sampling.h"
+#include "common/class_mlp.h"
 #include "common/self_comm.h"
 #include "config/config.h"
 #include "models/score_model.h"
@@ -236,21 +237,9 @@ TEST(ComposeDual, ResumeContinuesTheSameTrajectory) {
   std::filesystem::remove_all(dir_b);
 }
 
-namespace {
-
-// A class-conditional ScoreMLP (3 classes + the null label 3) with random weights.
-std::shared_ptr<models::ScoreModel> class_mlp() {
-  config::Composed c;
-  c.config = c.resolved = YAML::Load("model: {kind: mlp, data_dim: 2, hidden: 32, depth: 2, num_classes: 3}");
-  config::Config cfg(std::move(c));
-  torch::manual_seed(3);
-  return models::build_score_model(cfg.section("model"), torch::kCPU);
-}
-
-}  // namespace
 
 TEST(ComposeConcepts, ClassEpsIsTheGuidedConditionalPrediction) {
-  auto model = class_mlp();
+  auto model = test::class_mlp();
   torch::NoGradGuard no_grad;
   auto x = torch::randn({6, 2});
   auto t = torch::tensor({0, 10, 200, 500, 800, 999}, torch::kLong);

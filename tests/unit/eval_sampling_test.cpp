@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "common/class_mlp.h"
 #include "config/config.h"
 #include "diffusion/guidance.h"
 #include "diffusion/scheduler.h"
@@ -18,14 +19,7 @@ using namespace dualign::eval;
 
 namespace {
 
-// A class-conditional ScoreMLP (3 classes + the null label 3) with random weights, built the way training builds it.
-std::shared_ptr<models::ScoreModel> class_mlp() {
-  config::Composed c;
-  c.config = c.resolved = YAML::Load("model: {kind: mlp, data_dim: 2, hidden: 32, depth: 2, num_classes: 3}");
-  config::Config cfg(std::move(c));
-  torch::manual_seed(3);
-  return models::build_score_model(cfg.section("model"), torch::kCPU);
-}
+using test::class_mlp;
 
 GuidedSampling spec_of(const std::string& kind, double guidance) {
   GuidedSampling g;

@@ -7,6 +7,7 @@
 #include "models/autocast.h"
 #include "models/unet.h"
 #include "models/unet_blocks.h"
+#include "tiny_unet.h"
 
 using namespace dualign::models;
 
@@ -86,15 +87,7 @@ TEST(Autocast, ANewScopeCastsTheUpdatedWeights) {
 // Activation checkpointing recomputes blocks in backward, outside the forward's scope. The recomputation's weight
 // casts must not outlive it: the forward after an optimizer update would otherwise run on the old weights.
 TEST(Autocast, CheckpointedRecomputationLeavesNoStaleWeightCasts) {
-  UNetConfig c;
-  c.sample_size = 8;
-  c.block_out_channels = {16, 32};
-  c.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
-  c.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D"};
-  c.layers_per_block = 1;
-  c.norm_num_groups = 8;
-  c.cross_attention_dim = {12};
-  c.num_attention_heads = {2};
+  const UNetConfig c = test::tiny_unet_config();
   torch::manual_seed(3);
   UNet2DConditionModel checkpointed(c), plain(c);
   {

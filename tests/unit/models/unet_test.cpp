@@ -5,28 +5,16 @@
 #include "models/checkpoint.h"
 #include "models/unet.h"
 #include "models/unet_config.h"
+#include "tiny_unet.h"
 #include "util/error.h"
 
 using namespace dualign::models;
 
-namespace {
-UNetConfig tiny() {
-  UNetConfig c;
-  c.sample_size = 8;
-  c.block_out_channels = {16, 32};
-  c.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
-  c.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D"};
-  c.layers_per_block = 1;
-  c.norm_num_groups = 8;
-  c.cross_attention_dim = {12};
-  c.num_attention_heads = {2};
-  return c;
-}
-}  // namespace
+using test::tiny_unet_config;
 
 TEST(UNet, ShapesAndDiffusersNames) {
   torch::manual_seed(0);
-  UNet2DConditionModel unet(tiny());
+  UNet2DConditionModel unet(tiny_unet_config());
   auto out = unet->forward(torch::randn({2, 4, 8, 8}), torch::tensor({1, 500}), torch::randn({2, 3, 12}));
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 4, 8, 8}));
   auto names = unet->named_parameters().keys();
@@ -46,7 +34,7 @@ TEST(UNet, ShapesAndDiffusersNames) {
 // Activation checkpointing recomputes in backward: same output and the same gradients for parameters and inputs.
 TEST(UNet, CheckpointingGivesSameGradients) {
   torch::manual_seed(1);
-  UNet2DConditionModel unet(tiny());
+  UNet2DConditionModel unet(tiny_unet_config());
   auto x = torch::randn({2, 4, 8, 8}).requires_grad_(true);
   auto ctx = torch::randn({2, 3, 12}).requires_grad_(true);
   auto t = torch::tensor({3, 700});
