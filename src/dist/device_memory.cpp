@@ -70,22 +70,25 @@ void install_cpu_memory_meter() {
 
 bool cpu_memory_metered() { return g_meter != nullptr; }
 
+#if DUALIGN_HAVE_NCCL_BACKEND
+namespace {
+c10::CachingAllocator::Stat cuda_allocated_bytes(const c10::Device& device) {
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+}
+}  // namespace
+#endif
+
 int64_t current_device_memory(const c10::Device& device) {
 #if DUALIGN_HAVE_NCCL_BACKEND
-  if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].current;
-  }
+  if (device.is_cuda()) return cuda_allocated_bytes(device).current;
 #endif
   return device.is_cpu() && g_meter ? g_meter->current() : -1;
 }
 
 int64_t peak_device_memory(const c10::Device& device) {
 #if DUALIGN_HAVE_NCCL_BACKEND
-  if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
-  }
+  if (device.is_cuda()) return cuda_allocated_bytes(device).peak;
 #endif
   return device.is_cpu() && g_meter ? g_meter->peak() : -1;
 }
