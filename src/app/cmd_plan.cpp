@@ -48,6 +48,8 @@ struct PlanArgs {
   std::string config_dir;
   bool measure = false;
   int64_t latent_size = 0, text_tokens = 77;
+  std::vector<int64_t> measure_batches{2, 4};
+  bool measure_checkpointed_only = false;
   bool rows_given = false;  // --zero or --precision on the command line
 };
 
@@ -152,18 +154,21 @@ void run_config_plan(const PlanArgs& a) {
   if (a.act_gb > 0) base.model.act_gb_per_sample_ckpt = a.act_gb;
   if (a.measure) {
     const auto unet = models::unet_config(cfg.section("model"));
-    const auto m = measure_activations(cfg, a.latent_size > 0 ? a.latent_size : unet.sample_size, a.text_tokens);
+    const auto m = measure_activations(cfg, a.latent_size > 0 ? a.latent_size : unet.sample_size, a.text_tokens,
+                                       {a.measure_batches.at(0), a.measure_batches.at(1)},
+                                       a.measure_checkpointed_only);
     // The planner's figure is per bf16 sample (x2 in fp32 rows): the measurement is at the run's precision.
     const double scale = base.precision == dist::Precision::fp32 ? 2.0 : 1.0;
     base.model.act_gb_per_sample_ckpt = m.ckpt_gb / scale;
     base.model.activations_measured = true;
-    base.nockpt_factor = m.full_gb / m.ckpt_gb;
+    base.model.nockpt_measured = m.full_gb > 0;
+    if (m.full_gb > 0) base.nockpt_factor = m.full_gb / m.ckpt_gb;
     if (base.optimizer == dist::Optimizer::adafactor && base.trainable_params == 0)
       base.adafactor_state += m.adafactor_state - base.model.adafactor_state;  // keeps a first moment's Psi
+    const auto size = static_cast<long long>(a.latent_size > 0 ? a.latent_size : unet.sample_size);
     std::printf("measured on the CPU (%s, latents %lldx%lld): activations %.4f GB per sample with gradient "
-                "checkpointing, %.4f GB without\n", to_string(base.precision),
-                static_cast<long long>(a.latent_size > 0 ? a.latent_size : unet.sample_size),
-                static_cast<long long>(a.latent_size > 0 ? a.latent_size : unet.sample_size), m.ckpt_gb, m.full_gb);
+                "checkpointing, %s without\n", to_string(base.precision), size, size, m.ckpt_gb,
+                m.full_gb > 0 ? fmt::format("{:.4f} GB", m.full_gb).c_str() : "not measured");
   }
   std::vector<dist::PlanInput> rows;
   const std::vector<int> stages = a.rows_given ? a.zero : std::vector<int>{base.zero_stage};
@@ -225,6 +230,13 @@ void add_plan_command(CLI::App& cli) {
                   "sample_size)");
   cmd->add_option("--text-tokens", args->text_tokens, "with --measure: text-embedding rows per sample")
       ->capture_default_str();
+  cmd->add_option("--measure-batches", args->measure_batches,
+                  "with --measure: the two batch sizes whose peak difference gives the activations (1 2 for models "
+                  "whose batch of 4 does not fit the host)")
+      ->expected(2)
+      ->capture_default_str();
+  cmd->add_flag("--measure-checkpointed-only", args->measure_checkpointed_only,
+                "with --measure: only with gradient checkpointing (without it keeps --nockpt-factor)");
   cmd->callback([args, cmd] {
     const bool from_config = !args->overrides.empty();
     DUALIGN_CHECK(from_config || !args->measure, "plan: --measure needs a training config (e.g. dualign plan "

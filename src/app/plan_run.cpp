@@ -87,7 +87,10 @@ RunPlan plan_run(const config::Config& cfg, int world) {
   return plan;
 }
 
-MeasuredActivations measure_activations(const config::Config& cfg, int64_t latent_size, int64_t text_tokens) {
+MeasuredActivations measure_activations(const config::Config& cfg, int64_t latent_size, int64_t text_tokens,
+                                        std::pair<int64_t, int64_t> batches, bool checkpointed_only) {
+  const auto [small, large] = batches;
+  DUALIGN_CHECK(small >= 1 && large > small, "plan: --measure-batches {} {} (expected 1 <= a < b)", small, large);
   const auto s = train::read_settings(cfg);
   dist::install_cpu_memory_meter();
   torch::manual_seed(0);
@@ -97,11 +100,12 @@ MeasuredActivations measure_activations(const config::Config& cfg, int64_t laten
   for (auto& p : unet->parameters()) p.mutable_grad() = torch::zeros_like(p);
   MeasuredActivations m;
   for (bool checkpointing : {true, false}) {
+    if (!checkpointing && checkpointed_only) break;
     unet->set_gradient_checkpointing(checkpointing);
-    step_peak(unet, 2, latent_size, text_tokens, autocast);  // warm-up: first-use allocations
-    const int64_t two = step_peak(unet, 2, latent_size, text_tokens, autocast);
-    const int64_t four = step_peak(unet, 4, latent_size, text_tokens, autocast);
-    (checkpointing ? m.ckpt_gb : m.full_gb) = static_cast<double>(four - two) / 2 / 1e9;
+    step_peak(unet, small, latent_size, text_tokens, autocast);  // warm-up: first-use allocations
+    const int64_t low = step_peak(unet, small, latent_size, text_tokens, autocast);
+    const int64_t high = step_peak(unet, large, latent_size, text_tokens, autocast);
+    (checkpointing ? m.ckpt_gb : m.full_gb) = static_cast<double>(high - low) / static_cast<double>(large - small) / 1e9;
   }
   for (const auto& p : unet->parameters()) m.adafactor_state += dist::adafactor_state_numel(p.sizes(), false);
   return m;

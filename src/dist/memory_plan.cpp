@@ -130,7 +130,8 @@ std::string format_plan_table(const std::vector<PlanInput>& inputs, double gpu_g
       gpu_gb,
       first.model.activations_measured
           ? fmt::format("Activations measured on the CPU: {:.4g} GB per bf16 sample with checkpointing, x{:.2f} "
-                        "without, x2 in fp32.", first.model.act_gb_per_sample_ckpt, first.nockpt_factor)
+                        "without{}, x2 in fp32.", first.model.act_gb_per_sample_ckpt, first.nockpt_factor,
+                        first.model.nockpt_measured ? "" : " (assumed, not measured)")
           : fmt::format("Activations are inferred anchors (SD-1.5 512px ~3 GB, SDXL 1024px ~6 GB per bf16 sample "
                         "with checkpointing; x{:.0f} without; x2 in fp32): measure before trusting a tight fit "
                         "(dualign plan experiment=... --measure).", first.nockpt_factor));

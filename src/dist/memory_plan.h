@@ -20,7 +20,8 @@ struct ModelSpec {
   // diffusers UNets' shapes; a bare count assumes SD-1.5's proportion (53 %: its 1x1 convolutions keep twice their
   // size, its 3x3 ones two thirds).
   int64_t adafactor_state = 0;
-  bool activations_measured = false;  // act_gb_per_sample_ckpt (and the no-checkpointing factor) were measured
+  bool activations_measured = false;  // act_gb_per_sample_ckpt was measured
+  bool nockpt_measured = false;       // and so was the factor without checkpointing
 };
 // "sd15", "sdxl", or a parameter count ("123456789", "1.2e9", "860M", "2.6B").
 ModelSpec model_spec(const std::string& name_or_count);

@@ -86,3 +86,47 @@ TEST(DistGradSync, OverlapLaunchesBucketsDuringBackwardOnly) {
     EXPECT_EQ(sync.last_launched_during_backward(), overlap ? 3u : 0u);
   }
 }
+
+// Layers registered in the opposite order of their use: the registration-order buckets become ready only at
+// the end of backward. After the first step the buckets follow rank 0's gradient-ready order, and every bucket
+// but the last starts during backward. The gradients are the same either way (the average is elementwise).
+TEST(DistGradSync, RebuildsBucketsInGradientReadyOrder) {
+  torch::manual_seed(7);
+  torch::nn::Linear last(16, 1), middle(16, 16), first(16, 16);  // registered: last, middle, first
+  std::vector<torch::Tensor> params;
+  for (auto* m : {&last, &middle, &first})
+    for (auto& p : (*m)->parameters()) params.push_back(p);
+  auto forward = [&] {
+    auto x = input_for_rank(comm().rank(), 16);
+    return last->forward(torch::tanh(middle->forward(torch::tanh(first->forward(x))))).sum();
+  };
+  auto grads = [&] {
+    std::vector<torch::Tensor> g;
+    for (auto& p : params) g.push_back(p.grad().clone());
+    return g;
+  };
+  GradSyncOptions o;
+  o.first_bucket_bytes = 16;
+  o.bucket_cap_bytes = 16;  // one parameter per bucket
+  GradSync sync(comm(), params, o);
+  forward().backward();
+  sync.finish();
+  EXPECT_FALSE(sync.buckets_rebuilt());
+  EXPECT_EQ(sync.num_buckets(), 6u);
+  EXPECT_LE(sync.last_launched_early(), 1u);  // buckets 0 and 1 (`first`) are ready last: all wait for them
+  const auto before = grads();
+  sync.zero_grad();
+  EXPECT_TRUE(sync.buckets_rebuilt());
+  for (auto& p : params) EXPECT_EQ(p.grad().abs().sum().item<float>(), 0.f);
+  forward().backward();
+  sync.finish();
+  EXPECT_EQ(sync.num_buckets(), 6u);
+  EXPECT_EQ(sync.last_launched_early(), 5u);  // each bucket as soon as its gradient arrives, but the last
+  const auto after = grads();
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << i;
+  // The rebuilt buckets keep working over steps.
+  sync.zero_grad();
+  forward().backward();
+  sync.finish();
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(params[i].grad(), before[i])) << i;
+}

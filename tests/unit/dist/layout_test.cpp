@@ -64,3 +64,14 @@ TEST(DistOwnerLayout, WholeParametersBalancedAndContiguous) {
   EXPECT_EQ(idle.load, (std::vector<int64_t>{8, 0, 0}));
   EXPECT_EQ(idle.padded, 24);
 }
+
+TEST(DistLayout, BucketsInReadyOrderPutFirstReadyFirstAndCapTheLastReady) {
+  // Parameters 0..3 of 10 floats (40 bytes); ready order 2, 0, 3, 1; caps: last-ready bucket 40 B, others 80 B.
+  // Packed from the last-ready end: {1} (40 B cap), {3, 0}, {2}; bucket 0 is the first ready.
+  auto b = dualign::dist::assign_buckets_in_ready_order({10, 10, 10, 10}, {2, 0, 3, 1}, 40, 80);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(b[0], (std::vector<size_t>{2}));
+  EXPECT_EQ(b[1], (std::vector<size_t>{3, 0}));
+  EXPECT_EQ(b[2], (std::vector<size_t>{1}));  // the last-ready parameter alone (first_bucket_bytes)
+  EXPECT_ANY_THROW(dualign::dist::assign_buckets_in_ready_order({10, 10}, {0}, 40, 80));
+}
