@@ -96,8 +96,14 @@ void GradSync::rebuild_from_ready_order() {
   for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<size_t>(shared[static_cast<int64_t>(k)].item<int64_t>());
   std::vector<int64_t> numels;
   for (const auto& p : params_) numels.push_back(p.numel());
+  // Release the old buckets before allocating the new ones (the hooks and .grad hold views of them).
+  for (const auto& p : params_) {
+    remove_grad_hook(p);
+    const_cast<at::Tensor&>(p).mutable_grad().reset();
+  }
+  views_.assign(params_.size(), at::Tensor());
   build_buckets(assign_buckets_in_ready_order(numels, order, options_.first_bucket_bytes, options_.bucket_cap_bytes));
-  // The hooks hold their views: give them the new ones (this also points every .grad into the new buckets).
+  // New hooks with the new views; this also points every .grad into the new buckets.
   for (size_t i = 0; i < params_.size(); ++i) attach_grad_view(params_[i], views_[i], [this, i] { on_grad_ready(i); });
   ready_order_.clear();
   rebuilt_ = true;
