@@ -29,12 +29,12 @@ class Kto : public Method {
     DUALIGN_CHECK(batch.desirable.defined(), "method kto needs labelled samples (data format labelled_samples)");
     SampleMse m = sample_mse(policy, *reference_, schedule_, batch, device_);
     auto g = -(m.policy - m.ref);
-    const double z = reference_point(g);
+    const auto z = reference_point(g);  // float64, on the device
     auto sign = batch.desirable * 2 - 1;
     auto weight = batch.desirable * desirable_weight_ + (1 - batch.desirable) * undesirable_weight_;
-    auto utility = torch::sigmoid(sign * beta_ * (g - z));
+    auto utility = torch::sigmoid(sign * beta_ * (g - z.to(g.scalar_type())));
     LossOutput out{(weight * (1 - utility)).mean(), {}};
-    out.add_value("kl_ref_point_sum", z * static_cast<double>(batch.local_size()), device_);
+    out.add_sum("kl_ref_point_sum", z * static_cast<double>(batch.local_size()));
     out.add_sum("implicit_acc_sum", (sign * g) > 0);
     out.add_sum("desirable_sum", batch.desirable);
     out.add_sum("model_mse_sum", m.policy);
@@ -44,11 +44,13 @@ class Kto : public Method {
   }
 
  private:
-  // Mean implicit reward over the global micro-batch, clamped at 0: identical on every rank.
-  double reference_point(const torch::Tensor& g) {
-    std::vector<double> sums{g.detach().sum().item<double>(), static_cast<double>(g.size(0))};
-    if (comm_) sums = comm_->all_reduce_doubles(sums);
-    return std::max(0.0, sums[0] / sums[1]);
+  // Mean implicit reward over the global micro-batch, clamped at 0: identical on every rank. One all-reduce of
+  // [sum, count] on the device: no host read inside the micro-step.
+  torch::Tensor reference_point(const torch::Tensor& g) {
+    auto sums = torch::stack({g.detach().sum().to(torch::kFloat64),
+                              torch::full({}, static_cast<double>(g.size(0)), g.options().dtype(torch::kFloat64))});
+    if (comm_) comm_->all_reduce(sums);
+    return (sums[0] / sums[1]).clamp_min(0.0);
   }
 
   const diffusion::NoiseSchedule& schedule_;

@@ -1,7 +1,7 @@
-// No host synchronisation inside a micro-step: the loss and backward of SFT and the preference methods, and the
-// statistics the trainer adds, make no .item(), no nonzero and no to_host() (counted by dist::HostSyncProbe). The
-// statistics still hold the right numbers once they are brought to the host at a log step. (KTO all-reduces its
-// reference point on the host, and the dual methods read their slacks on the host: one sync each, by design.)
+// No host synchronisation inside a micro-step: the loss and backward of SFT and the preference methods (KTO's
+// reference point included), and the statistics the trainer adds, make no .item(), no nonzero and no to_host()
+// (counted by dist::HostSyncProbe). The statistics still hold the right numbers once they are brought to the host
+// at a log step. (The dual methods read their slacks on the host, as their updates need them.)
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -50,7 +50,7 @@ TEST_P(NoHostSync, InLossBackwardAndStatistics) {
   EXPECT_TRUE(std::isfinite(dist::StatsReducer::ratio(reduced, "loss_sum", "count")));
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, NoHostSync, ::testing::Values("sft", "dpo", "hinge", "dmpo"));
+INSTANTIATE_TEST_SUITE_P(Methods, NoHostSync, ::testing::Values("sft", "dpo", "hinge", "dmpo", "kto"));
 
 }  // namespace
 }  // namespace dualign::methods
