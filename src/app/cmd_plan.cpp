@@ -62,6 +62,11 @@ models::UNetConfig unet_of(const std::string& model) {
   return c;
 }
 
+dist::Precision parse_precision(const std::string& p) {
+  if (p != "fp32" && p != "bf16" && p != "fp16") fail("plan: --precision '{}' (expected fp32, bf16 or fp16)", p);
+  return p == "fp32" ? dist::Precision::fp32 : p == "bf16" ? dist::Precision::bf16 : dist::Precision::fp16;
+}
+
 bool known_unet(const std::string& model) { return model == "sd15" || model == "sdxl"; }
 
 // Frozen parameters of one reward's networks: its image tower (the VAE decoder is counted once, by the caller).
@@ -117,7 +122,6 @@ void run_plan(const PlanArgs& a) {
   std::vector<dist::PlanInput> rows;
   for (int stage : a.zero)
     for (const auto& p : a.precision) {
-      if (p != "fp32" && p != "bf16" && p != "fp16") fail("plan: --precision '{}' (expected fp32, bf16 or fp16)", p);
       dist::PlanInput in;
       in.model = model;
       in.frozen_reference = traits.frozen_reference;
@@ -125,7 +129,7 @@ void run_plan(const PlanArgs& a) {
       in.zero_stage = stage;
       in.optimizer = a.optimizer == "adamw" ? dist::Optimizer::adamw : dist::Optimizer::adafactor;
       in.adafactor_state = adafactor_state;
-      in.precision = p == "fp32" ? dist::Precision::fp32 : p == "bf16" ? dist::Precision::bf16 : dist::Precision::fp16;
+      in.precision = parse_precision(p);
       in.bf16_reduce = a.reduce_dtype == "bf16";
       in.world_size = a.world;
       in.samples_per_gpu = a.micro_batch * traits.items_per_sample;  // a preference pair is two images
@@ -170,19 +174,16 @@ void run_config_plan(const PlanArgs& a) {
                 "checkpointing, %s without\n", to_string(base.precision), size, size, m.ckpt_gb,
                 m.full_gb > 0 ? fmt::format("{:.4f} GB", m.full_gb).c_str() : "not measured");
   }
-  std::vector<dist::PlanInput> rows;
-  const std::vector<int> stages = a.rows_given ? a.zero : std::vector<int>{base.zero_stage};
-  for (int stage : stages) {
-    if (!a.rows_given) {
-      rows.push_back(base);
-      break;
-    }
-    for (const auto& p : a.precision) {
-      auto in = base;
-      in.zero_stage = stage;
-      in.precision = p == "fp32" ? dist::Precision::fp32 : p == "bf16" ? dist::Precision::bf16 : dist::Precision::fp16;
-      rows.push_back(in);
-    }
+  std::vector<dist::PlanInput> rows{base};
+  if (a.rows_given) {  // other rows of the same run
+    rows.clear();
+    for (int stage : a.zero)
+      for (const auto& p : a.precision) {
+        auto in = base;
+        in.zero_stage = stage;
+        in.precision = parse_precision(p);
+        rows.push_back(in);
+      }
   }
   for (const auto& in : rows) dist::plan_memory(in);  // validates
   std::fputs(dist::format_plan_table(rows, a.gpu_gb).c_str(), stdout);
@@ -225,7 +226,7 @@ void add_plan_command(CLI::App& cli) {
   cmd->add_option("--config-dir", args->config_dir, "config directory (default: ./configs or $DUALIGN_CONFIG_DIR)");
   cmd->add_flag("--measure", args->measure,
                 "with a training config: measure its UNet's activations per sample on the CPU (forward + backward at "
-                "batch 1 and 2) instead of the anchors");
+                "two batch sizes, --measure-batches) instead of the anchors");
   cmd->add_option("--latent-size", args->latent_size, "with --measure: latent height and width (default: the UNet's "
                   "sample_size)");
   cmd->add_option("--text-tokens", args->text_tokens, "with --measure: text-embedding rows per sample")

@@ -171,6 +171,13 @@ CASES = [
          env_changes={"DUALIGN_COMM_TIMEOUT_S": "soon"}),
     Case("multirun inside an MPI job", ["train", "-m", "seed=0,1"], ["must not run inside an MPI job", "sweep.sh"],
          env_changes={"OMPI_COMM_WORLD_SIZE": "2"}),
+    # ---- dualign plan ----
+    Case("plan --measure without a training config", ["plan", "--model", "sdxl", "--measure"],
+         ["--measure needs a training config"]),
+    Case("plan flag that the training config sets", ["plan", "experiment=gmm_sft", "--optimizer", "adafactor"],
+         ["--optimizer comes from the training config"]),
+    Case("plan of a config without a UNet", ["plan", "experiment=gmm_sft"], ["model.kind", "plans are for UNets"]),
+    Case("plan with an unknown precision", ["plan", "--model", "sd15", "--precision", "bf8"], ["--precision 'bf8'"]),
     # ---- sweeps through launch/launchers/sweep.sh ----
     Case("sweep with an unknown key", ["train", "--", "train.lrr=1,2"], ["train.lrr", "no run was started"], runner="sweep"),
     Case("sweep with interval()", ["train", "--", "train.lr=interval(0,1)"], ["interval()", "no run was started"],
