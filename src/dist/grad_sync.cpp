@@ -93,7 +93,8 @@ void GradSync::rebuild_from_ready_order() {
                               torch::TensorOptions().dtype(torch::kLong)).to(comm_.device());
   broadcast_tensors(comm_, {shared}, 0);
   shared = shared.cpu();
-  for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<size_t>(shared[static_cast<int64_t>(k)].item<int64_t>());
+  const int64_t* from_rank0 = shared.data_ptr<int64_t>();
+  for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<size_t>(from_rank0[k]);
   std::vector<int64_t> numels;
   for (const auto& p : params_) numels.push_back(p.numel());
   // Release the old buckets before allocating the new ones (the hooks and .grad hold views of them).
