@@ -1,7 +1,6 @@
 #include "dist/stats.h"
 
 #include <cstdint>
-#include <type_traits>
 
 #include <ATen/ATen.h>
 
@@ -12,11 +11,10 @@ namespace dualign::dist {
 namespace {
 
 // 32-bit FNV-1a of the names: exact in a double, so min == max over ranks iff every rank agrees.
-template <typename Entries>
-double layout_hash(const Entries& entries) {
+double layout_hash(const std::vector<std::string>& names) {
   uint32_t h = 2166136261u;
-  for (const auto& e : entries) {
-    for (unsigned char c : e.name + '\0') {
+  for (const auto& name : names) {
+    for (unsigned char c : name + '\0') {
       h ^= c;
       h *= 16777619u;
     }
@@ -24,16 +22,17 @@ double layout_hash(const Entries& entries) {
   return static_cast<double>(h);
 }
 
-template <typename Entries>
-std::string names_of(const Entries& entries) {
+std::string joined(const std::vector<std::string>& names) {
   std::string s;
-  for (const auto& e : entries) {
-    if constexpr (std::is_same_v<typename Entries::value_type, std::pair<std::string, double>>)
-      s += (s.empty() ? "" : ",") + e.first;
-    else
-      s += (s.empty() ? "" : ",") + e.name;
-  }
+  for (const auto& n : names) s += (s.empty() ? "" : ",") + n;
   return s;
+}
+
+template <typename Entries, typename Name>
+std::vector<std::string> names_of(const Entries& entries, Name name) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) out.push_back(name(e));
+  return out;
 }
 
 }  // namespace
@@ -55,11 +54,12 @@ void StatsReducer::add(const std::string& name, const at::Tensor& value) {
 }
 
 std::vector<std::pair<std::string, double>> StatsReducer::reduce(Comm& comm) {
-  const double h = layout_hash(entries_);
+  const auto names = names_of(entries_, [](const Entry& e) { return e.name; });
+  const double h = layout_hash(names);
   auto extremes = comm.all_reduce_doubles({h, -h, static_cast<double>(entries_.size())}, ReduceOp::max);
   DUALIGN_CHECK(extremes[0] == -extremes[1], "StatsReducer: ranks disagree on the statistics names (this rank {} "
                 "has [{}]); every rank must add the same names in the same order every step", comm.rank(),
-                names_of(entries_));
+                joined(names));
   // The device sums reach the host here, in one copy.
   std::vector<at::Tensor> on_device;
   for (const auto& e : entries_)
@@ -79,7 +79,8 @@ std::vector<std::pair<std::string, double>> StatsReducer::reduce(Comm& comm) {
 double StatsReducer::get(const std::vector<std::pair<std::string, double>>& reduced, const std::string& name) {
   for (const auto& e : reduced)
     if (e.first == name) return e.second;
-  fail("StatsReducer: no statistic '{}' in [{}]", name, names_of(reduced));
+  fail("StatsReducer: no statistic '{}' in [{}]", name,
+       joined(names_of(reduced, [](const std::pair<std::string, double>& e) { return e.first; })));
 }
 
 double StatsReducer::ratio(const std::vector<std::pair<std::string, double>>& reduced, const std::string& sum_name,
