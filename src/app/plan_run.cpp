@@ -64,9 +64,14 @@ RunPlan plan_run(const config::Config& cfg, int world) {
   DUALIGN_CHECK(model.get<std::string>("kind") == "unet", "plan: config key '{}' is '{}'; plans are for UNets",
                 model.path("kind"), model.get<std::string>("kind"));
   const auto unet = models::unet_config(model);
-  in.model = dist::model_spec(std::to_string(models::unet_parameter_count(unet)));
+  // SD-1.5's and SDXL's UNets keep their named anchors and exact Adafactor counts; others scale SD-1.5's.
+  const int64_t count = models::unet_parameter_count(unet);
+  in.model = dist::model_spec(std::to_string(count));
+  for (const char* known : {"sd15", "sdxl"})
+    if (dist::model_spec(known).params == count) in.model = dist::model_spec(known);
   const auto pretrained = model.get<std::string>("pretrained", "");
-  in.model.name = pretrained.empty() ? "the config's UNet" : fmt::format("the UNet of {}", pretrained);
+  in.model.name = fmt::format("{} ({})", pretrained.empty() ? "the config's UNet" : "the UNet of " + pretrained,
+                              in.model.name);
   if (model.has("lora"))
     in.trainable_params = models::lora_parameter_count(unet, models::read_lora_config(model.section("lora")));
   plan.checkpointing = model.get<bool>("gradient_checkpointing", false);

@@ -8,7 +8,9 @@ allocator's peak of tensor memory (train/peak_tensor_mb, the CPU allocator meter
 within 15 %:
   - the SDXL recipe: DDP, Adafactor, bf16 autocast, fp32 frozen reference, gradient checkpointing;
   - ZeRO-2 with AdamW, gradient clipping and no checkpointing (the sharded branch of the planner);
-  - DDP with AdamW and no checkpointing."""
+  - DDP with AdamW and no checkpointing.
+Also: the SDXL recipe planned from its config (`dualign plan experiment=sdxl_dpo_pickapic --world 16`) gives the
+row of the flag form (`--model sdxl ... --optimizer adafactor`)."""
 import json
 import re
 import shutil
@@ -33,7 +35,20 @@ RUNS = {
 TOLERANCE = 0.15
 
 
+def check_recipe_rows():
+    """The SDXL recipe planned from its config equals the flag form's row (named anchors, exact Adafactor count)."""
+    env = {"SDXL_DIR": "", "PICKAPIC_DIR": "/nonexistent"}
+    from_config = run([BIN, "plan", "experiment=sdxl_dpo_pickapic", "--world", "16"], env_changes=env).stdout
+    total = float(re.search(r"this run: ([0-9.]+) GB per GPU", from_config).group(1))
+    flags = run([BIN, "plan", "--model", "sdxl", "--method", "dpo", "--world", "16", "--optimizer", "adafactor",
+                 "--precision", "bf16", "--zero", "0"]).stdout
+    row = next(line for line in flags.splitlines() if line.split()[:2] == ["0", "bf16"])
+    assert abs(total - float(row.split()[-2].rstrip("!"))) < 0.05, (total, row)
+    assert "Adafactor (244330500 state elements)" in from_config, from_config
+
+
 def main():
+    check_recipe_rows()
     tmp = temp_dir("plan-measured-")
     try:
         check(tmp)
