@@ -18,8 +18,9 @@ import numpy as np
 from e2e_util import BIN, MPIRUN, SRC, checkpoint_arrays, env, metrics, temp_dir
 
 # The signal must land between SIGNAL_AFTER and STEPS. At 300 steps a ZeRO-2 run took about a second, and under
-# load the test sometimes saw step 40 in metrics.jsonl only as the run ended (it then exited 0, not 75).
-STEPS = 1500
+# load the test sometimes saw step 40 in metrics.jsonl only as the run ended (it then exited 0, not 75); at 1500
+# steps (3 s) it still did once with a sanitizer build running beside CI. 5000 steps leave about 10 s.
+STEPS = 5000
 SIGNAL_AFTER = 40  # steps logged before the signal is sent
 LOG_EVERY = 5
 EXIT_STOPPED = 75  # src/util/stop_signal.h: kExitStoppedWithCheckpoint
