@@ -8,6 +8,9 @@ over each grid.
 
   python data_tools/side_by_side.py --left ref.h5 --right dmpo.h5 --left-title reference --right-title DMPO \\
       --out side_by_side.png
+
+PNG inputs (e.g. the grids `dualign compose` writes, samples_equal.png / samples_final.png) are shown whole,
+upscaled the same way, with the same titles.
 """
 import argparse
 
@@ -28,6 +31,14 @@ def read_images(path, count):
         raise SystemExit(f"error: {path}: {x.shape[0]} samples, the grid needs {count}")
     pixels = np.clip((x + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
     return pixels.transpose(0, 2, 3, 1)  # [N, H, W, C]
+
+
+def read_png(path):
+    """A picture shown whole (a sample grid another tool wrote) as one RGB image [1, H, W, 3]."""
+    try:
+        return np.asarray(Image.open(path).convert("RGB"))[None]
+    except OSError as e:
+        raise SystemExit(f"error: {path}: not a readable PNG ({e})")
 
 
 def grid(images, rows, cols, scale, gap):
@@ -54,8 +65,8 @@ def title_font(size):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--left", required=True, help="samples HDF5 shown on the left (e.g. the reference)")
-    p.add_argument("--right", required=True, help="samples HDF5 shown on the right (e.g. the aligned model)")
+    p.add_argument("--left", required=True, help="samples HDF5 (or a PNG) shown on the left (e.g. the reference)")
+    p.add_argument("--right", required=True, help="samples HDF5 (or a PNG) shown on the right (e.g. the aligned model)")
     p.add_argument("--left-title", default="reference")
     p.add_argument("--right-title", default="aligned")
     p.add_argument("--rows", type=int, default=6)
@@ -63,8 +74,14 @@ def main():
     p.add_argument("--scale", type=int, default=4, help="pixels per source pixel")
     p.add_argument("--out", required=True)
     a = p.parse_args()
+    pngs = [path.lower().endswith(".png") for path in (a.left, a.right)]
+    if pngs[0] != pngs[1]:
+        raise SystemExit("error: --left and --right must both be samples HDF5 files or both PNG pictures")
+    if pngs[0]:
+        a.rows = a.cols = 1
     n = a.rows * a.cols
-    left, right = read_images(a.left, n), read_images(a.right, n)
+    read = read_png if pngs[0] else (lambda path: read_images(path, n))
+    left, right = read(a.left), read(a.right)
     if left.shape[1:] != right.shape[1:]:
         raise SystemExit(f"error: {a.left} holds {left.shape[1:]} images but {a.right} holds {right.shape[1:]}")
     gap, margin, title = 2, 16, 22

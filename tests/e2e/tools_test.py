@@ -295,6 +295,16 @@ class SideBySide(unittest.TestCase):
             f.attrs["format"] = "samples"
             f["samples"] = np.zeros((3, 1, 14, 14), np.float32)
         tool("data_tools/side_by_side.py", "--left", tmp / "few.h5", "--right", tmp / "right.h5", "--out", tmp / "x.png", ok=False)
+        # PNG pictures (dualign compose's grids) are shown whole, upscaled: 10x8 px at scale 3 -> 30x24 panels.
+        for name, value in (("left", 0), ("right", 255)):
+            Image.fromarray(np.full((8, 10), value, np.uint8)).save(tmp / f"{name}.png")
+        tool("data_tools/side_by_side.py", "--left", tmp / "left.png", "--right", tmp / "right.png", "--scale", "3",
+             "--out", tmp / "pngs.png")
+        img = np.asarray(Image.open(tmp / "pngs.png").convert("L"))
+        self.assertEqual(img.shape, (22 + 24 + 16, 3 * 16 + 2 * 30))
+        self.assertEqual((img[22 + 5, 16 + 5], img[22 + 5, 16 + 30 + 16 + 5]), (0, 255))
+        tool("data_tools/side_by_side.py", "--left", tmp / "left.png", "--right", tmp / "right.h5", "--out",
+             tmp / "x.png", ok=False)  # one of each
         shutil.rmtree(tmp)
 
 
