@@ -62,11 +62,6 @@ models::UNetConfig unet_of(const std::string& model) {
   return c;
 }
 
-dist::Precision parse_precision(const std::string& p) {
-  if (p != "fp32" && p != "bf16" && p != "fp16") fail("plan: --precision '{}' (expected fp32, bf16 or fp16)", p);
-  return p == "fp32" ? dist::Precision::fp32 : p == "bf16" ? dist::Precision::bf16 : dist::Precision::fp16;
-}
-
 bool known_unet(const std::string& model) { return model == "sd15" || model == "sdxl"; }
 
 // Frozen parameters of one reward's networks: its image tower (the VAE decoder is counted once, by the caller).
@@ -129,7 +124,7 @@ void run_plan(const PlanArgs& a) {
       in.zero_stage = stage;
       in.optimizer = a.optimizer == "adamw" ? dist::Optimizer::adamw : dist::Optimizer::adafactor;
       in.adafactor_state = adafactor_state;
-      in.precision = parse_precision(p);
+      in.precision = dist::parse_precision(p, "plan: --precision");
       in.bf16_reduce = a.reduce_dtype == "bf16";
       in.world_size = a.world;
       in.samples_per_gpu = a.micro_batch * traits.items_per_sample;  // a preference pair is two images
@@ -157,8 +152,7 @@ void run_config_plan(const PlanArgs& a) {
   base.nockpt_factor = a.nockpt_factor;
   if (a.act_gb > 0) base.model.act_gb_per_sample_ckpt = a.act_gb;
   if (a.measure) {
-    const auto unet = models::unet_config(cfg.section("model"));
-    const auto m = measure_activations(cfg, a.latent_size > 0 ? a.latent_size : unet.sample_size, a.text_tokens,
+    const auto m = measure_activations(cfg, a.latent_size, a.text_tokens,
                                        {a.measure_batches.at(0), a.measure_batches.at(1)},
                                        a.measure_checkpointed_only);
     // The planner's figure is per bf16 sample (x2 in fp32 rows): the measurement is at the run's precision.
@@ -169,7 +163,7 @@ void run_config_plan(const PlanArgs& a) {
     if (m.full_gb > 0) base.nockpt_factor = m.full_gb / m.ckpt_gb;
     if (base.optimizer == dist::Optimizer::adafactor && base.trainable_params == 0)
       base.adafactor_state += m.adafactor_state - base.model.adafactor_state;  // keeps a first moment's Psi
-    const auto size = static_cast<long long>(a.latent_size > 0 ? a.latent_size : unet.sample_size);
+    const auto size = static_cast<long long>(m.latent_size);
     std::printf("measured on the CPU (%s, latents %lldx%lld): activations %.4f GB per sample with gradient "
                 "checkpointing, %s without\n", to_string(base.precision), size, size, m.ckpt_gb,
                 m.full_gb > 0 ? fmt::format("{:.4f} GB", m.full_gb).c_str() : "not measured");
@@ -181,7 +175,7 @@ void run_config_plan(const PlanArgs& a) {
       for (const auto& p : a.precision) {
         auto in = base;
         in.zero_stage = stage;
-        in.precision = parse_precision(p);
+        in.precision = dist::parse_precision(p, "plan: --precision");
         rows.push_back(in);
       }
   }

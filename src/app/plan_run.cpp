@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "config/config.h"
 #include "dist/adafactor.h"
 #include "dist/device_memory.h"
@@ -17,10 +19,6 @@
 
 namespace dualign::app {
 namespace {
-
-dist::Precision precision_of(const std::string& p) {
-  return p == "bf16" ? dist::Precision::bf16 : p == "fp16" ? dist::Precision::fp16 : dist::Precision::fp32;
-}
 
 // A forward + backward of `unet` on `batch` random samples under autocast; returns the allocator's peak above
 // what was live before. The gradients exist beforehand, as the trainer's gradient buckets do, so the peak is
@@ -72,22 +70,21 @@ RunPlan plan_run(const config::Config& cfg, int world) {
   const auto pretrained = model.get<std::string>("pretrained", "");
   in.model.name = fmt::format("{} ({})", pretrained.empty() ? "the config's UNet" : "the UNet of " + pretrained,
                               in.model.name);
-  if (model.has("lora"))
-    in.trainable_params = models::lora_parameter_count(unet, models::read_lora_config(model.section("lora")));
+  const auto lora = model.has("lora") ? std::optional(models::read_lora_config(model.section("lora"))) : std::nullopt;
+  if (lora) in.trainable_params = models::lora_parameter_count(unet, *lora);
   plan.checkpointing = model.get<bool>("gradient_checkpointing", false);
   in.frozen_reference = traits.frozen_reference;
   in.bf16_reference = method.get<std::string>("reference_dtype", "float32") == "bfloat16";
   in.zero_stage = s.zero_stage;
-  in.precision = precision_of(s.precision);
+  in.precision = dist::parse_precision(s.precision, "train.precision");
   in.bf16_reduce = s.reduce_dtype == "bf16";
   in.world_size = world;
   in.samples_per_gpu = static_cast<int>(s.global_micro_batch(world) / world) * traits.items_per_sample;
   in.optimizer = s.optimizer == "adafactor" ? dist::Optimizer::adafactor : dist::Optimizer::adamw;
   if (in.optimizer == dist::Optimizer::adafactor) {
     // Estimated from the count (model_spec); --measure replaces it with the exact figure.
-    in.adafactor_state = in.trainable_params > 0 ? in.trainable_params / models::read_lora_config(model.section("lora")).rank
-                                                 : in.model.adafactor_state;
-    if (s.adafactor.beta1 > 0) in.adafactor_state += in.trainable_params > 0 ? in.trainable_params : in.model.params;
+    in.adafactor_state = lora ? in.trainable_params / lora->rank : in.model.adafactor_state;
+    if (s.adafactor.beta1 > 0) in.adafactor_state += lora ? in.trainable_params : in.model.params;
   }
   return plan;
 }
@@ -100,6 +97,7 @@ MeasuredActivations measure_activations(const config::Config& cfg, int64_t laten
   dist::install_cpu_memory_meter();
   torch::manual_seed(0);
   models::UNet2DConditionModel unet(models::unet_config(cfg.section("model")));  // random weights: shapes suffice
+  if (latent_size <= 0) latent_size = unet->config().sample_size;
   unet->train();
   const auto autocast = models::autocast_dtype(s.precision, "train.precision");
   for (auto& p : unet->parameters()) p.mutable_grad() = torch::zeros_like(p);
@@ -113,6 +111,7 @@ MeasuredActivations measure_activations(const config::Config& cfg, int64_t laten
     (checkpointing ? m.ckpt_gb : m.full_gb) = static_cast<double>(high - low) / static_cast<double>(large - small) / 1e9;
   }
   for (const auto& p : unet->parameters()) m.adafactor_state += dist::adafactor_state_numel(p.sizes(), false);
+  m.latent_size = latent_size;
   return m;
 }
 

@@ -19,6 +19,13 @@ const char* to_string(Precision p) {
   return "?";
 }
 
+Precision parse_precision(const std::string& name, const std::string& key) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  if (name == "fp16") return Precision::fp16;
+  fail("{} '{}' (expected fp32, bf16 or fp16)", key, name);
+}
+
 const char* to_string(Optimizer o) { return o == Optimizer::adamw ? "adamw" : "adafactor"; }
 
 ModelSpec model_spec(const std::string& s) {

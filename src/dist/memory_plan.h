@@ -30,6 +30,9 @@ ModelSpec model_spec(const std::string& name_or_count);
 // and the optimizer state; each forward holds a bf16/fp16 cast of the weights until its backward.
 enum class Precision { fp32, bf16, fp16 };
 
+// "fp32" | "bf16" | "fp16"; anything else is an error naming `key` (e.g. "plan --precision").
+Precision parse_precision(const std::string& name, const std::string& key);
+
 // train.optimizer.
 enum class Optimizer { adamw, adafactor };
 

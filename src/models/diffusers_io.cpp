@@ -43,14 +43,25 @@ void load_state_dict(torch::nn::Module& module, const TensorMap& tensors, const 
   for (auto& [name, t] : own) t.copy_(tensors.at(name).to(t.device(), t.scalar_type()));
 }
 
-UNet2DConditionModel load_diffusers_unet(const std::string& dir_in) {
+namespace {
+// <dir>, or the unet/ folder of a pipeline root.
+fs::path unet_dir(const std::string& dir_in) {
   fs::path dir(dir_in);
   if (!fs::exists(dir / "config.json") && fs::exists(dir / "unet" / "config.json")) dir /= "unet";
-  const auto config_path = dir / "config.json";
+  DUALIGN_CHECK(fs::exists(dir / "config.json"), "diffusers UNet '{}': no config.json", dir.string());
+  return dir;
+}
+}  // namespace
+
+UNetConfig read_diffusers_unet_config(const std::string& dir) {
+  return UNetConfig::from_file((unet_dir(dir) / "config.json").string());
+}
+
+UNet2DConditionModel load_diffusers_unet(const std::string& dir_in) {
+  const fs::path dir = unet_dir(dir_in);
   const auto weights_path = dir / "diffusion_pytorch_model.safetensors";
-  DUALIGN_CHECK(fs::exists(config_path), "diffusers UNet '{}': no config.json", dir.string());
   DUALIGN_CHECK(fs::exists(weights_path), "diffusers UNet '{}': no diffusion_pytorch_model.safetensors", dir.string());
-  UNet2DConditionModel unet(UNetConfig::from_file(config_path.string()));
+  UNet2DConditionModel unet(UNetConfig::from_file((dir / "config.json").string()));
   load_state_dict(*unet, load_safetensors(weights_path.string()), weights_path.string());
   return unet;
 }

@@ -17,6 +17,8 @@ TensorMap state_dict(const torch::nn::Module& module);
 void load_state_dict(torch::nn::Module& module, const TensorMap& tensors, const std::string& origin);
 
 UNet2DConditionModel load_diffusers_unet(const std::string& dir);
+// Only its architecture (config.json), without the weights.
+UNetConfig read_diffusers_unet_config(const std::string& dir);
 // Writes config.json and diffusion_pytorch_model.safetensors (dtype: F32 unless given, e.g. F16 for a half-size
 // export) into dir, which is created.
 void save_diffusers_unet(const UNet2DConditionModelImpl& unet, const std::string& dir,

@@ -254,11 +254,11 @@ UNetConfig unet_config(const config::Section& model) {
   const auto pretrained = model.get<std::string>("pretrained", "");
   if (pretrained.empty())
     return UNetConfig::from_yaml(model.node(), "config section '" + model.prefix() + "'", kOwnKeys);
-  std::filesystem::path dir(pretrained);
-  if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "unet" / "config.json")) dir /= "unet";
-  DUALIGN_CHECK(std::filesystem::exists(dir / "config.json"), "config key '{}': diffusers UNet '{}' has no config.json",
-                model.path("pretrained"), pretrained);
-  return UNetConfig::from_file((dir / "config.json").string());
+  try {
+    return read_diffusers_unet_config(pretrained);
+  } catch (const Error& e) {
+    fail("config key '{}': {}", model.path("pretrained"), e.what());
+  }
 }
 
 std::shared_ptr<ScoreModel> build_score_model(const config::Section& model, const torch::Device& device) {

@@ -17,7 +17,7 @@ import torch
 
 from e2e_util import BIN, SRC, checkpoint_file, mpirun, run, temp_dir
 from diffusers_reference import save_tiny_pipeline
-from sd15_smoke_test import make_parquet, pickapic
+from sd15_smoke_test import tiny_shards
 from pickapic import models as pickapic_models  # noqa: E402  (sd15_smoke_test put data_tools on the path)
 
 STEPS = 3
@@ -66,11 +66,8 @@ def main(probe):
 
 def check(tmp, probe):
     from safetensors.torch import load_file, save_file
-    make_parquet(tmp / "train-0000.parquet")
     shards = tmp / "pickapic"
-    pickapic.convert(pickapic.parse_args(
-        ["--parquet", str(tmp / "train-0000.parquet"), "--out", str(shards), "--tiny-random", "--resolution", "32",
-         "--shard-size", "6", "--batch-size", "4", "--threads", "1"]))
+    tiny_shards(tmp, shards)
     sd_dir = tmp / "tiny-sd"
     save_tiny_pipeline(str(sd_dir))  # unet/ latents 4 x 16 x 16, text 16 x 32: the converter's tiny models
     env = {"SD15_DIR": sd_dir, "PICKAPIC_DIR": shards}

@@ -14,14 +14,10 @@ row of the flag form (`--model sdxl ... --optimizer adafactor`)."""
 import json
 import re
 import shutil
-import sys
 
 from diffusers_reference import save_tiny_sdxl_pipeline
-from e2e_util import BIN, SRC, mpirun, run, temp_dir
-from sd15_smoke_test import make_parquet
-
-sys.path.insert(0, str(SRC / "data_tools"))
-from pickapic import convert as pickapic  # noqa: E402
+from e2e_util import BIN, mpirun, run, temp_dir
+from sd15_smoke_test import tiny_shards
 
 UNET = dict(down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), block_out_channels=(64, 128, 256),
@@ -57,11 +53,8 @@ def main():
 
 
 def check(tmp):
-    make_parquet(tmp / "train-0000.parquet")
     shards = tmp / "shards"
-    pickapic.convert(pickapic.parse_args(
-        ["--parquet", str(tmp / "train-0000.parquet"), "--out", str(shards), "--tiny-random", "--tiny-shape",
-         "sdxl-tiny", "--resolution", "64", "--shard-size", "6", "--batch-size", "4", "--threads", "1"]))
+    tiny_shards(tmp, shards, resolution=64, shape="sdxl-tiny")
     sdxl_dir = tmp / "sdxl"
     save_tiny_sdxl_pipeline(str(sdxl_dir), unet=UNET)
     env = {"SDXL_DIR": sdxl_dir, "PICKAPIC_DIR": shards}

@@ -42,6 +42,16 @@ def make_parquet(path, n=12):
                              "label_0": labels}), path)
 
 
+def tiny_shards(tmp, out, resolution=32, shape=None):
+    """make_parquet's 12 rows -> preference_pairs shards in `out` through pickapic_to_h5 with its tiny random models
+    (seed 0; `shape`: --tiny-shape, e.g. sdxl-tiny), 6 pairs per shard. Returns (paths, stats)."""
+    make_parquet(tmp / "train-0000.parquet")
+    return pickapic.convert(pickapic.parse_args(
+        ["--parquet", str(tmp / "train-0000.parquet"), "--out", str(out), "--tiny-random",
+         *(["--tiny-shape", shape] if shape else []), "--resolution", str(resolution), "--shard-size", "6",
+         "--batch-size", "4", "--threads", "1"]))
+
+
 def main():
     tmp = temp_dir("sd15-smoke-")
     try:
@@ -53,11 +63,8 @@ def main():
 def smoke(tmp):
     import h5py
     # 1. Pick-a-Pic parquet -> preference_pairs shards (tiny random VAE + CLIP text encoder, seed 0).
-    make_parquet(tmp / "train-0000.parquet")
     shards = tmp / "pickapic"
-    paths, stats = pickapic.convert(pickapic.parse_args(
-        ["--parquet", str(tmp / "train-0000.parquet"), "--out", str(shards), "--tiny-random", "--resolution", "32",
-         "--shard-size", "6", "--batch-size", "4", "--threads", "1"]))
+    paths, stats = tiny_shards(tmp, shards)
     assert stats["pairs"] == 11 and len(paths) == 2, stats
     with h5py.File(paths[0], "r") as f:
         _, c, h, w = f["winner"].shape

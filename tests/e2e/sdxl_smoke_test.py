@@ -18,10 +18,7 @@ import numpy as np
 
 from diffusers_reference import max_abs_diff, pipeline_latents, save_tiny_sdxl_pipeline
 from e2e_util import BIN, SRC, mpirun, run, temp_dir
-from sd15_smoke_test import make_parquet
-
-sys.path.insert(0, str(SRC / "data_tools"))
-from pickapic import convert as pickapic  # noqa: E402
+from sd15_smoke_test import tiny_shards
 
 
 def main():
@@ -41,11 +38,8 @@ def smoke(tmp):
     import h5py
     import yaml
     # 1. Pick-a-Pic parquet -> SDXL preference_pairs shards (tiny random SDXL-style VAE + text encoders, seed 0).
-    make_parquet(tmp / "train-0000.parquet")
     shards = tmp / "pickapic"
-    paths, stats = pickapic.convert(pickapic.parse_args(
-        ["--parquet", str(tmp / "train-0000.parquet"), "--out", str(shards), "--tiny-random", "--tiny-shape",
-         "sdxl-tiny", "--resolution", "32", "--shard-size", "6", "--batch-size", "4", "--threads", "1"]))
+    paths, stats = tiny_shards(tmp, shards, shape="sdxl-tiny")
     assert stats["pairs"] == 11 and len(paths) == 2, stats
     with h5py.File(paths[0], "r") as f:
         assert f["winner"].shape[1:] == (4, 16, 16) and f["prompt_embedding"].shape[1:] == (16, 64)
