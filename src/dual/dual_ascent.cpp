@@ -37,6 +37,15 @@ DualSettings DualSettings::read(const config::Section& section, size_t m) {
   s.warmup_updates = section.get<int64_t>("warmup_updates", s.warmup_updates);
   s.slack_ema = section.get<double>("slack_ema", s.slack_ema);
   s.every = section.get<int64_t>("every", s.every);
+  s.controller = section.get<std::string>("controller", s.controller);
+  if (s.controller != "ascent" && s.controller != "nupi")
+    fail("config key '{}': unknown dual controller '{}' (expected ascent or nupi)", section.path("controller"), s.controller);
+  s.kp = section.get<double>("kp", s.kp);
+  s.nu = section.get<double>("nu", s.nu);
+  if (s.kp < 0) fail("config key '{}': must be >= 0, got {}", section.path("kp"), s.kp);
+  if (s.kp > 0 && s.controller != "nupi")
+    fail("config key '{}': a proportional gain needs controller: nupi (got controller: {})", section.path("kp"), s.controller);
+  if (s.nu < 0 || s.nu >= 1) fail("config key '{}': must be in [0, 1), got {}", section.path("nu"), s.nu);
   if (s.lr < 0) fail("config key '{}': must be >= 0, got {}", section.path("lr"), s.lr);
   if (s.every < 1) fail("config key '{}': must be >= 1, got {}", section.path("every"), s.every);
   if (s.slack_ema < 0 || s.slack_ema >= 1)
@@ -58,6 +67,7 @@ DualAscent::DualAscent(std::vector<std::string> names, DualSettings settings)
   lambda_ = to_tensor(s_.init);
   ema_ = torch::zeros({static_cast<int64_t>(names_.size())}, torch::kFloat64);
   updates_ = torch::zeros({}, torch::kInt64);
+  pi_xi_ = torch::zeros({static_cast<int64_t>(names_.size())}, torch::kFloat64);
 }
 
 void DualAscent::add(size_t i, double sum, double count) {
@@ -78,16 +88,23 @@ std::map<std::string, double> DualAscent::end_step(int64_t step, dist::Comm& com
   const int64_t k = updates_.item<int64_t>() + 1;
   double lr = s_.lr * std::pow(s_.lr_decay, static_cast<double>(k - 1));
   if (s_.warmup_updates > 0) lr *= std::min(1.0, static_cast<double>(k) / static_cast<double>(s_.warmup_updates));
-  std::vector<double> value(m), smoothed = to_vector(ema_), step_vec(m, 0.0);
+  const double kp = s_.lr > 0 ? s_.kp * lr / s_.lr : 0.0;  // the proportional gain follows η's warm-up and decay
+  std::vector<double> value(m), smoothed = to_vector(ema_), xi = to_vector(pi_xi_), step_vec(m, 0.0);
   for (size_t i = 0; i < m; ++i) {
     if (window[m + i] <= 0) fail("dual ascent: no samples of constraint '{}' in the {} steps before step {}", names_[i], s_.every, step);
     value[i] = window[i] / window[m + i];
     if (!std::isfinite(value[i])) fail("dual ascent: constraint '{}' estimate is not finite at step {}", names_[i], step);
     smoothed[i] = (s_.slack_ema > 0 && k > 1) ? s_.slack_ema * smoothed[i] + (1 - s_.slack_ema) * value[i] : value[i];
     step_vec[i] = lr * smoothed[i];
+    if (s_.controller == "nupi") {
+      const double xi_next = s_.nu * xi[i] + (1 - s_.nu) * smoothed[i];
+      step_vec[i] += kp * (xi_next - xi[i]);
+      xi[i] = xi_next;
+    }
   }
   lambda_.copy_(to_tensor(ascend(s_.projection, to_vector(lambda_), step_vec)));
   ema_.copy_(to_tensor(smoothed));
+  pi_xi_.copy_(to_tensor(xi));
   updates_.fill_(k);
 
   std::map<std::string, double> out;
@@ -104,7 +121,9 @@ std::map<std::string, double> DualAscent::end_step(int64_t step, dist::Comm& com
 std::vector<double> DualAscent::lambda() const { return to_vector(lambda_); }
 
 std::map<std::string, torch::Tensor> DualAscent::state() {
-  return {{"lambda", lambda_}, {"slack_ema", ema_}, {"updates", updates_}};
+  std::map<std::string, torch::Tensor> s{{"lambda", lambda_}, {"slack_ema", ema_}, {"updates", updates_}};
+  if (s_.controller == "nupi") s["pi_xi"] = pi_xi_;  // only then: ascent checkpoints keep their keys
+  return s;
 }
 
 }  // namespace dualign::dual

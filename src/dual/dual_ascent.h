@@ -7,9 +7,15 @@
 // variance of the slack). Π is one of dual/projection.h. Callers express their constraints in "≤ 0" form:
 // E[r_i] ≥ b_i adds samples of b_i − r_i; KL_i ≤ u adds samples of KL_i; and so on.
 //
+// controller: nupi adds the proportional term of the νPI controller (Sohrabi et al. 2024, the one the constrained-
+// alignment reference code ships), which damps the oscillation of an integral-only update on noisy slacks:
+//   ξ_k = ν ξ_{k−1} + (1 − ν) ĝ_k   (ξ_0 = 0),   λ ← Π(λ + η_k ĝ_k + κ_p,k (ξ_k − ξ_{k−1}))
+// κ_p,k = kp · (η_k / lr): the same warm-up and decay as η. kp = 0 is plain ascent (the reference scripts' setting).
+//
 // Config (e.g. `method.dual`):
 //   projection: nonneg | simplex | sumzero_clip     init: [λ_1, ..., λ_m] (or one number for all)
 //   lr: 0.05   lr_decay: 1.0   warmup_updates: 0   slack_ema: 0.0 (0 = no smoothing)   every: 1 (steps)
+//   controller: ascent | nupi    kp: 0.0 (> 0 needs nupi)    nu: 0.1
 #pragma once
 #include <torch/torch.h>
 
@@ -35,6 +41,8 @@ struct DualSettings {
   int64_t warmup_updates = 0;
   double slack_ema = 0.0;
   int64_t every = 1;
+  std::string controller = "ascent";  // ascent | nupi
+  double kp = 0.0, nu = 0.1;
 
   // Reads the keys above from `section` (strict) for `m` constraints; a scalar `init` is repeated m times.
   static DualSettings read(const config::Section& section, size_t m);
@@ -56,7 +64,8 @@ class DualAscent {
   const std::vector<std::string>& names() const { return names_; }
   int64_t updates() const { return updates_.item<int64_t>(); }
 
-  // Tensors to checkpoint (λ, the EMA, the update counter); restoring copies into them in place.
+  // Tensors to checkpoint (λ, the EMA, the update counter, and νPI's ξ with controller nupi); restoring copies into
+  // them in place.
   std::map<std::string, torch::Tensor> state();
 
  private:
@@ -64,6 +73,7 @@ class DualAscent {
   DualSettings s_;
   std::vector<double> sums_, counts_;  // local window, cleared at each update
   torch::Tensor lambda_, ema_, updates_;  // float64 [m], float64 [m], int64 scalar
+  torch::Tensor pi_xi_;                   // νPI's ξ, float64 [m]
 };
 
 }  // namespace dualign::dual

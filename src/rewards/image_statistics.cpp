@@ -21,7 +21,9 @@ std::vector<torch::Tensor> rgb(const torch::Tensor& images) {
   return {x.select(1, 0), x.select(1, 1), x.select(1, 2)};
 }
 
+// Grayscale images [B, 1, H, W] are their own luminance (Fashion-MNIST); colour needs RGB.
 torch::Tensor luminance(const torch::Tensor& images) {
+  if (images.dim() == 4 && images.size(1) == 1) return (images.to(torch::kFloat32) * 0.5 + 0.5).clamp(0, 1).select(1, 0);
   auto c = rgb(images);
   return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
 }

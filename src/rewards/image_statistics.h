@@ -1,7 +1,8 @@
 // Hand-made image statistics, the formulas of the constrained-alignment reference code (Khalafi et al. 2025,
 // differentiable_losses.py), each a differentiable function of RGB images [B, 3, H, W] in [-1, 1] → [B].
 // Every one first maps to [0, 1] and clamps, x = clamp(0.5 · img + 0.5, 0, 1), with luminance
-// Y = 0.2126 R + 0.7152 G + 0.0722 B:
+// Y = 0.2126 R + 0.7152 G + 0.0722 B (grayscale images [B, 1, H, W] are Y itself: brightness and the contrasts
+// take them, saturation and colorfulness need RGB):
 //   brightness       mean Y
 //   global_contrast  std Y (unbiased, torch.std)
 //   local_contrast   mean |Y − G_σ * Y|, G_σ a k×k Gaussian blur with reflect padding (torchvision GaussianBlur)

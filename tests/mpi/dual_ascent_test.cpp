@@ -122,3 +122,38 @@ TEST(DualAscent, MissingSamplesAreAClearError) {
     EXPECT_NE(std::string(e.what()).find("'y'"), std::string::npos) << e.what();
   }
 }
+
+// νPI: λ_k = Π(λ_{k−1} + η ĝ_k + κ_p (ξ_k − ξ_{k−1})), ξ_k = ν ξ_{k−1} + (1 − ν) ĝ_k, ξ_0 = 0; kp = 0 is plain ascent;
+// ξ is checkpointed (and only with this controller, so ascent checkpoints keep their keys).
+TEST(DualAscent, NuPiControllerAddsTheDampedProportionalTerm) {
+  const int r = comm().rank(), n = comm().size();
+  dual::DualSettings s;
+  s.init = {1.0};
+  s.lr = 0.1;
+  s.controller = "nupi";
+  s.kp = 2.0;
+  s.nu = 0.5;
+  dual::DualAscent pi({"c"}, s);
+  s.controller = "ascent";
+  dual::DualAscent plain({"c"}, s);
+  const std::vector<double> slacks{1.0, 1.0, -2.0};  // global means (every rank adds r + g − r̄)
+  double lambda = 1.0, xi = 0.0, plain_lambda = 1.0;
+  for (size_t k = 0; k < slacks.size(); ++k) {
+    const double g = slacks[k];
+    pi.add(0, g + r - (n - 1) / 2.0, 1);
+    plain.add(0, g, 1);
+    pi.end_step(static_cast<int64_t>(k + 1), comm());
+    plain.end_step(static_cast<int64_t>(k + 1), comm());
+    const double xi_next = 0.5 * xi + 0.5 * g;
+    lambda = std::max(0.0, lambda + 0.1 * g + 2.0 * (xi_next - xi));
+    xi = xi_next;
+    plain_lambda = std::max(0.0, plain_lambda + 0.1 * g);
+    EXPECT_NEAR(pi.lambda()[0], lambda, 1e-12) << "update " << k + 1;
+    EXPECT_NEAR(plain.lambda()[0], plain_lambda, 1e-12);
+  }
+  // After the slack turns negative the proportional term pulls λ down at once, ascent only by η ĝ.
+  EXPECT_LT(pi.lambda()[0], plain.lambda()[0]);
+  EXPECT_EQ(pi.state().count("pi_xi"), 1u);
+  EXPECT_EQ(plain.state().count("pi_xi"), 0u);
+  EXPECT_DOUBLE_EQ(pi.state().at("pi_xi").item<double>(), xi);
+}

@@ -296,6 +296,9 @@ TEST(Constrained, BadConfigErrorsNameTheKey) {
   EXPECT_NE(error_of(with("kind: gmm_target, target: [2.5", "kind: gmm_targt, target: [2.5")).find("method.constraints.right.reward.kind"),
             std::string::npos);
   EXPECT_NE(error_of(with("lr: 0.01", "lr: -1")).find("method.dual.lr"), std::string::npos);
+  EXPECT_NE(error_of(with("lr: 0.01", "lr: 0.01, controller: pid")).find("method.dual.controller"), std::string::npos);
+  EXPECT_NE(error_of(with("lr: 0.01", "lr: 0.01, controller: nupi, nu: 1.0")).find("method.dual.nu"), std::string::npos);
+  EXPECT_NE(error_of(with("lr: 0.01", "lr: 0.01, kp: 1.0")).find("method.dual.kp"), std::string::npos);  // ascent: unknown key
   EXPECT_NE(error_of("method: {name: constrained, grad_steps: 1, constraints: {}, dual: {}}\n").find("method.constraints"),
             std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "data_test_util.h"
 #include "rewards/classifier.h"
+#include "rewards/image_statistics.h"
 #include "rewards/preference.h"
 #include "rewards/reward.h"
 
@@ -141,3 +142,17 @@ TEST(RewardsClassifier, CheckpointRoundTripAndReward) {
 
 }  // namespace
 }  // namespace dualign::rewards
+
+// A grayscale image is its own luminance: brightness is the mean of the [0, 1]-mapped pixels; an RGB image with the
+// same plane in every channel gives the same statistics (the weights sum to 1); colour statistics refuse it.
+TEST(RewardsImageStatistics, GrayscaleImagesAreTheirOwnLuminance) {
+  torch::manual_seed(0);
+  auto gray = torch::rand({4, 1, 14, 14}) * 2.4 - 1.2;  // some pixels outside [-1, 1]: clamped like RGB
+  auto expected = (gray * 0.5 + 0.5).clamp(0, 1).mean({1, 2, 3});
+  EXPECT_TRUE(torch::allclose(dualign::rewards::brightness(gray), expected, 1e-6, 1e-7));
+  auto rgb = gray.expand({4, 3, 14, 14});
+  EXPECT_TRUE(torch::allclose(dualign::rewards::brightness(rgb), expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(dualign::rewards::global_contrast(gray), dualign::rewards::global_contrast(rgb), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(dualign::rewards::local_contrast(gray), dualign::rewards::local_contrast(rgb), 1e-5, 1e-6));
+  EXPECT_THROW(dualign::rewards::saturation(gray), std::exception);
+}
