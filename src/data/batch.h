@@ -34,6 +34,8 @@ struct Batch {
   torch::Tensor x;          // [local, ...] samples (SFT, KTO), or the preferred sample of each pair
   torch::Tensor x_l;        // [local, ...] the rejected sample of each pair (pair methods), else undefined
   Condition cond;           // class ids and/or text embeddings of each row (shared by winner and loser)
+  Condition uncond;         // each row's unconditional branch for classifier-free guidance, when the source knows it
+                            // (text datasets that store the empty prompt's embeddings), else undefined parts
   torch::Tensor score_w;    // [local] reward of x (pairs: the winner), if the dataset has it
   torch::Tensor score_l;    // [local] reward of the loser, if known
   torch::Tensor desirable;  // [local] 1/0 labels of unpaired samples (KTO), else undefined

@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <optional>
 
 #include "config/config.h"
+#include "diffusion/guidance.h"
 #include "dist/comm.h"
 #include "dual/dual_ascent.h"
 #include "methods/preference.h"
@@ -24,6 +26,7 @@ struct Constraint {
   std::unique_ptr<rewards::Reward> reward;
   double threshold = 0;
   std::string normalize;  // none | mean | mean_std
+  std::optional<double> given_mean, given_std;  // reference statistics from the config (else estimated)
 };
 
 // cfg.<key> if present (else its keys take their defaults): a section of all-defaults may be left out.
@@ -74,6 +77,15 @@ class Constrained : public Method {
              kl.path("weighting"), cfg.path("sampler"));
     }
 
+    auto guidance = optional_section(cfg, "guidance");
+    guidance_key_ = guidance.path("scale");
+    guidance_scale_ = guidance.get<double>("scale", 1.0);
+    guidance_rescale_ = guidance.get<double>("rescale", 0.0);
+    guidance.finish();
+    if (!(guidance_scale_ >= 1)) fail("config key '{}': expected >= 1 (1 = no guidance), got {}", guidance_key_, guidance_scale_);
+    if (guidance_rescale_ < 0 || guidance_rescale_ > 1)
+      fail("config key '{}': expected a value in [0, 1], got {}", guidance.path("rescale"), guidance_rescale_);
+
     read_constraints(cfg.section("constraints"), ctx.device);
     std::vector<std::string> names;
     for (const auto& c : constraints_) names.push_back(c.name);
@@ -86,9 +98,21 @@ class Constrained : public Method {
     const int64_t norm_samples = norm.get<int64_t>("samples", 1024);
     const auto norm_seed = norm.get<int64_t>("seed", 0);
     norm.finish();
-    bool any_norm = false;
-    for (const auto& c : constraints_) any_norm = any_norm || c.normalize != "none";
-    if (any_norm) {
+    bool estimate = false;
+    for (size_t i = 0; i < constraints_.size(); ++i) {
+      const auto& c = constraints_[i];
+      const auto row = static_cast<int64_t>(i);
+      if (c.given_mean) norm_mean_[row] = *c.given_mean;
+      if (c.given_std) norm_std_[row] = *c.given_std;
+      estimate = estimate || (c.normalize != "none" && !c.given_mean) || (c.normalize == "mean_std" && !c.given_std);
+    }
+    if (estimate) {
+      // Unconditional reference draws: a model that needs its condition (text) must be given the statistics, as the
+      // reference code's cached table gives them for SD-1.5.
+      if (reference_->text_conditional() || reference_->num_classes() > 0)
+        fail("config key '{}': a conditional model's reference statistics are not estimated here: give "
+             "reference_mean (and reference_std for mean_std) under each normalised constraint",
+             cfg.path("constraints"));
       if (norm_samples < 2) fail("config key '{}': must be >= 2, got {}", norm.path("samples"), norm_samples);
       estimate_normalization(norm_samples, static_cast<uint64_t>(norm_seed), ctx.comm);
     }
@@ -105,8 +129,7 @@ class Constrained : public Method {
     };
     RolloutOptions options = options_;
     options.grad_steps = k;
-    auto roll = rollout(sampler_, schedule_, model_fn(policy, batch.cond), model_fn(*reference_, batch.cond), x_T,
-                        noise, options);
+    auto roll = rollout(sampler_, schedule_, model_fn(policy, batch), model_fn(*reference_, batch), x_T, noise, options);
 
     const auto b = static_cast<double>(batch.local_size());
     LossOutput out{kl_weight_ * roll.kl.mean(), {}};
@@ -133,7 +156,15 @@ class Constrained : public Method {
 
   std::map<std::string, double> end_step(int64_t step, dist::Comm& comm) override {
     auto record = dual_->end_step(step, comm);
-    if (!record.empty()) record["dual/rank_spread"] = rank_spread(comm);
+    if (!record.empty()) {
+      record["dual/rank_spread"] = rank_spread(comm);
+      // each threshold in the reward's own units (= the threshold unless normalised), for evaluations of raw rewards
+      for (size_t i = 0; i < constraints_.size(); ++i) {
+        const auto row = static_cast<int64_t>(i);
+        record["dual/" + constraints_[i].name + "/threshold_raw"] =
+            norm_mean_[row].item<double>() + constraints_[i].threshold * norm_std_[row].item<double>();
+      }
+    }
     return record;
   }
 
@@ -168,6 +199,21 @@ class Constrained : public Method {
     return [&model, cond](const torch::Tensor& x, const torch::Tensor& t) { return model.forward(x, t, cond); };
   }
 
+  // The rollout's model: conditional, or with method.guidance.scale > 1 classifier-free guided on [uncond; cond] in
+  // one call (policy and reference alike, as the reference code guides the policy and its frozen copy).
+  diffusion::ScoreFn model_fn(models::ScoreModel& model, const data::Batch& batch) const {
+    if (guidance_scale_ <= 1) return model_fn(model, batch.cond);
+    data::Condition uncond = batch.uncond;
+    if (!uncond.text.defined() && batch.cond.class_id.defined() && model.num_classes() > 0)
+      uncond.class_id = torch::full_like(batch.cond.class_id, model.num_classes());  // the null class
+    if (!uncond.text.defined() && !uncond.class_id.defined())
+      fail("config key '{}': guided rollouts need each row's unconditional branch: text data whose shards store the "
+           "empty prompt's embedding (data_tools/pickapic_to_h5.py writes it), or class labels of a model with a null "
+           "class; this batch has neither", guidance_key_);
+    auto pair = data::Condition::concat(uncond, batch.cond);
+    return diffusion::classifier_free_guidance_batched(model_fn(model, pair), guidance_scale_, guidance_rescale_);
+  }
+
   void read_constraints(const config::Section& section, const torch::Device& device) {
     for (const auto& name : section.keys()) {
       auto s = section.section(name);
@@ -177,10 +223,15 @@ class Constrained : public Method {
       c.reward = rewards::make_reward(s.section("reward"), device);
       c.threshold = s.get<double>("threshold");
       c.normalize = s.get<std::string>("normalize", "none");
+      if (s.has("reference_mean")) c.given_mean = s.get<double>("reference_mean");
+      if (s.has("reference_std")) c.given_std = s.get<double>("reference_std");
       s.finish();
       if (c.normalize != "none" && c.normalize != "mean" && c.normalize != "mean_std")
         fail("config key '{}': expected none, mean or mean_std, got '{}'", s.path("normalize"), c.normalize);
       if (!std::isfinite(c.threshold)) fail("config key '{}': must be a finite number", s.path("threshold"));
+      if ((c.given_mean || c.given_std) && c.normalize == "none")
+        fail("config key '{}': reference statistics are given but normalize is none", s.path("normalize"));
+      if (c.given_std && !(*c.given_std > 0)) fail("config key '{}': must be > 0", s.path("reference_std"));
       constraints_.push_back(std::move(c));
     }
     if (constraints_.empty())
@@ -218,7 +269,7 @@ class Constrained : public Method {
     RolloutOptions o;
     o.grad_steps = 1;
     o.with_kl = false;
-    auto ref = model_fn(*reference_, {});
+    auto ref = model_fn(*reference_, data::Condition{});
     auto roll = rollout(sampler_, schedule_, ref, ref, x_T, [&](size_t i) { return noises[i]; }, o);
     std::vector<double> sums;
     for (auto& c : constraints_) {
@@ -232,8 +283,8 @@ class Constrained : public Method {
       const double var = std::max(sums[2 * i + 1] / static_cast<double>(n) - mean * mean, 0.0) * n / (n - 1.0);
       const auto& c = constraints_[i];
       if (c.normalize == "none") continue;
-      norm_mean_[static_cast<int64_t>(i)] = mean;
-      if (c.normalize == "mean_std") {
+      if (!c.given_mean) norm_mean_[static_cast<int64_t>(i)] = mean;
+      if (c.normalize == "mean_std" && !c.given_std) {
         if (!(var > 0)) fail("constraint '{}': reward has zero variance on the reference samples, cannot normalise", c.name);
         norm_std_[static_cast<int64_t>(i)] = std::sqrt(var);
       }
@@ -248,6 +299,8 @@ class Constrained : public Method {
   int64_t grad_steps_ = 1;
   double grad_steps_std_ = 0;
   double kl_weight_ = 1;
+  double guidance_scale_ = 1, guidance_rescale_ = 0;
+  std::string guidance_key_;
   RolloutOptions options_;
   std::vector<Constraint> constraints_;
   std::unique_ptr<dual::DualAscent> dual_;

@@ -80,8 +80,8 @@ struct LabelDropout {
 // What every row is conditioned on besides its own datasets: the empty prompt's embeddings (prompt dropout) and
 // SDXL's size conditioning, the same for every image.
 struct SharedCondition {
-  torch::Tensor empty_text;         // [1, L, D] on the device, when prompts are dropped
-  torch::Tensor empty_text_pooled;  // [1, D'] (SDXL), when prompts are dropped
+  torch::Tensor empty_text;         // [1, L, D] on the device, when the shards store it
+  torch::Tensor empty_text_pooled;  // [1, D'] (SDXL), when the shards store it
   torch::Tensor time_ids;           // [1, 6] (SDXL)
 };
 
@@ -128,6 +128,11 @@ class H5Source : public DataSource {
                                                 augment_.empty_prompt_probability, b, "data/empty_prompt");
     }
     if (shared_.time_ids.defined()) b.cond.time_ids = shared_.time_ids.expand({b.local_size(), 6});
+    if (shared_.empty_text.defined()) {  // the empty prompt for every row: guided rollouts' unconditional branch
+      b.uncond.text = shared_.empty_text.expand({b.local_size(), -1, -1});
+      if (shared_.empty_text_pooled.defined()) b.uncond.text_pooled = shared_.empty_text_pooled.expand({b.local_size(), -1});
+      b.uncond.time_ids = b.cond.time_ids;
+    }
     if (!layout_.group.empty()) b.group = raw.tensors.at(layout_.group).to(shard_.device, torch::kInt64);
     if (dropout_.p > 0) b.cond.class_id = drop_labels(b, raw.tensors.at(layout_.of(Slot::class_id)));
     return b;
@@ -284,7 +289,9 @@ std::unique_ptr<DataSource> make_h5_source(const config::Section& data, const Sh
   DUALIGN_CHECK(summary.rows >= shard.global_micro_batch || std::filesystem::is_directory(path),
                 "dataset '{}' has {} samples, fewer than one global micro-batch of {}", path, summary.rows,
                 shard.global_micro_batch);
-  if (augment.empty_prompt_probability > 0) {
+  // The empty prompt's embeddings: prompt dropout draws them, and every batch carries them as its unconditional
+  // branch (guided rollouts); read once, whenever the shards store them.
+  if (condition == "text" && !layout.of(Slot::empty_text).empty()) {
     auto f = h5::File::open(file);
     shared.empty_text = h5::read_tensor(f, layout.of(Slot::empty_text)).to(shard.device, torch::kFloat32);
     if (!layout.of(Slot::empty_text_pooled).empty())
