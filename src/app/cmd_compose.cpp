@@ -24,6 +24,7 @@
 #include "dist/runtime.h"
 #include "app/cli_support.h"
 #include "eval/png.h"
+#include "eval/samples_io.h"
 #include "config/yaml_file.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -38,6 +39,7 @@ struct ComposeArgs {
   std::string out, mode = "dual", device = "cpu";
   std::vector<double> init;
   std::vector<int64_t> classes;  // concept composition: one class-conditional model under these classes
+  std::string prompts;           // concept composition: one text-conditional model under these prompts
   double guidance = 1.0;
   int64_t rounds = 10, n = 512, strata = 10, steps = 50, batch = 512, eval_n = 1000;
   double dual_lr = 0.5, dual_lr_decay = 1.0, slack_ema = 0.0;
@@ -73,12 +75,20 @@ int run(const ComposeArgs& a, const dist::World& world) {
   if (a.threads > 0) at::set_num_threads(a.threads);
   const auto device = pick_device(a.device);
   auto comm = dist::make_comm(world, torch::kCPU);
-  if (!a.classes.empty()) {
-    DUALIGN_CHECK(a.models.size() == 1, "--classes composes one class-conditional model; got {} models", a.models.size());
-    DUALIGN_CHECK(!a.oracle, "--classes: --oracle needs models trained on Gaussian mixtures");
+  const bool concepts = !a.classes.empty() || !a.prompts.empty();
+  if (concepts) {
+    const char* flag = a.prompts.empty() ? "--classes" : "--prompts";
+    DUALIGN_CHECK(a.classes.empty() || a.prompts.empty(), "give --classes or --prompts, not both");
+    DUALIGN_CHECK(a.models.size() == 1, "{} composes one {}-conditional model; got {} models", flag,
+                  a.prompts.empty() ? "class" : "text", a.models.size());
+    DUALIGN_CHECK(!a.oracle, "{}: --oracle needs models trained on Gaussian mixtures", flag);
+    DUALIGN_CHECK(a.prompts.empty() || a.mode == "dual", "--prompts: only --mode dual (the primal student would "
+                  "distil a text-conditional network)");
   }
-  auto loaded = a.classes.empty() ? compose::load_models(a.models, device)
-                                  : compose::load_class_components(a.models.front(), a.classes, a.guidance, device);
+  DUALIGN_CHECK(concepts || a.guidance == 1.0, "--guidance applies to --classes or --prompts");
+  auto loaded = !a.classes.empty()   ? compose::load_class_components(a.models.front(), a.classes, a.guidance, device)
+                : !a.prompts.empty() ? compose::load_prompt_components(a.models.front(), a.prompts, a.guidance, device)
+                                     : compose::load_models(a.models, device);
   const size_t m = loaded.components.size();
   if (a.oracle) {  // the exact ε of each model's training mixture instead of the network (2-D reference runs)
     for (size_t i = 0; i < m; ++i) {
@@ -142,7 +152,7 @@ int run(const ComposeArgs& a, const dist::World& world) {
   in.n = a.eval_n;
   in.seed = a.seed;
   std::unique_ptr<compose::GridProduct> grid;
-  if (!a.no_exact) {
+  if (!a.no_exact && !concepts) {  // exact answers for separately trained 2-D mixture models
     for (const auto& model : a.models)
       if (auto g = compose::training_gmm(model)) in.gmms.push_back(*g);
     if (in.gmms.size() != m) in.gmms.clear();
@@ -158,6 +168,10 @@ int run(const ComposeArgs& a, const dist::World& world) {
   out["oracle"] = a.oracle;
   out["models"] = a.models;
   if (!a.classes.empty()) out["classes"] = a.classes, out["guidance"] = a.guidance;
+  if (!a.prompts.empty()) {
+    out["prompts_file"] = a.prompts, out["guidance"] = a.guidance;
+    for (const auto& c : loaded.components) out["components"].push_back(c.name);
+  }
   out["rewards"] = a.rewards;
   out["world_size"] = comm->size();
   out["settings"] = {{"rounds", a.rounds}, {"n", a.n},         {"strata", a.strata},   {"ddim_steps", a.steps},
@@ -184,6 +198,21 @@ int run(const ComposeArgs& a, const dist::World& world) {
     write_json_atomically((std::filesystem::path(a.out) / "compose.json").string(), out);
     write_plot((std::filesystem::path(a.out) / "samples_equal.png").string(), x_equal);
     write_plot((std::filesystem::path(a.out) / "samples_final.png").string(), x_final);
+    // Samples that are not images (latents of an SD UNet) go to `samples` files for the decoding tools
+    // (data_tools/evaluate_samples.py), with the composed prompts in the attributes.
+    if (!(x_final.dim() == 4 && (x_final.size(1) == 1 || x_final.size(1) == 3)) && x_final.dim() >= 3) {
+      for (auto [name, x, lambda] : {std::tuple{"equal", x_equal, equal}, std::tuple{"final", x_final, final_lambda}}) {
+        eval::SamplesFile f;
+        f.samples = x;
+        f.text_attrs["model"] = a.models.front();
+        f.text_attrs["composition"] = fmt::format("λ = [{:.6f}]", fmt::join(lambda, ", "));
+        for (const auto& c : loaded.components) f.text_attrs["components"] += c.name + "\n";
+        f.text_attrs["sampler"] = "ddim";
+        f.int_attrs["steps"] = a.steps;
+        f.int_attrs["seed"] = static_cast<int64_t>(a.seed);
+        eval::write_samples((std::filesystem::path(a.out) / fmt::format("samples_{}.h5", name)).string(), f);
+      }
+    }
     const auto& e = ev["equal"];
     const auto& f = ev["final"];
     log::info("equal weights: KL̂ ratio {:.3f}{}", e["kl_estimate_ratio"].get<double>(),
@@ -199,11 +228,14 @@ int run(const ComposeArgs& a, const dist::World& world) {
 void add_compose_command(CLI::App& cli) {
   auto a = std::make_shared<ComposeArgs>();
   auto* cmd = cli.add_subcommand("compose", "AND composition of pretrained models: balance KL(p ‖ q_i) with dual weights");
-  cmd->add_option("--models", a->models, "Trained models (checkpoint files, ckpt dirs or run dirs), >= 2; or one with --classes")->required();
+  cmd->add_option("--models", a->models, "Trained models (checkpoint files, ckpt dirs or run dirs), >= 2; or one with --classes or --prompts")->required();
   cmd->add_option("--classes", a->classes,
                   "Concept composition: compose the one class-conditional model of --models under these classes")
       ->expected(2, 64);
-  cmd->add_option("--guidance", a->guidance, "With --classes: classifier-free guidance scale of each class's ε (1: none)")
+  cmd->add_option("--prompts", a->prompts,
+                  "Concept composition: compose the one text-conditional model of --models (a checkpoint or a "
+                  "diffusers directory, e.g. SD-1.5) under the prompts of this file (data_tools/encode_prompts.py)");
+  cmd->add_option("--guidance", a->guidance, "With --classes or --prompts: classifier-free guidance scale of each concept's ε (1: none)")
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Output directory (compose.json, ckpt/, samples_*.png)")->required();
   cmd->add_option("--mode", a->mode, "dual (Algorithm 3) | primal (Algorithm 2: distil a student)")->capture_default_str();

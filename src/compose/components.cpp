@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "ckpt/checkpoint.h"
+#include "eval/samples_io.h"
 #include "util/error.h"
 
 namespace dualign::compose {
@@ -27,6 +28,25 @@ EpsFn class_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& sched
     if (guidance == 1.0) return eps_c;
     auto eps_null = schedule.predict_eps(x, model.forward(x, t, labels(model.num_classes())), t);
     return eps_null + guidance * (eps_c - eps_null);
+  };
+}
+
+EpsFn prompt_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, torch::Tensor text,
+                 torch::Tensor negative, double guidance) {
+  return [&model, &schedule, text = std::move(text), negative = std::move(negative), guidance](const torch::Tensor& x,
+                                                                                               const torch::Tensor& t) {
+    const int64_t b = x.size(0);
+    auto rows = [&](const torch::Tensor& e) { return e.to(x.device()).expand({b, -1, -1}); };
+    data::Condition cond;
+    if (guidance == 1.0) {
+      cond.text = rows(text);
+      return schedule.predict_eps(x, model.forward(x, t, cond), t);
+    }
+    cond.text = torch::cat({rows(negative), rows(text)});  // [∅; p], as the SD pipeline batches them
+    auto both = schedule.predict_eps(torch::cat({x, x}), model.forward(torch::cat({x, x}), torch::cat({t, t}), cond),
+                                     torch::cat({t, t}));
+    auto eps_null = both.narrow(0, 0, b), eps_p = both.narrow(0, b, b);
+    return eps_null + guidance * (eps_p - eps_null);
   };
 }
 
@@ -95,6 +115,45 @@ LoadedModels load_class_components(const std::string& checkpoint, const std::vec
   auto& model = out.models.front();
   for (int64_t c : classes)
     out.components.push_back({fmt::format("class {}", c), class_eps(*model.model, *model.schedule, c, guidance)});
+  return out;
+}
+
+LoadedModels load_prompt_components(const std::string& model, const std::string& prompts_file, double guidance,
+                                    const torch::Device& device) {
+  auto prompts = eval::read_prompts(prompts_file);
+  const int64_t p = prompts.text_embedding.size(0);
+  DUALIGN_CHECK(p >= 2, "concept composition needs at least 2 prompts, {} has {}", prompts_file, p);
+  DUALIGN_CHECK(!prompts.pooled.defined(), "{}: SDXL prompt files (pooled embeddings) are not composed yet; use an "
+                "SD-1.5-style model", prompts_file);
+  torch::Tensor negative = prompts.negative_text_embedding;
+  DUALIGN_CHECK(guidance == 1.0 || negative.defined(), "--guidance {}: {} has no negative_text_embedding (write it "
+                "with data_tools/encode_prompts.py, which stores the empty prompt's)", guidance, prompts_file);
+  if (negative.defined()) {
+    DUALIGN_CHECK(negative.size(0) == 1, "{}: expected one negative_text_embedding row (the empty prompt's), got {}",
+                  prompts_file, negative.size(0));
+    negative = negative.to(torch::kFloat32);
+  }
+
+  auto m = eval::load_sampling_model(model, device);
+  DUALIGN_CHECK(m.model->text_conditional(), "model {} is not text-conditional: --prompts composes one model under "
+                "several prompts", m.source);
+  eval::TrainedModel trained;
+  trained.schedule = std::make_unique<diffusion::NoiseSchedule>(eval::resolve_scheduler(m, {}).schedule);
+  trained.checkpoint = m.source;
+  trained.model = m.model;
+  trained.model->freeze();
+
+  LoadedModels out;
+  out.sample_shape = trained.model->sample_shape();
+  out.models.push_back(std::move(trained));
+  auto& loaded = out.models.front();
+  for (int64_t i = 0; i < p; ++i) {
+    auto text = prompts.text_embedding.narrow(0, i, 1).to(torch::kFloat32);
+    DUALIGN_CHECK(!negative.defined() || negative.sizes() == text.sizes(), "{}: the negative embedding is {}, prompt "
+                  "{} is {}", prompts_file, c10::str(negative.sizes()), i, c10::str(text.sizes()));
+    out.components.push_back({fmt::format("prompt {}: {}", i, prompts.prompt[size_t(i)]),
+                              prompt_eps(*loaded.model, *loaded.schedule, text, negative, guidance)});
+  }
   return out;
 }
 

@@ -3,7 +3,7 @@
 // 2-D oracle and the unit tests). The composed ("AND") predictor is the λ-weighted sum of the components' ε:
 //     ε_λ(x_t, t) = Σ_i λ_i ε_i(x_t, t)   ⇔   s_λ = Σ_i λ_i s_i   (s = −ε / sqrt(1 − ᾱ_t)),
 // which for Σλ = 1 is the score of the normalised product Π_i p_{i,t}^{λ_i} at every noise level. Components
-// are separately trained models, or one class-conditional model under several classes (concept composition).
+// are separately trained models, or one conditional model under several classes or prompts (concept composition).
 #pragma once
 #include <torch/torch.h>
 
@@ -32,6 +32,10 @@ EpsFn model_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& sched
 // ε of a class-conditional model for class `class_id`, with classifier-free guidance w: ε_∅ + w (ε_c − ε_∅), the
 // null class ∅ being model.num_classes() (w = 1: the conditional ε alone, one model call).
 EpsFn class_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, int64_t class_id, double guidance);
+// ε of a text-conditional model for one prompt: `text` [1, L, D] its encoder hidden states, guided against
+// `negative` [1, L, D] (the empty prompt's): ε_∅ + w (ε_p − ε_∅), both in one call on [x; x] (w = 1: ε_p alone).
+EpsFn prompt_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, torch::Tensor text,
+                 torch::Tensor negative, double guidance);
 // Exact ε of data ~ `gmm` under the forward process of `schedule`: ε = −sqrt(1 − ᾱ_t) ∇log p_t(x_t).
 EpsFn gmm_eps(const data::Gmm& gmm, const diffusion::NoiseSchedule& schedule);
 
@@ -49,6 +53,13 @@ LoadedModels load_models(const std::vector<std::string>& checkpoints, const torc
 // model's num_classes()), each that class's guided ε (class_eps). Names "class <c>".
 LoadedModels load_class_components(const std::string& checkpoint, const std::vector<int64_t>& classes,
                                    double guidance, const torch::Device& device);
+
+// Concepts of one text-conditional model: one component per prompt of a prompts file (data_tools/encode_prompts.py:
+// >= 2 prompts and the empty prompt's negative_text_embedding, needed when guidance > 1), each that prompt's guided
+// ε (prompt_eps). `model`: a dualign checkpoint (file, ckpt dir, run dir) or a diffusers directory (a pipeline root
+// such as Stable Diffusion 1.5, or a UNet dir; the schedule from its scheduler config). Names "prompt <i>: <text>".
+LoadedModels load_prompt_components(const std::string& model, const std::string& prompts_file, double guidance,
+                                    const torch::Device& device);
 
 // A class-conditional model seen as an unconditional one: a call without class ids conditions on `class_id`.
 // The student of primal (distillation) mode in concept composition, warm-started as the first concept's model;

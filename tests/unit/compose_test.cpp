@@ -238,6 +238,39 @@ TEST(ComposeDual, ResumeContinuesTheSameTrajectory) {
 }
 
 
+// A text-conditional stand-in whose output depends on each row's embedding, to check prompt_eps's arithmetic and
+// that the [∅; p] rows reach the model in that order (the real UNet path runs in e2e_compose_prompts).
+class TextScaled : public models::ScoreModel {
+ public:
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const data::Condition& c) override {
+    return x * (1 + c.text.mean({1, 2}).view({-1, 1})) + 1e-3 * t.to(x.dtype()).view({-1, 1});
+  }
+  torch::nn::Module& module() override { return module_; }
+  std::string describe() const override { return "text-scaled"; }
+  std::vector<int64_t> sample_shape() const override { return {2}; }
+  int64_t num_classes() const override { return 0; }
+  bool text_conditional() const override { return true; }
+
+ private:
+  torch::nn::Module module_;
+};
+
+TEST(ComposeConcepts, PromptEpsIsTheGuidedPromptPrediction) {
+  TextScaled model;
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({5, 2});
+  auto t = torch::tensor({0, 10, 200, 500, 999}, torch::kLong);
+  auto text = torch::full({1, 3, 4}, 0.5), negative = torch::full({1, 3, 4}, -0.25);
+  auto eps_of = [&](const torch::Tensor& e) {
+    data::Condition c;
+    c.text = e.expand({5, 3, 4});
+    return schedule().predict_eps(x, model.forward(x, t, c), t);
+  };
+  EXPECT_TRUE(torch::equal(prompt_eps(model, schedule(), text, negative, 1.0)(x, t), eps_of(text)));
+  auto guided = prompt_eps(model, schedule(), text, negative, 4.0)(x, t);
+  EXPECT_LT((guided - (eps_of(negative) + 4.0 * (eps_of(text) - eps_of(negative)))).abs().max().item<double>(), 1e-6);
+}
+
 TEST(ComposeConcepts, ClassEpsIsTheGuidedConditionalPrediction) {
   auto model = test::class_mlp();
   torch::NoGradGuard no_grad;
