@@ -104,8 +104,9 @@ struct Context {
       parts.push_back(eval::sample(*ref.model, *ref.schedule, spec_of ? spec_of(b) : spec, len,
                                    derive_seed(s.seed, purpose, {b})));
     }
-    const auto shape = ref.model->sample_shape();
-    return parts.empty() ? torch::zeros({0, shape[0]}) : torch::cat(parts, 0);
+    std::vector<int64_t> shape{0};
+    for (auto d : ref.model->sample_shape()) shape.push_back(d);
+    return parts.empty() ? torch::zeros(shape) : torch::cat(parts, 0);
   }
   torch::Tensor score(const torch::Tensor& x) const {
     return x.size(0) ? reward->score(x.to(device), {}).to(torch::kDouble).cpu() : torch::zeros({0}, torch::kDouble);
@@ -140,69 +141,112 @@ std::string signature(const Context& c) {
   const auto& o = s.objective;
   return fmt::format(
       "reference={} objective={} beta={} beta_prime={} n_ref={} block={} dpo=({},{}) kto=({},{},{},{}) "
-      "potential=({},{}) fit=({},{},{}) sampler=({},{},{}) eval_pairs={} max_ratio={} seed={}",
+      "potential=({},{}{}) fit=({},{},{}) sampler=({},{},{}) eval_pairs={} max_ratio={} seed={}",
       c.ref.checkpoint, o.name, s.da.beta, s.da.beta_prime, s.n_ref, s.block, o.dpo_beta, o.partners, o.kto_beta,
       o.kto_threshold, o.kto_desirable_weight, o.kto_undesirable_weight, s.potential.hidden, s.potential.depth,
+      s.potential.kind == "mlp" ? "" : fmt::format(",{},{}", s.potential.kind, s.potential.channels),
       s.da.fit.steps, s.da.fit.batch, s.da.fit.lr, s.sampler.kind, s.sampler.steps, s.sampler.eta, s.eval_pairs,
       o.max_ratio, s.seed);
 }
 
-// Samples the final tilt three ways and compares them by energy distance (rank 0 computes, all ranks sample).
-Json evaluate_sampling(Context& c, ddo::Potential& f) {
-  const auto& m = c.s.sampling;
-  Json s;
-  if (m.n == 0) return s;
-  log::info("exact tilt: SIR of {} reference samples", m.pool);
-  auto pool_shard = c.shard(m.pool);
-  auto pool_local = c.draw(pool_shard, "ddo/pool");
+// Energy distance of sample sets, images flattened to vectors.
+double energy(const torch::Tensor& x, const torch::Tensor& y) { return eval::energy_distance(x.flatten(1), y.flatten(1)); }
+
+// The reference pool the exact tilts are resampled from (SIR), this rank's rows and all of them.
+struct Pool {
+  ddo::Shard shard;
+  torch::Tensor local, all;
+};
+
+// One tilt q ∝ p_ref e^{−f}: the exact law by SIR of the pool and the Tweedie h-transform on the reference UNet.
+struct TiltSamples {
+  torch::Tensor exact, tweedie;  // gathered on every rank
+  ddo::TiltStats pool_stats;
+  double exact_reward = 0, tweedie_seconds = 0;
+};
+
+TiltSamples sample_tilt(Context& c, ddo::Potential& f, const Pool& pool, const std::string& sir_purpose) {
+  TiltSamples out;
   torch::Tensor f_local;
   {
     torch::NoGradGuard no_grad;
-    f_local = f->forward(pool_local.to(c.device)).to(torch::kDouble).cpu();
+    f_local = f->forward(pool.local.to(c.device)).to(torch::kDouble).cpu();
   }
-  const auto pool_stats = ddo::tilt_stats(f_local, c.comm);
-  const double exact_reward = ddo::tilt_mean(f_local, c.score(pool_local), c.comm);
-  auto pool = ddo::gather_rows(c.comm, pool_shard, pool_local);
-  auto f_pool = ddo::gather_rows(c.comm, pool_shard, f_local);
-  const uint64_t seed = c.s.seed;
-  auto exact = ddo::sir_resample(pool, f_pool, m.n, derive_seed(seed, "ddo/sir"));
-  auto mean_reward = [&](const torch::Tensor& x) { return c.score(x).mean().item<double>(); };
-  if (c.root()) {
-    const int64_t half = m.pool / 2;  // noise floor: SIR of the two pool halves against each other
-    auto a = ddo::sir_resample(pool.narrow(0, 0, half), f_pool.narrow(0, 0, half), m.n, derive_seed(seed, "ddo/sir_a"));
-    auto b = ddo::sir_resample(pool.narrow(0, half, half), f_pool.narrow(0, half, half), m.n, derive_seed(seed, "ddo/sir_b"));
-    auto plain = pool.narrow(0, 0, m.n);
-    s["pool"] = m.pool;
-    s["pool_ess"] = pool_stats.ess;
-    s["pool_kl"] = pool_stats.kl;
-    s["exact_reward"] = exact_reward;
-    s["n"] = m.n;
-    s["energy_floor_sir_halves"] = eval::energy_distance(a, b);
-    s["energy_reference_vs_exact"] = eval::energy_distance(plain, exact);
-    s["reference_reward"] = mean_reward(plain);
-  }
+  out.pool_stats = ddo::tilt_stats(f_local, c.comm);
+  out.exact_reward = ddo::tilt_mean(f_local, c.score(pool.local), c.comm);
+  auto f_pool = ddo::gather_rows(c.comm, pool.shard, f_local);
+  out.exact = ddo::sir_resample(pool.all, f_pool, c.s.sampling.n, derive_seed(c.s.seed, sir_purpose));
 
   diffusion::ScoreFn ref_fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
     return c.ref.model->forward(x, t.to(torch::kInt64), {});
   };
   ddo::PotentialFn f_fn = [&](const torch::Tensor& x) { return f->forward(x); };
   auto t0 = std::chrono::steady_clock::now();
-  auto tw_shard = c.shard(m.n);
-  auto x_tw = ddo::gather_rows(c.comm, tw_shard, c.draw(tw_shard, "ddo/h_transform", [&](int64_t) {
+  auto tw_shard = c.shard(c.s.sampling.n);
+  out.tweedie = ddo::gather_rows(c.comm, tw_shard, c.draw(tw_shard, "ddo/h_transform", [&](int64_t) {
     eval::SampleSpec tw = c.spec;
     tw.guidance = ddo::tweedie_guidance(ref_fn, *c.ref.schedule, f_fn);
     return tw;
   }));
-  s["tweedie_seconds"] = seconds_since(t0);
+  out.tweedie_seconds = seconds_since(t0);
+  return out;
+}
+
+// Image grids of a tilt's samples (rank 0): the h-transform's and the exact law's.
+void write_grids(const Context& c, const TiltSamples& t, const std::string& suffix) {
+  if (!c.root() || t.tweedie.dim() != 4) return;
+  eval::GridOptions g;
+  g.nrow = 10;
+  g.max_images = 100;
+  eval::write_image_grid((fs::path(c.s.run_dir) / ("samples" + suffix + ".png")).string(), t.tweedie, g);
+  eval::write_image_grid((fs::path(c.s.run_dir) / ("samples_exact" + suffix + ".png")).string(), t.exact, g);
+}
+
+// Samples the final tilt three ways and compares them by energy distance (rank 0 computes, all ranks sample); with
+// ddo.sampling.iterates also every earlier iterate q_k, k = 2 .. K, from its checkpoint (rewards and grids per k).
+Json evaluate_sampling(Context& c, ddo::Potential& f, int64_t final_k) {
+  const auto& m = c.s.sampling;
+  Json s;
+  if (m.n == 0) return s;
+  log::info("exact tilt: SIR of {} reference samples", m.pool);
+  Pool pool;
+  pool.shard = c.shard(m.pool);
+  pool.local = c.draw(pool.shard, "ddo/pool");
+  pool.all = ddo::gather_rows(c.comm, pool.shard, pool.local);
+  auto tilt = sample_tilt(c, f, pool, "ddo/sir");
+  auto mean_reward = [&](const torch::Tensor& x) { return c.score(x).mean().item<double>(); };
+  const uint64_t seed = c.s.seed;
   if (c.root()) {
-    s["energy_tweedie_vs_exact"] = eval::energy_distance(x_tw, exact);
-    s["tweedie_reward"] = mean_reward(x_tw);
+    const int64_t half = m.pool / 2;  // noise floor: SIR of the two pool halves against each other
+    torch::Tensor f_pool;
+    {
+      torch::NoGradGuard no_grad;
+      f_pool = f->forward(pool.all.to(c.device)).to(torch::kDouble).cpu();
+    }
+    auto a = ddo::sir_resample(pool.all.narrow(0, 0, half), f_pool.narrow(0, 0, half), m.n, derive_seed(seed, "ddo/sir_a"));
+    auto b = ddo::sir_resample(pool.all.narrow(0, half, half), f_pool.narrow(0, half, half), m.n, derive_seed(seed, "ddo/sir_b"));
+    auto plain = pool.all.narrow(0, 0, m.n);
+    s["pool"] = m.pool;
+    s["pool_ess"] = tilt.pool_stats.ess;
+    s["pool_kl"] = tilt.pool_stats.kl;
+    s["exact_reward"] = tilt.exact_reward;
+    s["n"] = m.n;
+    s["energy_floor_sir_halves"] = energy(a, b);
+    s["energy_reference_vs_exact"] = energy(plain, tilt.exact);
+    s["reference_reward"] = mean_reward(plain);
+    s["tweedie_seconds"] = tilt.tweedie_seconds;
+    s["energy_tweedie_vs_exact"] = energy(tilt.tweedie, tilt.exact);
+    s["tweedie_reward"] = mean_reward(tilt.tweedie);
     log::info("Tweedie h-transform: energy distance to the exact tilt {:.5f} (reference {:.5f}, floor {:.5f})",
               s["energy_tweedie_vs_exact"].get<double>(), s["energy_reference_vs_exact"].get<double>(),
               s["energy_floor_sir_halves"].get<double>());
   }
   if (m.nested_n > 0) {
-    t0 = std::chrono::steady_clock::now();
+    diffusion::ScoreFn ref_fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
+      return c.ref.model->forward(x, t.to(torch::kInt64), {});
+    };
+    ddo::PotentialFn f_fn = [&](const torch::Tensor& x) { return f->forward(x); };
+    auto t0 = std::chrono::steady_clock::now();
     auto ne_shard = c.shard(m.nested_n);
     auto x_ne = ddo::gather_rows(c.comm, ne_shard, c.draw(ne_shard, "ddo/h_transform", [&](int64_t b) {
       eval::SampleSpec ne = c.spec;
@@ -216,15 +260,36 @@ Json evaluate_sampling(Context& c, ddo::Potential& f) {
       s["nested_n"] = m.nested_n;
       s["nested_chains"] = m.nested_chains;
       s["nested_steps"] = m.nested_steps;
-      s["energy_nested_vs_exact"] = eval::energy_distance(x_ne, exact);
-      s["energy_tweedie_vs_exact_same_n"] = eval::energy_distance(x_tw.narrow(0, 0, std::min(m.n, m.nested_n)), exact);
+      s["energy_nested_vs_exact"] = energy(x_ne, tilt.exact);
+      s["energy_tweedie_vs_exact_same_n"] = energy(tilt.tweedie.narrow(0, 0, std::min(m.n, m.nested_n)), tilt.exact);
       s["nested_reward"] = mean_reward(x_ne);
       log::info("nested MC h-transform (M = {}, S = {}): energy distance {:.5f} in {:.0f} s", m.nested_chains,
                 m.nested_steps, s["energy_nested_vs_exact"].get<double>(), s["nested_seconds"].get<double>());
     }
   }
-  if (c.root() && x_tw.size(1) == 2)
-    eval::write_scatter_png((fs::path(c.s.run_dir) / "samples.png").string(), x_tw, exact);
+  if (c.root() && tilt.tweedie.dim() == 2 && tilt.tweedie.size(1) == 2)
+    eval::write_scatter_png((fs::path(c.s.run_dir) / "samples.png").string(), tilt.tweedie, tilt.exact);
+  write_grids(c, tilt, "");
+
+  if (m.iterates) {  // q_1 = p_ref (f = 0), then each kept iterate f_k; the final one is above
+    Json per_k = Json::array();
+    for (int64_t k = 1; k <= final_k; ++k) {
+      ddo::PotentialOptions po = c.s.potential;
+      po.sample_shape = c.ref.model->sample_shape();
+      ddo::Potential fk(po);  // zero output layer: f = 0 for k = 1
+      fk->to(c.device);
+      const bool is_final = k == final_k;
+      if (k > 1 && !is_final && !ddo::load_da_potential((fs::path(c.s.run_dir) / "ckpt").string(), k, fk)) continue;
+      auto t = is_final ? tilt : sample_tilt(c, fk, pool, fmt::format("ddo/sir/k{}", k));
+      write_grids(c, t, fmt::format("_k{}", k));
+      if (c.root()) {
+        per_k.push_back({{"k", k}, {"exact_reward", t.exact_reward}, {"tweedie_reward", mean_reward(t.tweedie)},
+                         {"pool_ess", t.pool_stats.ess}, {"pool_kl", t.pool_stats.kl}});
+        log::info("q_{}: E[r] exact (SIR) {:.4f}, Tweedie {:.4f}", k, t.exact_reward, mean_reward(t.tweedie));
+      }
+    }
+    s["iterates"] = per_k;
+  }
   return s;
 }
 
@@ -258,7 +323,9 @@ int run_ddo(Context& c) {
 
   // 2. Dual averaging, resumed from <run.dir>/ckpt when a checkpoint is there.
   torch::manual_seed(derive_seed(s.seed, "ddo/potential_init"));  // the same initial weights on every rank and run
-  ddo::Potential f(ddo::PotentialOptions{x_ref.size(1), s.potential.hidden, s.potential.depth});
+  ddo::PotentialOptions po = s.potential;
+  po.sample_shape = c.ref.model->sample_shape();
+  ddo::Potential f(po);
   f->to(c.device);
   const auto sig = signature(c);
   const auto ckpt_dir = (fs::path(s.run_dir) / "ckpt").string();
@@ -298,7 +365,7 @@ int run_ddo(Context& c) {
   for (auto& p : f->parameters()) p.requires_grad_(false);
 
   // 3. Sampling the final tilt: exact (SIR), Tweedie and nested h-transform.
-  out["sampling"] = evaluate_sampling(c, f);
+  out["sampling"] = evaluate_sampling(c, f, records.empty() ? 1 : records.back().k);
   if (c.root()) write_json((fs::path(s.run_dir) / "ddo.json").string(), out);
   c.comm->barrier();
   return 0;
@@ -397,9 +464,10 @@ int run(const DdoArgs& a) {
       fail("config key 'ddo.reference' ({}): {}", s.reference, e.what());
     }
     ref.model->freeze();
-    const auto shape = ref.model->sample_shape();
-    DUALIGN_CHECK(shape.size() == 1, "ddo.reference {}: ddo needs flat samples (points), the model draws {} dims",
-                  ref.checkpoint, shape.size());
+    // Points or images; the tilt is of the unconditional reference (conditional references are not composed yet).
+    DUALIGN_CHECK(ref.model->num_classes() == 0 && !ref.model->text_conditional(),
+                  "ddo.reference {}: ddo tilts an unconditional reference; this model is {}-conditional", ref.checkpoint,
+                  ref.model->text_conditional() ? "text" : "class");
     eval::SampleSpec spec;
     spec.sampler = sampler_config(s.sampler.kind, s.sampler.steps, s.sampler.eta);
     spec.batch_size = s.sampler.batch;

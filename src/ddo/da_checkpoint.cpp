@@ -55,6 +55,14 @@ std::optional<DaState> load_da_checkpoint(const std::string& dir, Potential& f, 
   return s;
 }
 
+bool load_da_potential(const std::string& dir, int64_t k, Potential& f) {
+  const auto path = ckpt::CheckpointStore(dir, 1).path(k);
+  if (!std::filesystem::exists(path)) return false;
+  ckpt::CheckpointReader r(path);
+  r.load_into("potential", ckpt::module_state(*f));
+  return true;
+}
+
 void maybe_inject_kill(int64_t k) {
   const char* v = std::getenv("DUALIGN_SIGKILL_AFTER_CHECKPOINT");
   if (v && std::atoll(v) == k) {

@@ -26,6 +26,10 @@ void save_da_checkpoint(const std::string& dir, Potential& f, const DaState& sta
 // the file) when the checkpoint was made with a different signature.
 std::optional<DaState> load_da_checkpoint(const std::string& dir, Potential& f, const std::string& signature);
 
+// Loads the potential f_k of `dir`'s checkpoint ckpt-<k>.h5 into f (earlier iterates, for sampling them); false when
+// that checkpoint is not there.
+bool load_da_potential(const std::string& dir, int64_t k, Potential& f);
+
 // DUALIGN_SIGKILL_AFTER_CHECKPOINT=<k>: every rank SIGKILLs itself right after checkpoint k (resume tests).
 void maybe_inject_kill(int64_t k);
 

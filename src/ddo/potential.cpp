@@ -8,10 +8,33 @@
 namespace dualign::ddo {
 
 PotentialImpl::PotentialImpl(const PotentialOptions& o) {
-  DUALIGN_CHECK(o.dim >= 1 && o.hidden >= 1 && o.depth >= 1, "potential: dim, hidden and depth must be >= 1 (got {}, {}, {})",
-                o.dim, o.hidden, o.depth);
+  DUALIGN_CHECK(!o.sample_shape.empty() && o.hidden >= 1 && o.depth >= 1 && o.channels >= 1,
+                "potential: a sample shape, hidden, depth and channels >= 1 required (got {}, {}, {}, {})",
+                c10::str(o.sample_shape), o.hidden, o.depth, o.channels);
+  DUALIGN_CHECK(o.kind == "mlp" || o.kind == "conv", "potential: kind must be mlp or conv, got '{}'", o.kind);
+  DUALIGN_CHECK(o.kind == "mlp" || o.sample_shape.size() == 3,
+                "potential: kind conv needs image samples [C, H, W], the reference draws {}", c10::str(o.sample_shape));
+  features_ = torch::nn::Sequential();
+  int64_t in = 1;
+  for (auto d : o.sample_shape) in *= d;
+  if (o.kind == "conv") {
+    namespace nn = torch::nn;
+    const int64_t c = o.channels;
+    auto conv = [](int64_t from, int64_t to, int64_t stride) {
+      return nn::Conv2d(nn::Conv2dOptions(from, to, 3).stride(stride).padding(1));
+    };
+    features_->push_back(conv(o.sample_shape[0], c, 1));
+    features_->push_back(nn::SiLU());
+    features_->push_back(conv(c, 2 * c, 2));
+    features_->push_back(nn::SiLU());
+    features_->push_back(conv(2 * c, 2 * c, 2));
+    features_->push_back(nn::SiLU());
+    const auto down = [](int64_t size) { return (size + 1) / 2; };  // 3×3, stride 2, padding 1
+    in = 2 * c * down(down(o.sample_shape[1])) * down(down(o.sample_shape[2]));
+  }
+  features_->push_back(torch::nn::Flatten());
+  register_module("features", features_);
   net_ = torch::nn::Sequential();
-  int64_t in = o.dim;
   for (int64_t i = 0; i < o.depth; ++i) {
     net_->push_back(torch::nn::Linear(in, o.hidden));
     net_->push_back(torch::nn::SiLU());
@@ -28,7 +51,7 @@ PotentialImpl::PotentialImpl(const PotentialOptions& o) {
 }
 
 torch::Tensor PotentialImpl::forward(const torch::Tensor& x) {
-  return out_mean_ + out_scale_ * net_->forward(x).squeeze(-1);
+  return out_mean_ + out_scale_ * net_->forward(features_->forward(x)).squeeze(-1);
 }
 
 void PotentialImpl::rescale_output(double scale) {
@@ -61,8 +84,8 @@ void sum_gradients(Potential& f, dist::Comm* comm) {
 
 FitResult fit_potential(Potential& f, const torch::Tensor& x, const torch::Tensor& target, const FitOptions& o,
                         const Shard& shard_in, dist::Comm* comm) {
-  DUALIGN_CHECK(x.dim() == 2 && target.dim() == 1 && x.size(0) == target.size(0),
-                "fit_potential: expected x [N, D] and target [N], got {} and {}", c10::str(x.sizes()),
+  DUALIGN_CHECK(x.dim() >= 2 && target.dim() == 1 && x.size(0) == target.size(0),
+                "fit_potential: expected x [N, ...] and target [N], got {} and {}", c10::str(x.sizes()),
                 c10::str(target.sizes()));
   DUALIGN_CHECK(o.steps >= 0 && o.batch >= 1 && o.lr > 0, "fit_potential: steps >= 0, batch >= 1 and lr > 0 required");
   const Shard shard = shard_in.total == 0 ? whole(x.size(0)) : shard_in;

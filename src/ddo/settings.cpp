@@ -61,6 +61,10 @@ DdoSettings DdoSettings::read(const config::Config& cfg) {
     auto p = d.section("potential");
     s.potential.hidden = p.get<int64_t>("hidden", s.potential.hidden);
     s.potential.depth = p.get<int64_t>("depth", s.potential.depth);
+    s.potential.kind = p.get<std::string>("kind", s.potential.kind);
+    s.potential.channels = p.get<int64_t>("channels", s.potential.channels);
+    if (s.potential.kind != "mlp" && s.potential.kind != "conv")
+      fail("config key '{}': expected mlp or conv, got '{}'", p.path("kind"), s.potential.kind);
     p.finish();
   }
   if (d.has("fit")) {
@@ -86,6 +90,7 @@ DdoSettings DdoSettings::read(const config::Config& cfg) {
     m.nested_n = p.get<int64_t>("nested_n", m.nested_n);
     m.nested_chains = p.get<int64_t>("nested_chains", m.nested_chains);
     m.nested_steps = p.get<int64_t>("nested_steps", m.nested_steps);
+    m.iterates = p.get<bool>("iterates", m.iterates);
     p.finish();
     DUALIGN_CHECK(m.n >= 0 && m.nested_n >= 0 && (m.n == 0 || m.pool >= 2 * m.n),
                   "config 'ddo.sampling': n, nested_n must be >= 0 and pool >= 2n (got {}, {}, {})", m.n, m.nested_n,

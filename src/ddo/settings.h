@@ -12,12 +12,12 @@
 //     block: 256                             # rows per seeded block (the global set is world-size free)
 //     dpo: {beta: 1.0, partners: 1024}       # β_d of the DPO logit; partner samples P
 //     kto: {beta: 1.0, threshold: median, desirable_weight: 1.0, undesirable_weight: 1.0}
-//     potential: {hidden: 128, depth: 3}
+//     potential: {hidden: 128, depth: 3}     # + kind: conv, channels: 32 for image references (default mlp)
 //     fit: {steps: 600, batch: 1024, lr: 2.0e-3}
 //     sampler: {kind: ddim, steps: 50, eta: 0.0, batch: 256}   # reference samples, pool and outer h-transform
 //     max_ratio: 0                           # > 0: cap p_ref/q in the DPO/KTO first variation (small β)
 //     eval_pairs: 1000                       # > 0: true DPO objective (β_d = dpo.beta) on held-out pairs per k
-//     sampling: {n: 2000, pool: 20000, nested_n: 500, nested_chains: 8, nested_steps: 8}
+//     sampling: {n: 2000, pool: 20000, nested_n: 500, nested_chains: 8, nested_steps: 8, iterates: false}
 //     device: cpu
 // plus the top-level `seed`, `threads` and `run.dir` (outputs), `run.resume` (auto | none).
 #pragma once
@@ -43,6 +43,7 @@ struct SamplerSettings {
 
 struct SamplingSettings {
   int64_t n = 2000, pool = 20000, nested_n = 500, nested_chains = 8, nested_steps = 8;
+  bool iterates = false;  // also sample every earlier iterate q_k (from its checkpoint): rewards and grids per k
 };
 
 struct DdoSettings {

@@ -20,8 +20,13 @@
 //   The equal-weight baseline is the same method with fixed λ: `method.dual.lr: 0` (λ stays at dual.init).
 // Normalisation (per constraint, `normalize: none | mean | mean_std`): r̃ = (r − m)/s with m, s the mean and
 //   standard deviation of r on `normalization.samples` reference samples drawn once at start (same sampler;
-//   sums all-reduced over ranks), as the reference code z-scores each reward with pretrained-model statistics.
-//   The threshold b_i is in r̃ units.
+//   sums all-reduced over ranks), as the reference code z-scores each reward with pretrained-model statistics;
+//   or `reference_mean` / `reference_std` given under the constraint (required for conditional models, whose
+//   unconditional draws would not be the training distribution: the reference code's SD-1.5 table).
+//   The threshold b_i is in r̃ units; dual/<name>/threshold_raw logs it in the reward's own units.
+// Guidance (`guidance: {scale, rescale}`, scale > 1): every rollout step of the policy and of the reference is
+//   classifier-free guided on [∅; c] in one call, ∅ = the batch's unconditional branch (Batch::uncond: the shards'
+//   empty-prompt embedding) or the model's null class; the rewards see the guided samples.
 // Logged per step (train/…, averaged over ranks): kl (the path-KL estimate on the training trajectories),
 //   <name>_reward (raw r_i), <name>_slack (b_i − r̃_i), grad_steps (mean K); and dual/<name>/lambda, dual/<name>/value.
 // Rewards must be differentiable in x (gmm_target; classifier rewards pass gradients when x requires them).

@@ -105,5 +105,43 @@ class Ddo(unittest.TestCase):
         self.assertAlmostEqual(row["mean_ref_log_ratio"], 0.0, places=9)
 
 
+class DdoImages(unittest.TestCase):
+    """experiment=fmnist_ddo_bright on a Fashion-MNIST UNet trained a few steps: the convolutional potential, np=1
+    and np=2 on the same trajectory, E_q[r] rising with k, and the per-iterate samples and grids."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = temp_dir()
+        run(["data", "fmnist", "--out", str(cls.tmp / "data" / "fmnist14"), "--downsample", "2"])
+        run(["train", "experiment=fmnist_pretrain", "train.steps=20", "train.checkpoint_every=0",
+             f"run.root={cls.tmp}", f"data_dir={cls.tmp / 'data'}", "run.sample_every=0", "run.progress=false",
+             "threads=1"])
+
+    def ddo(self, name, np_=None):
+        run_dir = self.tmp / name
+        run(["ddo", "experiment=fmnist_ddo_bright", f"run.root={self.tmp}", f"run.dir={run_dir}", "ddo.iterations=2",
+             "ddo.n_ref=256", "ddo.block=64", "ddo.fit.steps=40", "ddo.fit.batch=128", "ddo.potential.channels=4",
+             "ddo.potential.hidden=16", "ddo.sampler.steps=4", "ddo.sampling.n=16", "ddo.sampling.pool=64",
+             "ddo.sampling.iterates=true", "threads=1"], np_)
+        return json.loads((run_dir / "ddo.json").read_text()), run_dir
+
+    def test_conv_potential_np1_equals_np2_and_the_reward_rises(self):
+        j1, _ = self.ddo("img-np1")
+        j2, d2 = self.ddo("img-np2", np_=2)
+        for key in ("objective", "kl", "reward", "ess"):
+            np.testing.assert_allclose([r[key] for r in j1["iterations"]], [r[key] for r in j2["iterations"]],
+                                       rtol=1e-4, atol=1e-7, err_msg=key)
+        rewards = [r["reward"] for r in j2["iterations"]]
+        self.assertEqual(len(rewards), 3)
+        self.assertTrue(rewards[0] < rewards[1] < rewards[2], rewards)  # brighter with every DA step
+        per_k = j2["sampling"]["iterates"]
+        self.assertEqual([r["k"] for r in per_k], [1, 2, 3])
+        self.assertAlmostEqual(per_k[-1]["exact_reward"], j2["sampling"]["exact_reward"], places=12)
+        for k in (1, 2, 3):
+            self.assertTrue((d2 / f"samples_k{k}.png").is_file() and (d2 / f"samples_exact_k{k}.png").is_file())
+        pot = checkpoint_arrays(d2, groups=("potential",))
+        self.assertTrue(any("features" in name for name in pot), sorted(pot))  # the convolutional trunk
+
+
 if __name__ == "__main__":
     unittest.main()

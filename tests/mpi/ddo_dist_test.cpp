@@ -68,9 +68,9 @@ TEST(DdoDist, FitAndDaStepAreTheSameOnEveryRankAndMatchOneProcess) {
   o.iterations = 2;
   o.fit = {150, 32, 5e-3, 3};  // mini-batches (32 < N): global indices split over ranks
   torch::manual_seed(5);
-  Potential f(PotentialOptions{2, 16, 2});
+  Potential f(PotentialOptions{{2}, "mlp", 16, 2});
   torch::manual_seed(5);
-  Potential f1(PotentialOptions{2, 16, 2});
+  Potential f1(PotentialOptions{{2}, "mlp", 16, 2});
   auto recs = run_dual_averaging(f, fx.local(fx.x), fx.local(fx.r), *objective, o, {}, {}, fx.shard, fx.comm.get());
   auto want = run_dual_averaging(f1, fx.x, fx.r, *objective1, o);
   ASSERT_EQ(recs.size(), want.size());

@@ -47,7 +47,7 @@ TEST(DdoDualAveraging, OneRlhfStepFitsMinusRewardOverBeta) {
   auto x = torch::rand({64, 2}) * 4 - 2;
   auto r = -(x - torch::tensor({1.0f, 0.0f})).pow(2).sum(1);
   auto objective = make_rlhf_objective(r);
-  Potential f(PotentialOptions{2, 32, 2});
+  Potential f(PotentialOptions{{2}, "mlp", 32, 2});
   DaOptions o;
   o.beta = 2.0;
   o.beta_prime = 0.0;
@@ -151,7 +151,7 @@ TEST(DdoDualAveraging, ResumeFromASavedStateRepeatsTheRun) {
   o.beta = 1.0;
   o.iterations = 3;
   o.fit = {100, 32, 5e-3, 1};
-  Potential full(PotentialOptions{2, 16, 2});
+  Potential full(PotentialOptions{{2}, "mlp", 16, 2});
   DaState saved;
   std::map<std::string, torch::Tensor> saved_state;
   DaHooks hooks;
@@ -165,7 +165,7 @@ TEST(DdoDualAveraging, ResumeFromASavedStateRepeatsTheRun) {
   ASSERT_EQ(want.size(), 4u);
   ASSERT_EQ(saved.next_k, 3);
   saved.records = records_from_tensor(records_to_tensor(saved.records));  // through the checkpoint format
-  Potential resumed(PotentialOptions{2, 16, 2});
+  Potential resumed(PotentialOptions{{2}, "mlp", 16, 2});
   {
     torch::NoGradGuard no_grad;
     for (auto& p : resumed->named_parameters()) p.value().copy_(saved_state.at(p.key()));
