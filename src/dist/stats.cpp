@@ -40,7 +40,7 @@ std::vector<std::string> names_of(const Entries& entries, Name name) {
 StatsReducer::Entry& StatsReducer::entry(const std::string& name) {
   for (auto& e : entries_)
     if (e.name == name) return e;
-  entries_.push_back({name});
+  entries_.push_back(Entry{name, 0.0, {}});
   return entries_.back();
 }
 
