@@ -108,6 +108,10 @@ struct Context {
     for (auto d : ref.model->sample_shape()) shape.push_back(d);
     return parts.empty() ? torch::zeros(shape) : torch::cat(parts, 0);
   }
+  // The reference UNet as a sampler's model function (the h-transforms guide it).
+  diffusion::ScoreFn reference_fn() const {
+    return [this](const torch::Tensor& x, const torch::Tensor& t) { return ref.model->forward(x, t.to(torch::kInt64), {}); };
+  }
   torch::Tensor score(const torch::Tensor& x) const {
     return x.size(0) ? reward->score(x.to(device), {}).to(torch::kDouble).cpu() : torch::zeros({0}, torch::kDouble);
   }
@@ -177,9 +181,7 @@ TiltSamples sample_tilt(Context& c, ddo::Potential& f, const Pool& pool, const s
   auto f_pool = ddo::gather_rows(c.comm, pool.shard, f_local);
   out.exact = ddo::sir_resample(pool.all, f_pool, c.s.sampling.n, derive_seed(c.s.seed, sir_purpose));
 
-  diffusion::ScoreFn ref_fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    return c.ref.model->forward(x, t.to(torch::kInt64), {});
-  };
+  const auto ref_fn = c.reference_fn();
   ddo::PotentialFn f_fn = [&](const torch::Tensor& x) { return f->forward(x); };
   auto t0 = std::chrono::steady_clock::now();
   auto tw_shard = c.shard(c.s.sampling.n);
@@ -203,7 +205,8 @@ void write_grids(const Context& c, const TiltSamples& t, const std::string& suff
 }
 
 // Samples the final tilt three ways and compares them by energy distance (rank 0 computes, all ranks sample); with
-// ddo.sampling.iterates also every earlier iterate q_k, k = 2 .. K, from its checkpoint (rewards and grids per k).
+// ddo.sampling.iterates also every iterate q_k, k = 1 (the reference) .. K, each f_k from its checkpoint (rewards and
+// grids per k).
 Json evaluate_sampling(Context& c, ddo::Potential& f, int64_t final_k) {
   const auto& m = c.s.sampling;
   Json s;
@@ -242,9 +245,7 @@ Json evaluate_sampling(Context& c, ddo::Potential& f, int64_t final_k) {
               s["energy_floor_sir_halves"].get<double>());
   }
   if (m.nested_n > 0) {
-    diffusion::ScoreFn ref_fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
-      return c.ref.model->forward(x, t.to(torch::kInt64), {});
-    };
+    const auto ref_fn = c.reference_fn();
     ddo::PotentialFn f_fn = [&](const torch::Tensor& x) { return f->forward(x); };
     auto t0 = std::chrono::steady_clock::now();
     auto ne_shard = c.shard(m.nested_n);
