@@ -58,6 +58,9 @@ struct DdoArgs {
   bool resolve = false, all_checkpoints = false;
   std::vector<std::string> overrides, policies;
   int64_t ode_steps = 100;
+  std::string divergence = "exact";  // of the PF-ODE likelihood: exact (points) | hutchinson (images)
+  int64_t probes = 1;
+  double ode_power = 1;  // PF-ODE step spacing (LikelihoodConfig::time_power)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -390,33 +393,44 @@ int evaluate_policies(Context& c, const DdoArgs& a) {
   EvalPairs pairs(c, c.s.eval_pairs);
   diffusion::LikelihoodConfig lc;
   lc.time.num_steps = a.ode_steps;
-  lc.divergence = "exact";
-  auto log_p = [&](models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const torch::Tensor& x) {
-    diffusion::ScoreFn fn = [&](const torch::Tensor& xt, const torch::Tensor& t) {
-      return model.forward(xt, t.to(torch::kInt64), {});
-    };
+  lc.divergence = a.divergence;
+  lc.hutchinson_probes = a.probes;
+  lc.time_power = a.ode_power;
+  // Hutchinson probes are common random numbers: the same x gets the same probes under the reference and every
+  // policy, so their estimation noise largely cancels in ℓ = log q_θ − log p_ref.
+  auto log_p = [&](models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, const torch::Tensor& x,
+                   const char* half) {
+    // Continuous time s goes to the network as is: the sinusoidal embedding takes fractional timesteps (as in
+    // diffusers), while truncating to integers would put the model at the wrong noise level inside small steps.
+    diffusion::ScoreFn fn = [&](const torch::Tensor& xt, const torch::Tensor& t) { return model.forward(xt, t, {}); };
     std::vector<torch::Tensor> parts;
     for (int64_t start = 0; start < x.size(0); start += c.spec.batch_size) {
       auto xb = x.narrow(0, start, std::min(c.spec.batch_size, x.size(0) - start)).to(c.device);
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(
+          derive_seed(c.s.seed, std::string("ddo/policy_probes/") + half, {pairs.shard.begin + start}));
+      lc.generator = gen;
       parts.push_back(diffusion::pf_ode_log_likelihood(schedule, fn, xb, lc).detach().to(torch::kCPU, torch::kDouble));
     }
     return parts.empty() ? torch::zeros({0}, torch::kDouble) : torch::cat(parts, 0);
   };
   auto t0 = std::chrono::steady_clock::now();
-  auto ref_a = log_p(*c.ref.model, *c.ref.schedule, pairs.xa), ref_b = log_p(*c.ref.model, *c.ref.schedule, pairs.xb);
+  auto ref_a = log_p(*c.ref.model, *c.ref.schedule, pairs.xa, "a");
+  auto ref_b = log_p(*c.ref.model, *c.ref.schedule, pairs.xb, "b");
   Json out;
   out["reference"] = c.ref.checkpoint;
   out["dpo_beta"] = c.s.objective.dpo_beta;
   out["eval_pairs"] = {{"n", c.s.eval_pairs}, {"checksum", pairs.checksum}, {"dpo_beta", c.s.objective.dpo_beta}};
   out["ode_steps"] = a.ode_steps;
+  out["divergence"] = a.divergence;
+  out["probes"] = a.divergence == "hutchinson" ? a.probes : 0;
   out["world_size"] = c.comm->size();
   Json rows = Json::array();
   for (const auto& policy : a.policies) {
     for (const auto& file : policy_checkpoints(policy, a.all_checkpoints)) {
       auto pol = eval::load_trained_model(file, c.device);
       pol.model->freeze();
-      auto la = log_p(*pol.model, *pol.schedule, pairs.xa) - ref_a;
-      auto lb = log_p(*pol.model, *pol.schedule, pairs.xb) - ref_b;
+      auto la = log_p(*pol.model, *pol.schedule, pairs.xa, "a") - ref_a;
+      auto lb = log_p(*pol.model, *pol.schedule, pairs.xb, "b") - ref_b;
       const auto [loss, acc] = pairs.loss(c, la - lb);
       // E_ref[ℓ] = −KL(p_ref ‖ q_θ), over both halves of the pairs.
       const double mean_ell = ddo::sum_all(c.comm, (la.sum() + lb.sum()).item<double>()) / double(2 * c.s.eval_pairs);
@@ -493,6 +507,17 @@ void add_ddo_command(CLI::App& cli) {
   cmd->add_flag("--all-checkpoints", a->all_checkpoints, "With --policy: every checkpoint in the run's ckpt dir");
   cmd->add_option("--out", a->out, "With --policy: output JSON file");
   cmd->add_option("--ode-steps", a->ode_steps, "With --policy: RK4 steps of the PF-ODE likelihood")->capture_default_str();
+  cmd->add_option("--divergence", a->divergence, "With --policy: divergence of the PF-ODE likelihood, exact (D "
+                  "backward passes per evaluation) or hutchinson (Rademacher probes, for images)")
+      ->check(CLI::IsMember({"exact", "hutchinson"}))
+      ->capture_default_str();
+  cmd->add_option("--ode-power", a->ode_power, "With --policy: PF-ODE step boundaries at (i/N)^p of the time "
+                  "range; p > 1 puts small steps at the clean end (images)")
+      ->check(CLI::Range(1.0, 10.0))
+      ->capture_default_str();
+  cmd->add_option("--probes", a->probes, "With --divergence hutchinson: probes per evaluation")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("overrides", a->overrides, "Config overrides (experiment=gmm_ddo_dpo ddo.beta=0.5 ...)");
   cmd->callback([a] { set_exit_code(run(*a)); });
 }

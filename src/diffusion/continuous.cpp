@@ -100,7 +100,9 @@ at::Tensor pf_ode_log_likelihood(const NoiseSchedule& sch, const ScoreFn& model,
   if (!exact) {
     DUALIGN_CHECK(cfg.hutchinson_probes >= 1, "likelihood.hutchinson_probes must be >= 1");
     for (int64_t k = 0; k < cfg.hutchinson_probes; ++k) {
-      auto u = cfg.generator ? torch::rand(x0.sizes(), *cfg.generator, x0.options())
+      // Drawn on the generator's device (a CPU generator serves a CUDA x too), then moved to x's.
+      auto u = cfg.generator ? torch::rand(x0.sizes(), *cfg.generator, x0.options().device(cfg.generator->device()))
+                                   .to(x0.device())
                              : torch::rand(x0.sizes(), x0.options());
       probes.push_back((u < 0.5).to(x0.scalar_type()) * 2 - 1);
     }
@@ -129,10 +131,13 @@ at::Tensor pf_ode_log_likelihood(const NoiseSchedule& sch, const ScoreFn& model,
   };
 
   // RK4 on (x, Δlog p) forward in s: log p_0(x0) = log p_S(x_S) + ∫ div f ds.
-  const double h = (s_max - s_min) / double(cfg.time.num_steps);
+  DUALIGN_CHECK(cfg.time_power >= 1, "PF-ODE likelihood: time_power must be >= 1, got {}", cfg.time_power);
+  auto boundary = [&](int64_t i) {
+    return s_min + (s_max - s_min) * std::pow(double(i) / double(cfg.time.num_steps), cfg.time_power);
+  };
   at::Tensor x = x0.detach(), delta = torch::zeros({batch}, x0.options());
   for (int64_t i = 0; i < cfg.time.num_steps; ++i) {
-    const double s = s_min + h * double(i);
+    const double s = boundary(i), h = boundary(i + 1) - s;
     const double beta = sch.beta_continuous(s + 0.5 * h);
     auto [k1, d1] = drift_and_div(x, s, beta);
     auto [k2, d2] = drift_and_div(x + 0.5 * h * k1, s + 0.5 * h, beta);

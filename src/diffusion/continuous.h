@@ -33,6 +33,9 @@ at::Tensor pf_ode_sample(const NoiseSchedule& schedule, const ScoreFn& model, at
 
 struct LikelihoodConfig {
   ContinuousConfig time;                   // num_steps RK4 steps from s_min to s_max
+  // Step boundaries s_i = s_min + (s_max − s_min)·(i/N)^time_power: 1 is uniform; > 1 concentrates steps at the
+  // clean end, where ε/σ(s) changes fastest (images need it: σ(0) ≈ 0.01).
+  double time_power = 1;
   std::string divergence = "exact";        // exact (D backward passes) | hutchinson
   int64_t hutchinson_probes = 1;           // Rademacher probes per evaluation (fixed along the path)
   std::optional<at::Generator> generator;  // for the probes
