@@ -20,12 +20,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "app/commands.h"
 #include "app/config_dir.h"
 #include "ckpt/checkpoint.h"
 #include "ckpt/store.h"
+#include "compose/components.h"
 #include "config/config.h"
 #include "ddo/collective.h"
 #include "ddo/da_checkpoint.h"
@@ -199,7 +201,8 @@ TiltSamples sample_tilt(Context& c, ddo::Potential& f, const Pool& pool, const s
 
 // Image grids of a tilt's samples (rank 0): the h-transform's and the exact law's.
 void write_grids(const Context& c, const TiltSamples& t, const std::string& suffix) {
-  if (!c.root() || t.tweedie.dim() != 4) return;
+  // Images only (1 or 3 channels); latents would need the VAE, which the reward owns.
+  if (!c.root() || t.tweedie.dim() != 4 || (t.tweedie.size(1) != 1 && t.tweedie.size(1) != 3)) return;
   eval::GridOptions g;
   g.nrow = 10;
   g.max_images = 100;
@@ -277,19 +280,24 @@ Json evaluate_sampling(Context& c, ddo::Potential& f, int64_t final_k) {
 
   if (m.iterates) {  // q_1 = p_ref (f = 0), then each kept iterate f_k; the final one is above
     Json per_k = Json::array();
-    for (int64_t k = 1; k <= final_k; ++k) {
+    auto iterate_tilt = [&](int64_t k) -> std::optional<decltype(tilt)> {
+      if (k == final_k) return tilt;
       ddo::PotentialOptions po = c.s.potential;
       po.sample_shape = c.ref.model->sample_shape();
       ddo::Potential fk(po);  // zero output layer: f = 0 for k = 1
       fk->to(c.device);
-      const bool is_final = k == final_k;
-      if (k > 1 && !is_final && !ddo::load_da_potential((fs::path(c.s.run_dir) / "ckpt").string(), k, fk)) continue;
-      auto t = is_final ? tilt : sample_tilt(c, fk, pool, fmt::format("ddo/sir/k{}", k));
-      write_grids(c, t, fmt::format("_k{}", k));
+      if (k > 1 && !ddo::load_da_potential((fs::path(c.s.run_dir) / "ckpt").string(), k, fk)) return std::nullopt;
+      return sample_tilt(c, fk, pool, fmt::format("ddo/sir/k{}", k));
+    };
+    for (int64_t k = 1; k <= final_k; ++k) {
+      const auto t = iterate_tilt(k);
+      if (!t) continue;  // that iterate's checkpoint was not kept
+      write_grids(c, *t, fmt::format("_k{}", k));
       if (c.root()) {
-        per_k.push_back({{"k", k}, {"exact_reward", t.exact_reward}, {"tweedie_reward", mean_reward(t.tweedie)},
-                         {"pool_ess", t.pool_stats.ess}, {"pool_kl", t.pool_stats.kl}});
-        log::info("q_{}: E[r] exact (SIR) {:.4f}, Tweedie {:.4f}", k, t.exact_reward, mean_reward(t.tweedie));
+        const double tweedie_reward = mean_reward(t->tweedie);
+        per_k.push_back({{"k", k}, {"exact_reward", t->exact_reward}, {"tweedie_reward", tweedie_reward},
+                         {"pool_ess", t->pool_stats.ess}, {"pool_kl", t->pool_stats.kl}});
+        log::info("q_{}: E[r] exact (SIR) {:.4f}, Tweedie {:.4f}", k, t->exact_reward, tweedie_reward);
       }
     }
     s["iterates"] = per_k;
@@ -448,6 +456,10 @@ int evaluate_policies(Context& c, const DdoArgs& a) {
   return 0;
 }
 
+compose::Condition compose_condition(const ddo::ConditionSettings& c) {
+  return {.class_id = c.class_id, .prompts_file = c.prompts_file, .prompt = c.prompt, .guidance = c.guidance};
+}
+
 int run(const DdoArgs& a) {
   config::ComposeOptions co;
   co.config_dir = resolve_config_dir(a.config_dir);
@@ -474,15 +486,19 @@ int run(const DdoArgs& a) {
     std::unique_ptr<rewards::Reward> reward = rewards::make_reward(cfg.section("ddo").section("reward"), device);
     eval::TrainedModel ref;
     try {
-      ref = eval::load_trained_model(s.reference, device);
+      ref = s.condition.active() ? compose::load_conditioned_model(s.reference, compose_condition(s.condition), device)
+                                 : eval::load_model_with_schedule(s.reference, device);
     } catch (const Error& e) {
       fail("config key 'ddo.reference' ({}): {}", s.reference, e.what());
     }
     ref.model->freeze();
-    // Points or images; the tilt is of the unconditional reference (conditional references are not composed yet).
+    // Points, images or latents; a conditional reference is tilted at one condition (ddo.condition).
     DUALIGN_CHECK(ref.model->num_classes() == 0 && !ref.model->text_conditional(),
-                  "ddo.reference {}: ddo tilts an unconditional reference; this model is {}-conditional", ref.checkpoint,
-                  ref.model->text_conditional() ? "text" : "class");
+                  "ddo.reference {}: this model is {}-conditional; set ddo.condition ({}) to tilt it at one condition",
+                  ref.checkpoint, ref.model->text_conditional() ? "text" : "class",
+                  ref.model->text_conditional() ? "{prompts: FILE, prompt: 0, guidance: 7.5}" : "{class: C, guidance: 2}");
+    DUALIGN_CHECK(a.policies.empty() || !s.condition.active(), "--policy evaluates unconditional policies; this run's "
+                  "reference is conditional (ddo.condition)");
     eval::SampleSpec spec;
     spec.sampler = sampler_config(s.sampler.kind, s.sampler.steps, s.sampler.eta);
     spec.batch_size = s.sampler.batch;

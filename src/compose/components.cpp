@@ -22,7 +22,9 @@ EpsFn model_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& sched
 EpsFn class_eps(models::ScoreModel& model, const diffusion::NoiseSchedule& schedule, int64_t class_id, double guidance) {
   return [&model, &schedule, class_id, guidance](const torch::Tensor& x, const torch::Tensor& t) {
     auto labels = [&](int64_t c) {
-      return data::Condition{torch::full({x.size(0)}, c, torch::dtype(torch::kLong).device(x.device()))};
+      data::Condition cond;
+      cond.class_id = torch::full({x.size(0)}, c, torch::dtype(torch::kLong).device(x.device()));
+      return cond;
     };
     auto eps_c = schedule.predict_eps(x, model.forward(x, t, labels(class_id)), t);
     if (guidance == 1.0) return eps_c;
@@ -118,42 +120,123 @@ LoadedModels load_class_components(const std::string& checkpoint, const std::vec
   return out;
 }
 
+namespace {
+
+// A text-conditional model and one prompts file (data_tools/encode_prompts.py), checked against each other.
+struct TextModel {
+  eval::TrainedModel model;
+  eval::Prompts prompts;
+  torch::Tensor negative;  // [1, L, D] float32, the empty prompt's; undefined when the file has none
+};
+
+TextModel load_text_model(const std::string& model, const std::string& prompts_file, double guidance,
+                          const torch::Device& device) {
+  TextModel out;
+  out.prompts = eval::read_prompts(prompts_file);
+  DUALIGN_CHECK(!out.prompts.pooled.defined(), "{}: SDXL prompt files (pooled embeddings) are not supported here yet; "
+                "use an SD-1.5-style model", prompts_file);
+  out.negative = out.prompts.negative_text_embedding;
+  DUALIGN_CHECK(guidance == 1.0 || out.negative.defined(), "guidance {}: {} has no negative_text_embedding (write it "
+                "with data_tools/encode_prompts.py, which stores the empty prompt's)", guidance, prompts_file);
+  if (out.negative.defined()) {
+    DUALIGN_CHECK(out.negative.size(0) == 1, "{}: expected one negative_text_embedding row (the empty prompt's), "
+                  "got {}", prompts_file, out.negative.size(0));
+    out.negative = out.negative.to(torch::kFloat32);
+  }
+  out.model = eval::load_model_with_schedule(model, device);
+  DUALIGN_CHECK(out.model.model->text_conditional(), "model {} is not text-conditional, but a prompts file ({}) was "
+                "given", out.model.checkpoint, prompts_file);
+  out.model.model->freeze();
+  return out;
+}
+
+torch::Tensor prompt_row(const TextModel& t, int64_t i, const std::string& prompts_file) {
+  auto text = t.prompts.text_embedding.narrow(0, i, 1).to(torch::kFloat32);
+  DUALIGN_CHECK(!t.negative.defined() || t.negative.sizes() == text.sizes(), "{}: the negative embedding is {}, "
+                "prompt {} is {}", prompts_file, c10::str(t.negative.sizes()), i, c10::str(text.sizes()));
+  return text;
+}
+
+// One condition of a conditional model, seen as an unconditional ε model: calls take no condition and return the
+// guided ε of `eps` (built on the base model this object owns, so it lives as long as they do).
+class ConditionedModel : public models::ScoreModel {
+ public:
+  ConditionedModel(eval::TrainedModel base, std::string condition)
+      : base_(std::move(base)), condition_(std::move(condition)) {}
+  eval::TrainedModel& base() { return base_; }
+  void set_eps(EpsFn eps) { eps_ = std::move(eps); }
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const data::Condition& cond) override {
+    DUALIGN_CHECK(!cond.class_id.defined() && !cond.text.defined(), "{}: the condition is fixed; calls take none",
+                  describe());
+    return eps_(x_t, t);
+  }
+  torch::nn::Module& module() override { return base_.model->module(); }
+  std::string describe() const override { return fmt::format("{} at {}", base_.model->describe(), condition_); }
+  std::vector<int64_t> sample_shape() const override { return base_.model->sample_shape(); }
+  int64_t num_classes() const override { return 0; }
+  bool text_conditional() const override { return false; }
+  void to(const torch::Device& device) override { base_.model->to(device); }
+
+ private:
+  eval::TrainedModel base_;
+  std::string condition_;
+  EpsFn eps_;
+};
+
+}  // namespace
+
 LoadedModels load_prompt_components(const std::string& model, const std::string& prompts_file, double guidance,
                                     const torch::Device& device) {
-  auto prompts = eval::read_prompts(prompts_file);
-  const int64_t p = prompts.text_embedding.size(0);
+  auto text = load_text_model(model, prompts_file, guidance, device);
+  const int64_t p = text.prompts.text_embedding.size(0);
   DUALIGN_CHECK(p >= 2, "concept composition needs at least 2 prompts, {} has {}", prompts_file, p);
-  DUALIGN_CHECK(!prompts.pooled.defined(), "{}: SDXL prompt files (pooled embeddings) are not composed yet; use an "
-                "SD-1.5-style model", prompts_file);
-  torch::Tensor negative = prompts.negative_text_embedding;
-  DUALIGN_CHECK(guidance == 1.0 || negative.defined(), "--guidance {}: {} has no negative_text_embedding (write it "
-                "with data_tools/encode_prompts.py, which stores the empty prompt's)", guidance, prompts_file);
-  if (negative.defined()) {
-    DUALIGN_CHECK(negative.size(0) == 1, "{}: expected one negative_text_embedding row (the empty prompt's), got {}",
-                  prompts_file, negative.size(0));
-    negative = negative.to(torch::kFloat32);
-  }
-
-  auto m = eval::load_sampling_model(model, device);
-  DUALIGN_CHECK(m.model->text_conditional(), "model {} is not text-conditional: --prompts composes one model under "
-                "several prompts", m.source);
-  eval::TrainedModel trained;
-  trained.schedule = std::make_unique<diffusion::NoiseSchedule>(eval::resolve_scheduler(m, {}).schedule);
-  trained.checkpoint = m.source;
-  trained.model = m.model;
-  trained.model->freeze();
-
   LoadedModels out;
-  out.sample_shape = trained.model->sample_shape();
-  out.models.push_back(std::move(trained));
+  out.sample_shape = text.model.model->sample_shape();
+  out.models.push_back(std::move(text.model));
   auto& loaded = out.models.front();
   for (int64_t i = 0; i < p; ++i) {
-    auto text = prompts.text_embedding.narrow(0, i, 1).to(torch::kFloat32);
-    DUALIGN_CHECK(!negative.defined() || negative.sizes() == text.sizes(), "{}: the negative embedding is {}, prompt "
-                  "{} is {}", prompts_file, c10::str(negative.sizes()), i, c10::str(text.sizes()));
-    out.components.push_back({fmt::format("prompt {}: {}", i, prompts.prompt[size_t(i)]),
-                              prompt_eps(*loaded.model, *loaded.schedule, text, negative, guidance)});
+    out.components.push_back({fmt::format("prompt {}: {}", i, text.prompts.prompt[size_t(i)]),
+                              prompt_eps(*loaded.model, *loaded.schedule, prompt_row(text, i, prompts_file),
+                                         text.negative, guidance)});
   }
+  return out;
+}
+
+eval::TrainedModel load_conditioned_model(const std::string& model, const Condition& condition,
+                                          const torch::Device& device) {
+  const bool by_class = condition.class_id >= 0;
+  DUALIGN_CHECK(by_class != !condition.prompts_file.empty(), "a condition is either a class or a prompt of a "
+                "prompts file (got class {} and prompts '{}')", condition.class_id, condition.prompts_file);
+  DUALIGN_CHECK(condition.guidance >= 1.0, "condition guidance must be >= 1, got {}", condition.guidance);
+  std::shared_ptr<ConditionedModel> conditioned;
+  if (by_class) {
+    auto base = eval::load_trained_model(model, device);
+    base.model->freeze();
+    const int64_t k = base.model->num_classes();
+    DUALIGN_CHECK(k > 0, "model {} is not class-conditional, but a class ({}) was given", base.checkpoint,
+                  condition.class_id);
+    DUALIGN_CHECK(condition.class_id < k, "class {} of model {} (expected 0 .. {})", condition.class_id,
+                  base.checkpoint, k - 1);
+    conditioned = std::make_shared<ConditionedModel>(
+        std::move(base), fmt::format("class {} (guidance {})", condition.class_id, condition.guidance));
+    auto& b = conditioned->base();
+    conditioned->set_eps(class_eps(*b.model, *b.schedule, condition.class_id, condition.guidance));
+  } else {
+    auto text = load_text_model(model, condition.prompts_file, condition.guidance, device);
+    const int64_t p = text.prompts.text_embedding.size(0);
+    DUALIGN_CHECK(condition.prompt >= 0 && condition.prompt < p, "prompt {} of {} (it has {} prompts)",
+                  condition.prompt, condition.prompts_file, p);
+    auto row = prompt_row(text, condition.prompt, condition.prompts_file);
+    conditioned = std::make_shared<ConditionedModel>(
+        std::move(text.model), fmt::format("prompt {} '{}' (guidance {})", condition.prompt,
+                                           text.prompts.prompt[size_t(condition.prompt)], condition.guidance));
+    auto& b = conditioned->base();
+    conditioned->set_eps(prompt_eps(*b.model, *b.schedule, row, text.negative, condition.guidance));
+  }
+  eval::TrainedModel out;
+  out.schedule = std::make_unique<diffusion::NoiseSchedule>(epsilon_schedule(*conditioned->base().schedule));
+  out.checkpoint = conditioned->base().checkpoint;
+  out.model = std::move(conditioned);
   return out;
 }
 

@@ -61,6 +61,18 @@ LoadedModels load_class_components(const std::string& checkpoint, const std::vec
 LoadedModels load_prompt_components(const std::string& model, const std::string& prompts_file, double guidance,
                                     const torch::Device& device);
 
+// One condition of a conditional model as an unconditional model that predicts ε: the guided ε of a class
+// (class_eps) or of one prompt of a prompts file (prompt_eps), with the model's schedule set to predict ε
+// (epsilon_schedule). What DDO tilts when its reference is conditional (ddo.condition).
+struct Condition {
+  int64_t class_id = -1;     // >= 0: a class of a class-conditional dualign checkpoint
+  std::string prompts_file;  // or: a data_tools/encode_prompts.py file, for a text-conditional model
+  int64_t prompt = 0;        // which prompt of it
+  double guidance = 1.0;     // classifier-free guidance w (> 1 needs the null class / the empty prompt's embedding)
+};
+eval::TrainedModel load_conditioned_model(const std::string& model, const Condition& condition,
+                                          const torch::Device& device);
+
 // A class-conditional model seen as an unconditional one: a call without class ids conditions on `class_id`.
 // The student of primal (distillation) mode in concept composition, warm-started as the first concept's model;
 // distillation trains the whole network.

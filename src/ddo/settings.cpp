@@ -30,6 +30,17 @@ DdoSettings DdoSettings::read(const config::Config& cfg) {
   s.block = d.get<int64_t>("block", s.block);
   s.eval_pairs = d.get<int64_t>("eval_pairs", 0);
   s.objective.max_ratio = d.get<double>("max_ratio", 0.0);
+  if (d.has("condition")) {
+    auto c = d.section("condition");
+    s.condition.class_id = c.get<int64_t>("class", -1);
+    s.condition.prompts_file = c.get<std::string>("prompts", "");
+    s.condition.prompt = c.get<int64_t>("prompt", 0);
+    s.condition.guidance = c.get<double>("guidance", 1.0);
+    c.finish();
+    DUALIGN_CHECK(s.condition.active() && (s.condition.class_id < 0 || s.condition.prompts_file.empty()),
+                  "config '{}' (set at {}): give exactly one of 'class' and 'prompts'", d.path("condition"),
+                  cfg.origin(d.path("condition")));
+  }
   DUALIGN_CHECK(s.da.beta > 0 && s.da.beta_prime >= 0, "config 'ddo.beta' must be > 0 and 'ddo.beta_prime' >= 0 (got {}, {})",
                 s.da.beta, s.da.beta_prime);
   DUALIGN_CHECK(s.n_ref >= 2 && s.block >= 1 && s.eval_pairs >= 0,

@@ -2,7 +2,10 @@
 // with the closest valid one. `dualign ddo experiment=gmm_ddo_dpo ddo.beta=0.5` composes it like `train`.
 //
 //   ddo:
-//     reference: ${run.root}/gmm/sft          # trained reference (checkpoint file, ckpt dir or run dir)
+//     reference: ${run.root}/gmm/sft          # trained reference (checkpoint file, ckpt dir or run dir; with a
+//                                            # prompts condition also a diffusers directory)
+//     condition: {class: 3, guidance: 2.0}   # conditional references: tilt p_ref(x | c) for one class, or one
+//                                            # prompt: {prompts: FILE, prompt: 0, guidance: 7.5}; CFG with w
 //     reward: {kind: gmm_target, target: [2.5, 0.0], scale: 1.0}   # any rewards/ kind
 //     objective: dpo                         # rlhf | dpo | kto
 //     beta: 1.0                              # KL weight β of G = F + β KL(q ‖ p_ref)
@@ -46,8 +49,19 @@ struct SamplingSettings {
   bool iterates = false;  // also sample every earlier iterate q_k (from its checkpoint): rewards and grids per k
 };
 
+// A conditional reference is tilted at one fixed condition, guided (ddo.condition; read by the caller into
+// compose::Condition, which ddo does not depend on).
+struct ConditionSettings {
+  int64_t class_id = -1;     // class: C
+  std::string prompts_file;  // prompts: FILE (data_tools/encode_prompts.py)
+  int64_t prompt = 0;        // prompt: index into it
+  double guidance = 1.0;     // guidance: w
+  bool active() const { return class_id >= 0 || !prompts_file.empty(); }
+};
+
 struct DdoSettings {
   std::string reference, device = "cpu", run_dir, resume = "auto";
+  ConditionSettings condition;
   ObjectiveOptions objective;
   DaOptions da;
   PotentialOptions potential;

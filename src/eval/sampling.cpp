@@ -177,4 +177,14 @@ torch::Tensor sample_rows(models::ScoreModel& model, const diffusion::NoiseSched
   return out.cpu().to(torch::kFloat32);
 }
 
+TrainedModel load_model_with_schedule(const std::string& path, const torch::Device& device) {
+  if (!is_diffusers_dir(path)) return load_trained_model(path, device);
+  auto m = load_sampling_model(path, device);
+  TrainedModel out;
+  out.schedule = std::make_unique<diffusion::NoiseSchedule>(resolve_scheduler(m, {}).schedule);
+  out.checkpoint = m.source;
+  out.model = m.model;
+  return out;
+}
+
 }  // namespace dualign::eval

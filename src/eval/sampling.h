@@ -73,6 +73,10 @@ struct ResolvedScheduler {
 // defaults of the other kinds. A file whose betas differ from the ones the checkpoint was trained with is an error.
 ResolvedScheduler resolve_scheduler(const SamplingModel& model, const SchedulerChoice& choice);
 
+// A dualign checkpoint (as load_trained_model) or a diffusers directory, with the noise schedule it samples with
+// (a diffusers model's from its scheduler config; `checkpoint` is then the directory).
+TrainedModel load_model_with_schedule(const std::string& path, const torch::Device& device);
+
 struct GuidedSampling {
   diffusion::SamplerConfig sampler;
   double guidance_scale = 1.0;    // > 1: classifier-free guidance (diffusers' guidance_scale)
