@@ -20,6 +20,7 @@ def main():
     ap.add_argument("--dpo", nargs="+", required=True, help="true_dpo.json files of Diffusion-DPO runs")
     ap.add_argument("--out", required=True)
     ap.add_argument("--png")
+    ap.add_argument("--title", default="DDO vs Diffusion-DPO on the 2-D mixture (preference toward [2.5, 0])")
     a = ap.parse_args()
 
     ddo = [json.loads(pathlib.Path(p).read_text()) for p in a.ddo]
@@ -37,19 +38,27 @@ def main():
                            "dpo_optimum_insample": j.get("dpo_optimum"), "curve": curve,
                            "final": curve[-1]["true_dpo"]})
     for path, j in zip(a.dpo, dpo):
-        rows = sorted(j["policies"], key=lambda r: r["step"])
-        m = re.search(r"beta([0-9.eE+-]+)", str(pathlib.Path(path).parent.name))
-        curve = [{"step": 0, "true_dpo": math.log(2), "pair_accuracy": 0.5}]  # step 0: the reference itself
-        curve += [{"step": r["step"], "true_dpo": r["true_dpo"], "pair_accuracy": r["pair_accuracy"],
-                   "mean_ref_log_ratio": r["mean_ref_log_ratio"]} for r in rows]
-        out["diffusion_dpo"].append({"run": str(pathlib.Path(path).parent), "beta": float(m.group(1)) if m else None,
-                                     "curve": curve, "final": curve[-1]["true_dpo"],
-                                     "best": min(c["true_dpo"] for c in curve)})
+        by_policy = {}  # one JSON may score several runs (`dualign ddo --policy A --policy B`)
+        for r in j["policies"]:
+            by_policy.setdefault(r["policy"], []).append(r)
+        for policy, rows in by_policy.items():
+            rows.sort(key=lambda r: r["step"])
+            m = re.search(r"beta([0-9.eE+-]+)", pathlib.Path(policy).name) or \
+                re.search(r"beta([0-9.eE+-]+)", pathlib.Path(path).parent.name)
+            curve = [{"step": 0, "true_dpo": math.log(2), "pair_accuracy": 0.5}]  # step 0: the reference itself
+            curve += [{"step": r["step"], "true_dpo": r["true_dpo"], "pair_accuracy": r["pair_accuracy"],
+                       "mean_ref_log_ratio": r["mean_ref_log_ratio"]} for r in rows]
+            out["diffusion_dpo"].append({"run": policy, "beta": float(m.group(1).rstrip(".")) if m else None,
+                                         "curve": curve, "final": curve[-1]["true_dpo"],
+                                         "best": min(c["true_dpo"] for c in curve),
+                                         "best_trained": min(c["true_dpo"] for c in curve[1:])})
     best_ddo = min(r["final"] for r in out["ddo"])
     best_dpo_final = min(r["final"] for r in out["diffusion_dpo"])
     best_dpo_any = min(r["best"] for r in out["diffusion_dpo"])
+    best_dpo_trained = min(r["best_trained"] for r in out["diffusion_dpo"])
     out["summary"] = {"ddo_final_best": best_ddo, "diffusion_dpo_final_best": best_dpo_final,
                       "diffusion_dpo_best_any_checkpoint": best_dpo_any,
+                      "diffusion_dpo_best_trained_checkpoint": best_dpo_trained,
                       "ddo_lower_at_end": best_ddo < best_dpo_final,
                       "ddo_lower_than_every_dpo_checkpoint": best_ddo < best_dpo_any}
     pathlib.Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
@@ -64,8 +73,8 @@ def main():
             l.plot([c["k"] for c in run["curve"]], [c["true_dpo"] for c in run["curve"]], "o-",
                    label=f"DDO beta={run['beta']:g}")
         for run in out["diffusion_dpo"]:
-            r.plot([c["step"] for c in run["curve"]], [c["true_dpo"] for c in run["curve"]], "s-",
-                   label=f"Diffusion-DPO beta={run['beta']:g}")
+            label = f"Diffusion-DPO beta={run['beta']:g}" if run["beta"] is not None else pathlib.Path(run["run"]).name
+            r.plot([c["step"] for c in run["curve"]], [c["true_dpo"] for c in run["curve"]], "s-", label=label)
         for ax in (l, r):
             ax.axhline(math.log(2), color="gray", lw=0.8, ls=":", label="reference (log 2)")
             ax.grid(alpha=0.3)
@@ -73,7 +82,7 @@ def main():
         l.set_xlabel("DA iteration k (k = 1: reference)")
         r.set_xlabel("Diffusion-DPO training step")
         l.set_ylabel(f"true DPO objective (beta_d = {out['beta_d']:g}, {out['eval_pairs']} held-out pairs)")
-        fig.suptitle("DDO vs Diffusion-DPO on the 2-D mixture (preference toward [2.5, 0])")
+        fig.suptitle(a.title)
         fig.tight_layout()
         fig.savefig(a.png, dpi=120)
 

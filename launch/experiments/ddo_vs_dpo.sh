@@ -18,7 +18,8 @@
 # Writes $RUN_ROOT/<gmm|fmnist>/ddo_vs_dpo/{ddo_vs_dpo.json, ddo_vs_dpo.png} (data_tools/ddo_vs_dpo.py).
 # Knobs: DATASET (gmm), BETA_D (1), DDO_BETAS (KL weights of DDO; gmm "1 0.5 0.25", fmnist "0.5 0.25"), MAX_RATIO
 # (cap of p_ref/q in DDO's first variation, 10: without it DDO diverges at small beta, src/ddo/README.md), DPO_BETAS
-# (gmm "250 1000 4000", fmnist "1000 5000 25000"), DPO_STEPS (gmm 2000, fmnist 1000), EVERY (checkpoint every, 250),
+# (gmm "250 1000 4000", fmnist "1000 5000 25000 100000"), DPO_STEPS (gmm 2000, fmnist 1000), EVERY (checkpoint every, 250),
+# EARLY_BETAS (gmm none, fmnist "25000 100000"), EARLY_STEPS (250), EARLY_EVERY (50),
 # ODE_STEPS (gmm 100, fmnist 50), ODE_POWER (gmm 1, fmnist 3: small steps at the clean end), PROBES (fmnist 1), NP (ranks, 1), RUN_ROOT (outputs), DATA_DIR (data),
 # EXTRA_DDO (more ddo overrides).
 set -euo pipefail
@@ -34,15 +35,17 @@ case ${DATASET:-gmm} in
   gmm)
     ddo_exp=gmm_ddo_dpo dpo_exp=gmm_dpo reference=$root/gmm/sft pairs=$data_dir/gmm/pairs.h5
     ddo_betas=${DDO_BETAS:-1 0.5 0.25} dpo_betas=${DPO_BETAS:-250 1000 4000} dpo_steps=${DPO_STEPS:-2000}
+    early_betas=${EARLY_BETAS:-}
     likelihood=(--divergence exact --ode-steps "${ODE_STEPS:-100}" --ode-power "${ODE_POWER:-1}")
     dpo_data=(data_dir="$data_dir")
-    out=$root/gmm/ddo_vs_dpo ;;
+    out=$root/gmm/ddo_vs_dpo title="DDO vs Diffusion-DPO on the 2-D mixture (preference toward [2.5, 0])" ;;
   fmnist)
     ddo_exp=fmnist_ddo_dpo_bright dpo_exp=fmnist_dpo reference=$root/fmnist/pretrain pairs=$data_dir/fmnist14/bright_pairs.h5
-    ddo_betas=${DDO_BETAS:-0.5 0.25} dpo_betas=${DPO_BETAS:-1000 5000 25000} dpo_steps=${DPO_STEPS:-1000}
+    ddo_betas=${DDO_BETAS:-0.5 0.25} dpo_betas=${DPO_BETAS:-1000 5000 25000 100000} dpo_steps=${DPO_STEPS:-1000}
+    early_betas=${EARLY_BETAS:-25000 100000}
     likelihood=(--divergence hutchinson --probes "${PROBES:-1}" --ode-steps "${ODE_STEPS:-50}" --ode-power "${ODE_POWER:-3}")
     dpo_data=(data.path="$pairs" run.sample_every=0)
-    out=$root/fmnist/ddo_vs_dpo ;;
+    out=$root/fmnist/ddo_vs_dpo title="DDO vs Diffusion-DPO on Fashion-MNIST 14x14 (preference for brighter images)" ;;
   *) echo "ddo_vs_dpo.sh: DATASET must be gmm or fmnist, got '$DATASET'" >&2; exit 2 ;;
 esac
 common=(experiment=$ddo_exp run.root="$root" ddo.dpo.beta="$beta_d" threads="$per_rank")
@@ -73,20 +76,23 @@ for b in $ddo_betas; do
   mpi ddo "${common[@]}" ddo.beta="$b" ddo.beta_prime="$b" ddo.max_ratio="$max_ratio" run.dir="$d" > "$d.log" 2>&1
 done
 
-# 3. Diffusion-DPO runs with checkpoints every EVERY steps, scored at every checkpoint.
+# 3. Diffusion-DPO runs, scored at every checkpoint: DPO_BETAS for DPO_STEPS with checkpoints every EVERY steps,
+#    and EARLY_BETAS for EARLY_STEPS with checkpoints every EARLY_EVERY (the early phase, where a drifting run is best).
 dpo_runs=()
-for B in $dpo_betas; do
-  d=$out/dpo_beta$B
+diffusion_dpo() {  # NAME BETA STEPS EVERY
+  local d=$out/$1
   dpo_runs+=("$d/true_dpo.json")
-  [[ -f $d/true_dpo.json ]] && continue
-  say "Diffusion-DPO beta=$B ($dpo_steps steps) -> $d"
-  [[ -f $d/ckpt/ckpt-$(printf %08d "$dpo_steps").h5 ]] || mpi train experiment=$dpo_exp run.root="$root" "${dpo_data[@]}" model.init_from="$reference" method.beta="$B" train.steps="$dpo_steps" \
-    train.checkpoint_every="$every" train.keep_checkpoints=1000 run.progress=false threads="$per_rank" \
-    run.dir="$d" > "$out/dpo_beta$B.log" 2>&1
+  [[ -f $d/true_dpo.json ]] && return
+  say "Diffusion-DPO beta=$2 ($3 steps, checkpoints every $4) -> $d"
+  [[ -f $d/ckpt/ckpt-$(printf %08d "$3").h5 ]] || mpi train experiment=$dpo_exp run.root="$root" "${dpo_data[@]}" \
+    model.init_from="$reference" method.beta="$2" train.steps="$3" train.checkpoint_every="$4" \
+    train.keep_checkpoints=1000 run.progress=false threads="$per_rank" run.dir="$d" > "$out/$1.log" 2>&1
   say "true DPO objective of its checkpoints (PF-ODE)"
-  mpi ddo "${common[@]}" --policy "$d" --all-checkpoints "${likelihood[@]}" --out "$d/true_dpo.json" >> "$out/dpo_beta$B.log" 2>&1
-done
+  mpi ddo "${common[@]}" --policy "$d" --all-checkpoints "${likelihood[@]}" --out "$d/true_dpo.json" >> "$out/$1.log" 2>&1
+}
+for B in $dpo_betas; do diffusion_dpo "dpo_beta$B" "$B" "$dpo_steps" "$every"; done
+for B in $early_betas; do diffusion_dpo "early_beta$B" "$B" "${EARLY_STEPS:-250}" "${EARLY_EVERY:-50}"; done
 
 "$py" data_tools/ddo_vs_dpo.py --ddo "${ddo_runs[@]/%//ddo.json}" --dpo "${dpo_runs[@]}" --out "$out/ddo_vs_dpo.json" \
-  --png "$out/ddo_vs_dpo.png"
+  --png "$out/ddo_vs_dpo.png" --title "$title"
 say "wrote $out/ddo_vs_dpo.json and $out/ddo_vs_dpo.png"
