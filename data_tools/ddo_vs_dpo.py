@@ -73,7 +73,9 @@ def main():
             l.plot([c["k"] for c in run["curve"]], [c["true_dpo"] for c in run["curve"]], "o-",
                    label=f"DDO beta={run['beta']:g}")
         for run in out["diffusion_dpo"]:
-            label = f"Diffusion-DPO beta={run['beta']:g}" if run["beta"] is not None else pathlib.Path(run["run"]).name
+            name = pathlib.Path(run["run"]).name
+            label = f"Diffusion-DPO beta={run['beta']:g}" if run["beta"] is not None else name
+            label += " (early)" if name.startswith("early") else ""
             r.plot([c["step"] for c in run["curve"]], [c["true_dpo"] for c in run["curve"]], "s-", label=label)
         for ax in (l, r):
             ax.axhline(math.log(2), color="gray", lw=0.8, ls=":", label="reference (log 2)")
