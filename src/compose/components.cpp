@@ -97,18 +97,28 @@ LoadedModels load_models(const std::vector<std::string>& checkpoints, const torc
   return out;
 }
 
+namespace {
+
+// A frozen class-conditional checkpoint that has every class of `classes`; errors name `what` (the flag or key).
+eval::TrainedModel load_class_model(const std::string& checkpoint, const std::vector<int64_t>& classes,
+                                    const std::string& what, const torch::Device& device) {
+  auto m = eval::load_trained_model(checkpoint, device);
+  m.model->freeze();
+  const int64_t k = m.model->num_classes();
+  DUALIGN_CHECK(k > 0, "model {} is not class-conditional, but {} gives classes", m.checkpoint, what);
+  for (int64_t c : classes)
+    DUALIGN_CHECK(c >= 0 && c < k, "{}: class {} of model {} (expected 0 .. {})", what, c, m.checkpoint, k - 1);
+  return m;
+}
+
+}  // namespace
+
 LoadedModels load_class_components(const std::string& checkpoint, const std::vector<int64_t>& classes,
                                    double guidance, const torch::Device& device) {
   DUALIGN_CHECK(classes.size() >= 2, "concept composition needs at least 2 classes, got {}", classes.size());
   LoadedModels out;
-  auto m = eval::load_trained_model(checkpoint, device);
-  m.model->freeze();
-  const int64_t k = m.model->num_classes();
-  DUALIGN_CHECK(k > 0, "model {} is not class-conditional: --classes composes one model under several classes",
-                m.checkpoint);
+  auto m = load_class_model(checkpoint, classes, "--classes", device);
   for (size_t i = 0; i < classes.size(); ++i) {
-    DUALIGN_CHECK(classes[i] >= 0 && classes[i] < k, "--classes: class {} of model {} (expected 0 .. {})", classes[i],
-                  m.checkpoint, k - 1);
     for (size_t j = 0; j < i; ++j)
       DUALIGN_CHECK(classes[j] != classes[i], "--classes: class {} given twice", classes[i]);
   }
@@ -210,13 +220,7 @@ eval::TrainedModel load_conditioned_model(const std::string& model, const Condit
   DUALIGN_CHECK(condition.guidance >= 1.0, "condition guidance must be >= 1, got {}", condition.guidance);
   std::shared_ptr<ConditionedModel> conditioned;
   if (by_class) {
-    auto base = eval::load_trained_model(model, device);
-    base.model->freeze();
-    const int64_t k = base.model->num_classes();
-    DUALIGN_CHECK(k > 0, "model {} is not class-conditional, but a class ({}) was given", base.checkpoint,
-                  condition.class_id);
-    DUALIGN_CHECK(condition.class_id < k, "class {} of model {} (expected 0 .. {})", condition.class_id,
-                  base.checkpoint, k - 1);
+    auto base = load_class_model(model, {condition.class_id}, "the condition", device);
     conditioned = std::make_shared<ConditionedModel>(
         std::move(base), fmt::format("class {} (guidance {})", condition.class_id, condition.guidance));
     auto& b = conditioned->base();

@@ -142,6 +142,29 @@ class DdoImages(unittest.TestCase):
         pot = checkpoint_arrays(d2, groups=("potential",))
         self.assertTrue(any("features" in name for name in pot), sorted(pot))  # the convolutional trunk
 
+    def test_class_conditional_reference_at_one_guided_class(self):
+        run(["train", "experiment=fmnist_class_pretrain", "train.steps=10", "train.checkpoint_every=0",
+             f"run.root={self.tmp}", f"data_dir={self.tmp / 'data'}", "run.sample_every=0", "run.progress=false",
+             "threads=1"])
+        small = ["ddo.iterations=1", "ddo.n_ref=64", "ddo.block=32", "ddo.fit.steps=10", "ddo.fit.batch=32",
+                 "ddo.potential.channels=4", "ddo.potential.hidden=16", "ddo.sampler.steps=4", "ddo.sampling.n=0",
+                 "threads=1", f"ddo.reference={self.tmp / 'fmnist/class_pretrain'}"]
+        first_reward = {}
+        for name, condition in (("c3", "{class: 3, guidance: 2.0}"), ("c7", "{class: 7, guidance: 2.0}")):
+            run_dir = self.tmp / f"class-{name}"
+            run(["ddo", "experiment=fmnist_ddo_bright", f"run.root={self.tmp}", f"run.dir={run_dir}", *small,
+                 f"+ddo.condition={condition}"])
+            first_reward[name] = json.loads((run_dir / "ddo.json").read_text())["iterations"][0]["reward"]
+        self.assertNotAlmostEqual(first_reward["c3"], first_reward["c7"], places=6)  # the class is what is tilted
+        p = run(["ddo", "experiment=fmnist_ddo_bright", f"run.root={self.tmp}", f"run.dir={self.tmp / 'class-bad'}",
+                 *small], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("class-conditional; set ddo.condition", p.stderr)
+        p = run(["ddo", "experiment=fmnist_ddo_bright", f"run.root={self.tmp}", f"run.dir={self.tmp / 'class-bad'}",
+                 *small, "+ddo.condition={class: 12}"], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("class 12 of model", p.stderr)
+
     def policy_eval(self, policy, divergence, probes=1, ode_steps=3):
         out = self.tmp / f"policy-{divergence}{probes}.json"
         run(["ddo", "experiment=fmnist_ddo_dpo_bright", f"run.root={self.tmp}", "ddo.eval_pairs=6",
