@@ -57,13 +57,12 @@ bool DiscreteSampler::step_needs_noise(size_t i) const {
 at::Tensor DiscreteSampler::step(size_t i, const at::Tensor& x_t, const at::Tensor& model_out,
                                  const at::Tensor& eps_correction, const at::Tensor& noise) const {
   const int64_t t = timesteps_[i], prev = prev_timestep(i);
-  const auto& ac = schedule_.alphas_cumprod();
-  const float a_t = ac[t].item<float>();
+  const float a_t = schedule_.alpha_bar_f32(t);
   float a_prev;
   if (prev >= 0) {
-    a_prev = ac[prev].item<float>();
+    a_prev = schedule_.alpha_bar_f32(prev);
   } else {
-    a_prev = (config_.kind == "ddim" && !config_.set_alpha_to_one) ? ac[0].item<float>() : 1.0f;
+    a_prev = (config_.kind == "ddim" && !config_.set_alpha_to_one) ? schedule_.alpha_bar_f32(0) : 1.0f;
   }
   const float b_t = 1 - a_t;
   const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);

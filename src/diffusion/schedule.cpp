@@ -47,10 +47,10 @@ NoiseSchedule::NoiseSchedule(ScheduleConfig config) : config_(std::move(config))
   log_alpha_bar_f64_ = alphas_cumprod_.to(torch::kFloat64).log();
 }
 
-double NoiseSchedule::alpha_bar(int64_t t) const {
-  if (t < 0) return 1.0;
+float NoiseSchedule::alpha_bar_f32(int64_t t) const {
+  if (t < 0) return 1.0f;
   DUALIGN_CHECK(t < num_train_timesteps(), "timestep {} out of range [0, {})", t, num_train_timesteps());
-  return alphas_cumprod_[t].item<double>();
+  return alphas_cumprod_.data_ptr<float>()[t];  // contiguous float32 on the CPU (cumprod's output)
 }
 
 double NoiseSchedule::alpha_bar_continuous(double s) const {

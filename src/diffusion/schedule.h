@@ -28,7 +28,10 @@ class NoiseSchedule {
   const at::Tensor& betas() const { return betas_; }
   const at::Tensor& alphas() const { return alphas_; }
   const at::Tensor& alphas_cumprod() const { return alphas_cumprod_; }
-  double alpha_bar(int64_t t) const;  // alphas_cumprod[t] as double (t < 0 → 1)
+  // alphas_cumprod[t] read from host memory, as float32 and as double (t < 0 → 1): the schedule lives on the CPU, so
+  // samplers read their coefficients without a host sync (no .item()).
+  float alpha_bar_f32(int64_t t) const;
+  double alpha_bar(int64_t t) const { return alpha_bar_f32(t); }
 
   // Continuous-time view used by the SDE/ODE samplers: s ∈ [0, T-1] in timestep units, log ᾱ linearly
   // interpolated between integer timesteps; beta(s) = -d log ᾱ / ds (piecewise constant).

@@ -54,6 +54,9 @@ class DualAscent {
 
   // A local sample sum (and count) of constraint i's value g_i, to be averaged over all ranks at the update.
   void add(size_t i, double sum, double count = 1.0);
+  // The same with the sum still on the device (a one-element tensor): it accumulates there and reaches the host
+  // only at the update, so a training micro-step that adds its slacks makes no host sync.
+  void add(size_t i, const torch::Tensor& sum, double count = 1.0);
   // Every rank calls this after each optimizer step (`step` = completed steps). Every `every` steps it
   // all-reduces the window, updates λ and returns the scalars to log:
   //   dual/<name>/lambda, dual/<name>/value (window mean of g_i), dual/<name>/ema (if smoothing).
@@ -72,6 +75,7 @@ class DualAscent {
   std::vector<std::string> names_;
   DualSettings s_;
   std::vector<double> sums_, counts_;  // local window, cleared at each update
+  torch::Tensor device_sums_;          // float64 [m] on the device of the first tensor added (then part of the window)
   torch::Tensor lambda_, ema_, updates_;  // float64 [m], float64 [m], int64 scalar
   torch::Tensor pi_xi_;                   // νPI's ξ, float64 [m]
 };

@@ -143,10 +143,9 @@ class Constrained : public Method {
              "through it)", c.reward_key, c.reward->describe());
       auto slack = c.threshold - (r - mean[i]) / sd[i];  // ≤ 0 form: positive = violated
       out.loss = out.loss + lambda[i] * slack.mean();
-      const double slack_sum = slack.detach().sum().item<double>();
-      dual_->add(i, slack_sum, b);
       out.add_sum(c.name + "_reward_sum", r);
-      out.add_value(c.name + "_slack_sum", slack_sum, roll.x0.device());
+      out.add_sum(c.name + "_slack_sum", slack);
+      dual_->add(i, out.stats.back().second, b);  // stays on the device until the dual update
     }
     out.add_sum("kl_sum", roll.kl);
     out.add_value("grad_steps_sum", static_cast<double>(k) * b, roll.x0.device());
@@ -246,7 +245,9 @@ class Constrained : public Method {
     const auto n = static_cast<int64_t>(sampler_.timesteps().size());
     auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(batch.seed, "constrained/grad_steps"));
     for (int attempt = 0; attempt < 1000; ++attempt) {
-      const auto k = static_cast<int64_t>(std::lround(at::normal(static_cast<double>(grad_steps_), grad_steps_std_, {1}, gen).item<double>()));
+      // a CPU generator's draw, read from host memory (no .item(): nothing on the device to wait for)
+      const auto draw = at::normal(static_cast<double>(grad_steps_), grad_steps_std_, {1}, gen).to(torch::kFloat64);
+      const auto k = static_cast<int64_t>(std::lround(draw.data_ptr<double>()[0]));
       if (k >= 1 && k <= n) return k;
     }
     return grad_steps_;

@@ -15,7 +15,8 @@ double step_sigma(const diffusion::DiscreteSampler& sampler, size_t i) {
   torch::NoGradGuard no_grad;
   auto zero = torch::zeros({1, 1}, torch::kFloat64);
   // x = 0 and out = 0 give x0 = ε = 0 for either prediction type, so the step returns σ_i · noise.
-  return sampler.step(i, zero, zero, {}, torch::ones_like(zero)).item<double>();
+  // on the CPU: read from host memory (no .item(), so a GPU training step that calls this makes no host sync)
+  return sampler.step(i, zero, zero, {}, torch::ones_like(zero)).contiguous().data_ptr<double>()[0];
 }
 
 torch::Tensor step_kl(const diffusion::DiscreteSampler& sampler, const diffusion::NoiseSchedule& schedule, size_t i,
