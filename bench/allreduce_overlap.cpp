@@ -6,6 +6,9 @@
 //   after     backward, then every bucket all-reduced in finish()        (overlap=false)
 //   overlap   buckets launched from autograd hooks during backward        (overlap=true)
 // hidden_fraction = 1 - (overlap_total - compute_backward) / after_allreduce (medians; *_best from minima).
+// The same three variants for ZeRO-2's bucketed reduce-scatters (ZeroFlatBuffers stage 2, same bucket cap): there
+// every bucket is reduced by the end of backward, so "after" sends them all from the end-of-backward callback and
+// its communication time is after_total - compute_total.
 // DUALIGN_MPI_POLL_US=N makes the MPI comm thread sleep-poll instead of spinning (see dist/mpi_comm.h).
 #include <mpi.h>
 #include <torch/torch.h>
@@ -21,6 +24,8 @@
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
 #include "dist/runtime.h"
+#include "dist/zero.h"
+#include "dist/zero_buffers.h"
 #include "util/error.h"
 
 namespace {
@@ -115,6 +120,33 @@ int main(int argc, char** argv) {
         v.total.push_back(t.backward + t.finish);
       }
     }
+    // ZeRO-2: backward includes the reduce-scatters (the end-of-backward callback waits for every bucket).
+    const auto layout = make_shard_layout([&] {
+      std::vector<int64_t> numels;
+      for (const auto& p : params) numels.push_back(p.numel());
+      return numels;
+    }(), world.size);
+    ZeroOptions zero_options;
+    zero_options.stage = 2;
+    zero_options.broadcast_at_start = false;
+    zero_options.bucket_cap_bytes = options.bucket_cap_bytes;
+    std::vector<double> zero_after, zero_overlap;
+    size_t zero_buckets = 0, zero_early = 0;
+    for (int i = 0; i <= iters; ++i) {
+      for (bool overlap : {false, true}) {
+        zero_options.overlap = overlap;
+        ZeroFlatBuffers buffers(*comm, params, layout.offsets, layout.shard, zero_options);
+        auto loss = model->forward(x).square().mean();
+        comm->barrier();
+        auto t0 = Clock::now();
+        loss.backward();
+        const double t = seconds_since(t0);
+        zero_buckets = buffers.num_buckets();
+        if (overlap) zero_early = buffers.last_launched_early();
+        if (i > 0) (overlap ? zero_overlap : zero_after).push_back(t);
+      }
+    }
+
     const double compute_total = median(variants[0].total);
     const double after_bwd = median(variants[1].backward), after_allreduce = median(variants[1].finish);
     const double after_total = median(variants[1].total);
@@ -151,6 +183,14 @@ int main(int argc, char** argv) {
           "\"exposed_comm_s\":%.4f,\"hidden_fraction\":%.3f,\"hidden_fraction_best\":%.3f}\n",
           n, (long long)n_params, (long long)bytes, buckets, args["bucket_mb"], poll_us, iters, compute_total, after_bwd,
           after_allreduce, after_total, overlap_bwd, overlap_wait, overlap_total, exposed, hidden, hidden_best);
+      const double zero_comm = median(zero_after) - compute_total, zero_exposed = median(zero_overlap) - compute_total;
+      std::printf("{\"bench\":\"zero2_reduce_scatter_overlap\",\"np\":%d,\"params\":%lld,\"buckets\":%zu,"
+                  "\"launched_early\":%zu,\"backward_s\":%.4f,\"after_total_s\":%.4f,\"overlap_total_s\":%.4f,"
+                  "\"exposed_comm_s\":%.4f,\"hidden_fraction\":%.3f,\"hidden_fraction_best\":%.3f}\n",
+                  n, (long long)n_params, zero_buckets, zero_early, compute_total, median(zero_after),
+                  median(zero_overlap), zero_exposed, 1.0 - zero_exposed / zero_comm,
+                  1.0 - (minimum(zero_overlap) - minimum(variants[0].total)) /
+                            (minimum(zero_after) - minimum(variants[0].total)));
       std::printf("{\"bench\":\"allreduce_bandwidth\",\"impl\":\"gradsync_buckets\",\"np\":%d,\"bytes\":%lld,"
                   "\"buckets\":%zu,\"seconds\":%.4f,\"busbw_GBps\":%.3f}\n",
                   n, (long long)bytes, buckets, after_allreduce, busbw(after_allreduce));

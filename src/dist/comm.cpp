@@ -31,6 +31,24 @@ void check_collective_tensor(const Comm& comm, const at::Tensor& t, const char* 
                 fmt::format("{}", fmt::join(t.sizes(), "x")));
 }
 
+void check_reduce_scatter_v(const Comm& comm, const at::Tensor& out, const at::Tensor& in,
+                            const std::vector<int64_t>& counts) {
+  check_collective_tensor(comm, out, "reduce_scatter_v", "out");
+  check_collective_tensor(comm, in, "reduce_scatter_v", "in");
+  DUALIGN_CHECK(counts.size() == static_cast<size_t>(comm.size()), "reduce_scatter_v: {} counts for a world of {}",
+                counts.size(), comm.size());
+  int64_t total = 0;
+  for (int64_t c : counts) {
+    DUALIGN_CHECK(c >= 0, "reduce_scatter_v: negative count {}", c);
+    total += c;
+  }
+  DUALIGN_CHECK(in.numel() == total && out.numel() == counts[static_cast<size_t>(comm.rank())] &&
+                    out.scalar_type() == in.scalar_type(),
+                "reduce_scatter_v: in has {} x {} and out {} x {}, expected {} and {} (counts {})", in.numel(),
+                c10::toString(in.scalar_type()), out.numel(), c10::toString(out.scalar_type()), total,
+                counts[static_cast<size_t>(comm.rank())], fmt::format("{}", fmt::join(counts, ",")));
+}
+
 double Comm::all_reduce_double(double value, ReduceOp op) {
   return all_reduce_doubles({value}, op)[0];
 }

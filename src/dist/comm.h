@@ -42,6 +42,11 @@ class Comm {
   virtual std::unique_ptr<Work> all_gather_async(const at::Tensor& out, const at::Tensor& in) = 0;
   // in.numel() == size() * out.numel(); rank r receives the reduction of in[r * out.numel() ...].
   virtual std::unique_ptr<Work> reduce_scatter_async(const at::Tensor& out, const at::Tensor& in, ReduceOp op) = 0;
+  // The uneven form: in.numel() == Σ counts (one count per rank, segments in rank order); rank r receives the
+  // reduction of its segment, out.numel() == counts[rank()] (0 allowed). ZeRO-2 reduces a bucket of its flat
+  // gradient that straddles the ranks' slots with it.
+  virtual std::unique_ptr<Work> reduce_scatter_v_async(const at::Tensor& out, const at::Tensor& in,
+                                                       const std::vector<int64_t>& counts, ReduceOp op) = 0;
   virtual void barrier() = 0;
 
   void all_reduce(const at::Tensor& t, ReduceOp op = ReduceOp::sum) { all_reduce_async(t, op)->wait(); }
@@ -64,5 +69,8 @@ std::unique_ptr<Comm> make_comm(const World& world, c10::Device device);
 
 // Checks the shared preconditions of a collective argument and names the op and argument when they fail.
 void check_collective_tensor(const Comm& comm, const at::Tensor& t, const char* op, const char* arg);
+// reduce_scatter_v's shape checks: one count >= 0 per rank, Σ counts == in.numel(), out.numel() == counts[rank].
+void check_reduce_scatter_v(const Comm& comm, const at::Tensor& out, const at::Tensor& in,
+                            const std::vector<int64_t>& counts);
 
 }  // namespace dualign::dist

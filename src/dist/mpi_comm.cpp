@@ -242,6 +242,30 @@ std::unique_ptr<Work> MpiComm::reduce_scatter_async(const at::Tensor& out, const
   });
 }
 
+std::unique_ptr<Work> MpiComm::reduce_scatter_v_async(const at::Tensor& out, const at::Tensor& in,
+                                                      const std::vector<int64_t>& counts, ReduceOp op) {
+  check_reduce_scatter_v(*this, out, in, counts);
+  std::vector<int> recv_counts;
+  for (int64_t c : counts) {
+    DUALIGN_CHECK(c <= std::numeric_limits<int>::max(), "reduce_scatter_v: {} elements exceed MPI's int count", c);
+    recv_counts.push_back(static_cast<int>(c));
+  }
+  return submit(describe("reduce_scatter_v", in), [this, out, in, op, recv_counts] {
+    at::Tensor src = needs_staging(in) ? in.to(at::kFloat) : in;
+    at::Tensor dst = needs_staging(out) ? torch::empty(out.sizes(), out.options().dtype(at::kFloat)) : out;
+    const auto type = mpi_type(src, "reduce_scatter_v");
+    if (poll_us_ == 0) {
+      MPI_Reduce_scatter(src.data_ptr(), dst.data_ptr(), recv_counts.data(), type, mpi_op(op), comm_);
+    } else {
+      MPI_Request req;
+      MPI_Ireduce_scatter(src.data_ptr(), dst.data_ptr(), recv_counts.data(), type, mpi_op(op), comm_, &req);
+      wait_polling(req);
+    }
+    if (op == ReduceOp::avg) dst.div_(size_);
+    if (!dst.is_same(out)) out.copy_(dst);
+  });
+}
+
 void MpiComm::wait_polling(MPI_Request& request) {
   int done = 0;
   for (;;) {

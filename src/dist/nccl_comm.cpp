@@ -156,6 +156,27 @@ std::unique_ptr<Work> NcclComm::reduce_scatter_async(const at::Tensor& out, cons
   });
 }
 
+// NCCL has no uneven reduce-scatter: one ncclReduce per rank's segment (rooted at that rank), in one group.
+std::unique_ptr<Work> NcclComm::reduce_scatter_v_async(const at::Tensor& out, const at::Tensor& in,
+                                                       const std::vector<int64_t>& counts, ReduceOp op) {
+  check_reduce_scatter_v(*this, out, in, counts);
+  auto type = nccl_type(in, "reduce_scatter_v");
+  return enqueue("reduce_scatter_v", {out, in}, [&](cudaStream_t s) {
+    nccl_check(ncclGroupStart(), "ncclGroupStart");
+    int64_t offset = 0;
+    for (int r = 0; r < size_; ++r) {
+      const auto n = counts[static_cast<size_t>(r)];
+      if (n > 0) {
+        const char* src = static_cast<const char*>(in.data_ptr()) + offset * in.element_size();
+        void* dst = r == rank_ ? out.data_ptr() : nullptr;  // only the root's receive buffer is used
+        nccl_check(ncclReduce(src, dst, static_cast<size_t>(n), type, nccl_op(op), r, comm_, s), "ncclReduce");
+      }
+      offset += n;
+    }
+    return ncclGroupEnd();
+  });
+}
+
 void NcclComm::barrier() {
   auto t = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_));
   all_reduce_async(t, ReduceOp::sum)->wait();

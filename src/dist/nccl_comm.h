@@ -36,6 +36,8 @@ class NcclComm : public Comm {
   std::unique_ptr<Work> broadcast_async(const at::Tensor& t, int root) override;
   std::unique_ptr<Work> all_gather_async(const at::Tensor& out, const at::Tensor& in) override;
   std::unique_ptr<Work> reduce_scatter_async(const at::Tensor& out, const at::Tensor& in, ReduceOp op) override;
+  std::unique_ptr<Work> reduce_scatter_v_async(const at::Tensor& out, const at::Tensor& in,
+                                             const std::vector<int64_t>& counts, ReduceOp op) override;
   void barrier() override;
 
  private:

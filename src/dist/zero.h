@@ -46,8 +46,11 @@ class ZeroAdamW {
   void set_lr(double lr) { config_.lr = lr; }
   int64_t step_count() const { return step_; }
   int stage() const { return buffers_.stage(); }
-  // Stage 2: reduce-scatters started from the last gradient hook of a backward (one per micro-step).
+  // Stage 2: backwards whose gradients were reduced by the end of that backward (one per micro-step), the number
+  // of gradient buckets, and how many of the last backward's buckets were sent while backward was still running.
   int64_t reductions_during_backward() const { return buffers_.reductions_during_backward(); }
+  size_t num_buckets() const { return buffers_.num_buckets(); }
+  size_t last_launched_early() const { return buffers_.last_launched_early(); }
 
   const ShardLayout& layout() const { return layout_; }
   // Bytes of optimizer state held by this rank: fp32 master shard + m + v.

@@ -1,14 +1,47 @@
 #include "dist/zero_buffers.h"
 
+#include <torch/csrc/autograd/engine.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 
 #include "dist/grad_buffer.h"
 #include "util/error.h"
 
 namespace dualign::dist {
+
+std::vector<std::vector<size_t>> assign_flat_buckets(const std::vector<int64_t>& numels,
+                                                     const std::vector<int64_t>& offsets, int64_t element_bytes,
+                                                     int64_t cap_bytes) {
+  DUALIGN_CHECK(cap_bytes > 0, "ZeRO-2 bucket cap must be positive (got {})", cap_bytes);
+  DUALIGN_CHECK(numels.size() == offsets.size(), "ZeRO-2 buckets: {} sizes for {} offsets", numels.size(),
+                offsets.size());
+  std::vector<size_t> order(numels.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return offsets[a] > offsets[b]; });
+  std::vector<std::vector<size_t>> buckets;
+  int64_t bytes = 0;
+  for (size_t i : order) {
+    const int64_t b = numels[i] * element_bytes;
+    if (buckets.empty() || (bytes > 0 && bytes + b > cap_bytes)) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(i);
+    bytes += b;
+  }
+  return buckets;
+}
+
+std::vector<int64_t> slot_counts(int64_t begin, int64_t end, int64_t shard, int world_size) {
+  std::vector<int64_t> counts;
+  for (int r = 0; r < world_size; ++r)
+    counts.push_back(std::max<int64_t>(0, std::min(end, (r + 1) * shard) - std::max(begin, r * shard)));
+  return counts;
+}
 
 ZeroFlatBuffers::ZeroFlatBuffers(Comm& comm, std::vector<at::Tensor> params, std::vector<int64_t> offsets,
                                  int64_t shard, ZeroOptions options)
@@ -36,6 +69,7 @@ ZeroFlatBuffers::ZeroFlatBuffers(Comm& comm, std::vector<at::Tensor> params, std
   }
   shard_grad_ = torch::zeros({shard_}, f32);
   ready_.assign(params_.size(), 0);
+  if (options_.stage == 2) build_buckets();
   for (size_t i = 0; i < params_.size(); ++i) {
     grad_views_.push_back(alias_slice(flat_grad_, offsets_[i], params_[i].sizes()));
     attach_grad_view(params_[i], grad_views_[i], [this, i] { on_grad_ready(i); });
@@ -43,7 +77,30 @@ ZeroFlatBuffers::ZeroFlatBuffers(Comm& comm, std::vector<at::Tensor> params, std
 }
 
 ZeroFlatBuffers::~ZeroFlatBuffers() {
+  for (auto& b : buckets_)
+    if (b.work) b.work->wait();
   for (const auto& p : params_) remove_grad_hook(p);
+}
+
+void ZeroFlatBuffers::build_buckets() {
+  std::vector<int64_t> numels;
+  for (const auto& p : params_) numels.push_back(p.numel());
+  const auto assignment = assign_flat_buckets(numels, offsets_, flat_grad_.element_size(), options_.bucket_cap_bytes);
+  bucket_of_.resize(params_.size());
+  buckets_.resize(assignment.size());
+  for (size_t k = 0; k < assignment.size(); ++k) {
+    auto& b = buckets_[k];
+    b.params = assignment[k];
+    b.begin = std::numeric_limits<int64_t>::max();
+    for (size_t i : b.params) {
+      b.begin = std::min(b.begin, offsets_[i]);
+      b.end = std::max(b.end, offsets_[i] + numels[i]);
+      bucket_of_[i] = k;
+    }
+    b.counts = slot_counts(b.begin, b.end, shard_, comm_.size());
+    b.slot_offset = std::clamp<int64_t>(b.begin - comm_.rank() * shard_, 0, shard_);
+    b.pending = b.params.size();
+  }
 }
 
 at::Tensor ZeroFlatBuffers::master_slot() const {
@@ -55,28 +112,53 @@ int64_t ZeroFlatBuffers::accumulated_grad_bytes() const {
 }
 
 void ZeroFlatBuffers::on_grad_ready(size_t i) {
-  if (options_.stage != 2 || ready_[i]) return;
+  if (options_.stage != 2) return;
+  std::lock_guard lock(mutex_);
+  if (ready_[i]) return;
   ready_[i] = 1;
-  // The last gradient of this backward: every rank reaches this point once per backward, in step.
-  if (++ready_count_ == params_.size()) {
-    reduce_scatter_into_accumulator();
-    ++reductions_during_backward_;
-  }
+  // The first gradient of this backward: finish it when the autograd engine is done (as DDP's reducer does), so
+  // every backward ends with its gradients in the slot, whether or not every parameter took part.
+  if (ready_count_++ == 0) torch::autograd::Engine::get_default_engine().queue_callback([this] { finish_backward(); });
+  --buckets_[bucket_of_[i]].pending;
+  if (options_.overlap) launch_ready_buckets();
 }
 
-void ZeroFlatBuffers::reduce_scatter_into_accumulator() {
+void ZeroFlatBuffers::launch_ready_buckets() {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) launch(buckets_[next_launch_++]);
+}
+
+void ZeroFlatBuffers::launch(Bucket& b) {
   torch::NoGradGuard no_grad;
+  if (ready_count_ < params_.size()) ++launched_early_;
   const auto wire = options_.reduce_dtype == at::kFloat ? flat_grad_.scalar_type() : options_.reduce_dtype;
-  auto part = torch::empty({shard_}, flat_grad_.options().dtype(wire));
-  comm_.reduce_scatter(part, flat_grad_.to(wire), ReduceOp::sum);
-  shard_grad_.add_(part.to(at::kFloat));  // fp32 accumulation of the sharded gradient
+  auto in = flat_grad_.narrow(0, b.begin, b.end - b.begin).to(wire);  // the buffer itself unless cast
+  b.part = torch::empty({b.counts[static_cast<size_t>(comm_.rank())]}, flat_grad_.options().dtype(wire));
+  b.work = comm_.reduce_scatter_v_async(b.part, in, b.counts, ReduceOp::sum);
+}
+
+void ZeroFlatBuffers::finish_backward() {
+  std::lock_guard lock(mutex_);
+  torch::NoGradGuard no_grad;
+  last_launched_early_ = launched_early_;
+  ready_count_ = params_.size();  // what is sent from here on is not early
+  for (auto& b : buckets_) b.pending = 0;  // parameters outside this backward contribute zeros
+  launch_ready_buckets();
+  for (auto& b : buckets_) {
+    b.work->wait();
+    b.work.reset();
+    shard_grad_.narrow(0, b.slot_offset, b.part.numel()).add_(b.part.to(at::kFloat));  // fp32 accumulation
+    b.part = at::Tensor();
+    b.pending = b.params.size();
+  }
   flat_grad_.zero_();
   std::fill(ready_.begin(), ready_.end(), 0);
-  ready_count_ = 0;
+  ready_count_ = next_launch_ = launched_early_ = 0;
   for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], grad_views_[i]);
+  ++reductions_during_backward_;
 }
 
 void ZeroFlatBuffers::zero_grad() {
+  std::lock_guard lock(mutex_);
   flat_grad_.zero_();
   shard_grad_.zero_();
   std::fill(ready_.begin(), ready_.end(), 0);
@@ -95,10 +177,7 @@ double ZeroFlatBuffers::reduce_gradients(double max_grad_norm, double unscale) {
       shard_grad_.copy_(part);
     }
   } else {
-    // A backward in which some parameters got no gradient never triggered the reduction: do it now.
-    // (Every rank sees the same graph, so all ranks take this branch together.)
-    if (ready_count_ > 0) reduce_scatter_into_accumulator();
-    shard_grad_.div_(comm_.size());
+    shard_grad_.div_(comm_.size());  // every backward already added its reduced sum (finish_backward)
   }
   if (unscale != 1) shard_grad_.mul_(unscale);
   // Global norm from the slots (padding is zero); one scalar all-reduce.

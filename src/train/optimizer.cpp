@@ -51,6 +51,7 @@ DistributedOptimizer::DistributedOptimizer(dist::Comm& comm, std::vector<torch::
     dist::ZeroOptions zo;
     zo.stage = s.zero_stage;
     zo.reduce_dtype = reduce_dtype;
+    zo.bucket_cap_bytes = static_cast<int64_t>(s.bucket_mb * (1 << 20));
     zero_adafactor_ = std::make_unique<dist::ZeroAdafactor>(comm, params_, adafactor_config(s), zo);
   } else if (s.zero_stage == 1 || s.zero_stage == 2) {
     dist::AdamWConfig c;
@@ -61,6 +62,7 @@ DistributedOptimizer::DistributedOptimizer(dist::Comm& comm, std::vector<torch::
     dist::ZeroOptions zo;
     zo.stage = s.zero_stage;
     zo.reduce_dtype = reduce_dtype;
+    zo.bucket_cap_bytes = static_cast<int64_t>(s.bucket_mb * (1 << 20));
     zero_ = std::make_unique<dist::ZeroAdamW>(comm, params_, c, zo);  // broadcasts rank 0's parameters
   } else {
     fail("dist.zero_stage={} is not supported (0 = DDP, 1 = ZeRO-1, 2 = ZeRO-2)", s.zero_stage);

@@ -56,6 +56,37 @@ TEST(DistComm, AllGatherAndReduceScatterAreInverseLayouts) {
   EXPECT_TRUE(torch::allclose(mine, torch::arange(3 * r, 3 * r + 3, torch::kFloat32)));
 }
 
+// Uneven segments (rank r gets r + 1 elements, the last rank none when n > 1) in float32 and bfloat16: rank r
+// receives the reduction of its own segment of every rank's input.
+TEST(DistComm, ReduceScatterVGivesEachRankItsUnevenSegment) {
+  const int r = comm().rank(), n = comm().size();
+  std::vector<int64_t> counts;
+  for (int k = 0; k < n; ++k) counts.push_back(n > 1 && k == n - 1 ? 0 : k + 1);
+  int64_t total = 0, begin = 0;
+  for (int k = 0; k < n; ++k) {
+    if (k == r) begin = total;
+    total += counts[static_cast<size_t>(k)];
+  }
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    auto in = (torch::arange(total, torch::kFloat32) + 10.0 * r).to(dtype);  // rank-dependent input
+    auto mine = torch::empty({counts[static_cast<size_t>(r)]}, dtype);
+    comm().reduce_scatter_v_async(mine, in, counts, ReduceOp::sum)->wait();
+    // Σ_k (i + 10 k) = n i + 10 n(n−1)/2 over the segment's indices i
+    auto expected = torch::arange(begin, begin + counts[static_cast<size_t>(r)], torch::kFloat32) * n + 5.0 * n * (n - 1);
+    EXPECT_TRUE(torch::equal(mine.to(torch::kFloat32), expected)) << c10::toString(dtype) << " rank " << r;
+    comm().reduce_scatter_v_async(mine, in, counts, ReduceOp::avg)->wait();
+    EXPECT_TRUE(torch::allclose(mine.to(torch::kFloat32), expected / n, 1e-2)) << c10::toString(dtype);
+  }
+  // A count list that does not add up to the input is named.
+  auto bad = torch::zeros({total + 1}, torch::kFloat32), out = torch::empty({counts[static_cast<size_t>(r)]});
+  try {
+    comm().reduce_scatter_v_async(out, bad, counts, ReduceOp::sum)->wait();
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("reduce_scatter_v"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DistComm, AsyncOpsCompleteInIssueOrder) {
   std::vector<torch::Tensor> ts;
   std::vector<std::unique_ptr<Work>> works;

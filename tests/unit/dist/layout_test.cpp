@@ -75,3 +75,26 @@ TEST(DistLayout, BucketsInReadyOrderPutFirstReadyFirstAndCapTheLastReady) {
   EXPECT_EQ(b[2], (std::vector<size_t>{1}));  // the last-ready parameter alone (first_bucket_bytes)
   EXPECT_ANY_THROW(dualign::dist::assign_buckets_in_ready_order({10, 10}, {0}, 40, 80));
 }
+
+// ZeRO-2 buckets: whole parameters from the end of the flat vector, capped in bytes of the buffer's dtype; an
+// oversized parameter alone; every parameter once.
+TEST(DistZeroBuckets, FromTheEndOfTheFlatVectorCappedByBytes) {
+  const std::vector<int64_t> numels{100, 10, 300, 10, 50}, offsets{0, 100, 110, 410, 420};
+  auto b = dualign::dist::assign_flat_buckets(numels, offsets, 4, 400);  // 100 fp32 elements per bucket
+  ASSERT_EQ(b.size(), 4u);
+  EXPECT_EQ(b[0], (std::vector<size_t>{4, 3}));  // 50 + 10 elements, the next 300 would overflow
+  EXPECT_EQ(b[1], (std::vector<size_t>{2}));     // oversized: alone
+  EXPECT_EQ(b[2], (std::vector<size_t>{1}));     // 10 + 100 > 100
+  EXPECT_EQ(b[3], (std::vector<size_t>{0}));
+  // bf16 buffers hold twice the elements per byte cap
+  EXPECT_EQ(dualign::dist::assign_flat_buckets(numels, offsets, 2, 400)[2], (std::vector<size_t>{1, 0}));
+  EXPECT_THROW(dualign::dist::assign_flat_buckets(numels, offsets, 4, 0), std::exception);
+}
+
+TEST(DistZeroBuckets, SlotCountsSplitARangeAcrossOwners) {
+  using dualign::dist::slot_counts;
+  EXPECT_EQ(slot_counts(5, 25, 10, 3), (std::vector<int64_t>{5, 10, 5}));  // straddles all three slots
+  EXPECT_EQ(slot_counts(12, 18, 10, 3), (std::vector<int64_t>{0, 6, 0}));
+  EXPECT_EQ(slot_counts(20, 30, 10, 3), (std::vector<int64_t>{0, 0, 10}));
+  EXPECT_EQ(slot_counts(0, 7, 7, 1), (std::vector<int64_t>{7}));
+}
