@@ -80,19 +80,37 @@ void DualAscent::add(size_t i, double sum, double count) {
 void DualAscent::add(size_t i, const torch::Tensor& sum, double count) {
   if (i >= names_.size()) fail("dual ascent: constraint index {} out of range ({} constraints)", i, names_.size());
   if (sum.numel() != 1) fail("dual ascent: the sum of constraint '{}' must have one element, got {}", names_[i], sum.numel());
-  if (!device_sums_.defined())
+  if (!device_sums_.defined()) {
     device_sums_ = torch::zeros({static_cast<int64_t>(names_.size())}, sum.options().dtype(torch::kFloat64));
+    device_counts_ = torch::zeros_like(device_sums_);
+  }
   device_sums_.select(0, static_cast<int64_t>(i)).add_(sum.detach().reshape({}).to(torch::kFloat64));
   counts_[i] += count;
+}
+
+void DualAscent::add_all(const torch::Tensor& sums, const torch::Tensor& counts) {
+  const auto m = static_cast<int64_t>(names_.size());
+  if (sums.numel() != m || counts.numel() != m)
+    fail("dual ascent: {} sums and {} counts for {} constraints", sums.numel(), counts.numel(), m);
+  if (!device_sums_.defined()) {
+    device_sums_ = torch::zeros({m}, sums.options().dtype(torch::kFloat64));
+    device_counts_ = torch::zeros_like(device_sums_);
+  }
+  device_sums_.add_(sums.detach().reshape({m}).to(torch::kFloat64));
+  device_counts_.add_(counts.detach().reshape({m}).to(torch::kFloat64));
 }
 
 std::map<std::string, double> DualAscent::end_step(int64_t step, dist::Comm& comm) {
   if (step % s_.every != 0) return {};
   const size_t m = names_.size();
   if (device_sums_.defined()) {  // the one host sync of the window
-    const auto on_device = dist::to_host_doubles(device_sums_);
-    for (size_t i = 0; i < m; ++i) sums_[i] += on_device[i];
+    const auto on_device = dist::to_host_doubles(torch::cat({device_sums_, device_counts_}));
+    for (size_t i = 0; i < m; ++i) {
+      sums_[i] += on_device[i];
+      counts_[i] += on_device[m + i];
+    }
     device_sums_.zero_();
+    device_counts_.zero_();
   }
   std::vector<double> window(sums_);
   window.insert(window.end(), counts_.begin(), counts_.end());

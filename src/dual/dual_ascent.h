@@ -57,6 +57,8 @@ class DualAscent {
   // The same with the sum still on the device (a one-element tensor): it accumulates there and reaches the host
   // only at the update, so a training micro-step that adds its slacks makes no host sync.
   void add(size_t i, const torch::Tensor& sum, double count = 1.0);
+  // Every constraint at once, sums and counts both float64 [m] on the device (counts may be 0).
+  void add_all(const torch::Tensor& sums, const torch::Tensor& counts);
   // Every rank calls this after each optimizer step (`step` = completed steps). Every `every` steps it
   // all-reduces the window, updates λ and returns the scalars to log:
   //   dual/<name>/lambda, dual/<name>/value (window mean of g_i), dual/<name>/ema (if smoothing).
@@ -75,7 +77,7 @@ class DualAscent {
   std::vector<std::string> names_;
   DualSettings s_;
   std::vector<double> sums_, counts_;  // local window, cleared at each update
-  torch::Tensor device_sums_;          // float64 [m] on the device of the first tensor added (then part of the window)
+  torch::Tensor device_sums_, device_counts_;  // float64 [m] on the device of the first tensor added, part of the window
   torch::Tensor lambda_, ema_, updates_;  // float64 [m], float64 [m], int64 scalar
   torch::Tensor pi_xi_;                   // νPI's ξ, float64 [m]
 };

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "dist/comm.h"
+#include "dist/host_sync.h"
 #include "methods/preference.h"
 #include "util/error.h"
 
@@ -86,25 +87,23 @@ MixtureSettings MixtureSettings::read(const config::Section& cfg) {
   return s;
 }
 
-torch::Tensor mixture_weights(const std::vector<double>& lambda, const torch::Tensor& group,
-                              const std::string& weighting, const std::vector<double>& frequency,
-                              const std::vector<double>& global_counts, int64_t global_size) {
-  const auto m = static_cast<int64_t>(lambda.size());
-  std::vector<double> per_group_weight(lambda.size(), 0.0);
-  for (size_t g = 0; g < lambda.size(); ++g) {
-    if (weighting == "frequency") {
-      per_group_weight[g] = lambda[g] / (static_cast<double>(global_size) * frequency.at(g));
-    } else if (weighting == "batch") {
-      per_group_weight[g] = global_counts.at(g) > 0 ? lambda[g] / global_counts[g] : 0.0;
-    } else {
-      fail("mixture: unknown weighting '{}'", weighting);
-    }
+torch::Tensor mixture_weights(const torch::Tensor& lambda, const torch::Tensor& group, const std::string& weighting,
+                              const std::vector<double>& frequency, const torch::Tensor& global_counts,
+                              int64_t global_size) {
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(group.device());
+  const auto lam = lambda.to(f64);
+  torch::Tensor per_group;
+  if (weighting == "frequency") {
+    DUALIGN_CHECK(frequency.size() == static_cast<size_t>(lam.numel()), "mixture: {} frequencies for {} groups",
+                  frequency.size(), lam.numel());
+    per_group = lam / (static_cast<double>(global_size) * torch::tensor(frequency, torch::kFloat64).to(f64));
+  } else if (weighting == "batch") {
+    const auto counts = global_counts.to(f64);
+    per_group = torch::where(counts > 0, lam / counts.clamp_min(1), torch::zeros_like(lam));
+  } else {
+    fail("mixture: unknown weighting '{}'", weighting);
   }
-  auto table = torch::tensor(per_group_weight, torch::kFloat64);
-  DUALIGN_CHECK(group.numel() == 0 || (group.min().item<int64_t>() >= 0 && group.max().item<int64_t>() < m),
-                "mixture: group ids must be in [0, {}) (method.groups), got [{}, {}]", m, group.min().item<int64_t>(),
-                group.max().item<int64_t>());
-  return table.index_select(0, group.to(torch::kCPU)).to(torch::kFloat32);
+  return per_group.index_select(0, group).to(torch::kFloat32);
 }
 
 torch::Tensor elbo_weights(const diffusion::NoiseSchedule& schedule) {
@@ -134,10 +133,15 @@ class Mixture : public Method {
            s_.elbo_t_min);
     elbo_w_.narrow(0, 0, s_.elbo_t_min).zero_();  // the ELBO of the data noised to level t_min
     elbo_w_ = elbo_w_.to(ctx.device);
-    baseline_ = torch::zeros({T}, torch::kFloat64);
-    baseline_seen_ = torch::zeros({T}, torch::kFloat64);
-    base_sum_ = torch::zeros({T}, torch::kFloat64);
-    base_count_ = torch::zeros({T}, torch::kFloat64);
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(ctx.device);
+    baseline_ = torch::zeros({T}, f64);
+    baseline_seen_ = torch::zeros({T}, f64);
+    base_sum_ = torch::zeros({T}, f64);
+    base_count_ = torch::zeros({T}, f64);
+    bad_groups_ = torch::zeros({}, f64.dtype(torch::kInt64));
+    thresholds_ = torch::tensor(s_.thresholds, torch::kFloat64).to(torch::kFloat32).to(ctx.device);
+    if (!s_.frequency.empty())
+      log_frequency_ = torch::tensor(s_.frequency, torch::kFloat64).log().to(torch::kFloat32).to(ctx.device);
     if (s_.constraint == "kl") reference_ = frozen_reference(ctx, s_.reference_dtype, cfg.path("reference_dtype"));
     if (s_.constraint == "class_frequency")
       probe_ = std::make_unique<ClassFrequencyProbe>(s_.class_frequency, ctx.schedule, ctx.device, s_.frequency,
@@ -158,16 +162,17 @@ class Mixture : public Method {
     auto mse = (out - schedule_.target(x0, eps, t)).pow(2).flatten(1).mean(1);  // [n], with gradients
 
     // Primal: Σ_j w_j mse_j over the global micro-batch; this rank returns its part × world size, since the
-    // gradient sync averages over ranks.
-    const auto counts = group_counts(batch.group);
-    auto w = mixture_weights(duals_.lambda(), batch.group, s_.weighting, s_.frequency, counts.global, batch.global_size)
-                 .to(device_);
+    // gradient sync averages over ranks. Counts and weights stay on the device (no host sync).
+    const auto group = checked_group(batch.group);
+    const auto counts = group_counts(group);
+    auto lambda = torch::tensor(duals_.lambda(), torch::kFloat64);
+    auto w = mixture_weights(lambda, group, s_.weighting, s_.frequency, counts.global, batch.global_size);
     const double ranks = static_cast<double>(batch.global_size) / static_cast<double>(n);
     auto loss = (w * mse).sum() * ranks;
 
     LossOutput result{loss, {}};
     for (int64_t g = 0; g < s_.groups; ++g)  // logged as train/<name>_share
-      result.add_value(s_.names[static_cast<size_t>(g)] + "_share_sum", counts.local[static_cast<size_t>(g)], device_);
+      result.stats.emplace_back(s_.names[static_cast<size_t>(g)] + "_share_sum", counts.local[g]);
     result.add_value("count", static_cast<double>(n), device_);
 
     if (probe_) {
@@ -175,27 +180,26 @@ class Mixture : public Method {
       return result;
     }
     // Dual: per-sample constraint values, summed per group into the dual ascent window.
-    auto value = constraint_value(policy, out.detach(), mse.detach(), x_t, eps, t, batch).to(torch::kCPU, torch::kFloat64);
-    auto group = batch.group.to(torch::kCPU);
+    auto value = constraint_value(policy, out.detach(), mse.detach(), x_t, eps, t, batch, group).to(torch::kFloat64);
     if (s_.baseline_decay > 0) {
       // A per-timestep baseline common to all groups shifts every group mean by the same E_t b(t) (t is drawn
       // independently of the group), which the projection ignores; it removes the large spread of the values
       // over t. The baseline only changes at dual updates, from all-reduced sums: the same on every rank.
-      auto t_cpu = t.to(torch::kCPU);
-      base_sum_.index_add_(0, t_cpu, value);
-      base_count_.index_add_(0, t_cpu, torch::ones_like(value));
-      value = value - baseline_.index_select(0, t_cpu);
+      base_sum_.index_add_(0, t, value);
+      base_count_.index_add_(0, t, torch::ones_like(value));
+      value = value - baseline_.index_select(0, t);
     }
-    const auto m = s_.groups;
-    auto value_sum = torch::zeros({m}, torch::kFloat64).index_add_(0, group, value);
-    for (int64_t g = 0; g < m; ++g) {
-      const double c = counts.local[static_cast<size_t>(g)];
-      if (c > 0) duals_.add(static_cast<size_t>(g), value_sum[g].item<double>(), c);
-    }
+    duals_.add_all(torch::zeros_like(counts.local).index_add_(0, group, value), counts.local);
     return result;
   }
 
   std::map<std::string, double> end_step(int64_t step, dist::Comm& comm) override {
+    if (step % s_.dual.every == 0) {  // with the dual update's read of the window: one host read per update
+      const auto bad = dist::to_host(bad_groups_).item<int64_t>();
+      if (bad > 0)
+        fail("mixture: {} samples before step {} have group ids outside [0, {}) (method.groups = {}): check the "
+             "data's group ids (data.groups, data.group) against method.groups", bad, step, s_.groups, s_.groups);
+    }
     auto record = duals_.end_step(step, comm);
     if (!record.empty() && s_.baseline_decay > 0 && !probe_) update_baseline(comm);
     if (!record.empty()) record["dual/rank_spread"] = rank_spread(comm);
@@ -209,16 +213,27 @@ class Mixture : public Method {
   }
 
  private:
+  // Group ids clamped into [0, m) for indexing; the number outside is kept on the device and checked at the next
+  // dual update (reading it here would be a host sync in every micro-step).
+  torch::Tensor checked_group(const torch::Tensor& group) {
+    bad_groups_.add_(((group < 0) | (group >= s_.groups)).sum());
+    return group.clamp(0, s_.groups - 1);
+  }
+
   struct Counts {
-    std::vector<double> local, global;
+    torch::Tensor local, global;  // float64 [m] on the device
   };
   Counts group_counts(const torch::Tensor& group) {
-    auto local_t = torch::bincount(group.to(torch::kCPU), {}, s_.groups).to(torch::kFloat64);
     Counts c;
-    c.local.assign(local_t.data_ptr<double>(), local_t.data_ptr<double>() + s_.groups);
+    // index_add_, not bincount: CUDA's bincount reads the largest id on the host.
+    c.local = torch::zeros({s_.groups}, torch::TensorOptions().dtype(torch::kFloat64).device(group.device()))
+                  .index_add_(0, group, torch::ones({group.size(0)}, torch::TensorOptions().dtype(torch::kFloat64).device(group.device())));
     c.global = c.local;
-    // Only the batch weighting needs the global counts within the step (one tiny all-reduce per micro-batch).
-    if (s_.weighting == "batch" && comm_) c.global = comm_->all_reduce_doubles(c.local);
+    // Only the batch weighting needs the global counts within the step (one tiny device all-reduce per micro-batch).
+    if (s_.weighting == "batch" && comm_) {
+      c.global = c.local.clone();
+      comm_->all_reduce(c.global);
+    }
     return c;
   }
 
@@ -236,9 +251,8 @@ class Mixture : public Method {
 
   void update_baseline(dist::Comm& comm) {
     const int64_t T = baseline_.size(0);
-    auto window = torch::cat({base_sum_, base_count_});
-    std::vector<double> local(window.data_ptr<double>(), window.data_ptr<double>() + 2 * T);
-    auto global = torch::tensor(comm.all_reduce_doubles(local), torch::kFloat64);
+    auto global = torch::cat({base_sum_, base_count_});
+    comm.all_reduce(global);
     auto sums = global.narrow(0, 0, T), counts = global.narrow(0, T, T);
     auto mean = sums / counts.clamp_min(1);
     auto has = counts > 0;
@@ -255,18 +269,16 @@ class Mixture : public Method {
   void add_class_frequency(models::ScoreModel& policy, const data::Batch& batch) {
     if (batch.micro != 0 || (batch.step + 1) % s_.dual.every != 0) return;
     const int rank = comm_ ? comm_->rank() : 0, world = comm_ ? comm_->size() : 1;
-    auto counts = probe_->count(policy, batch, rank, world);
-    const double n = counts.sum().item<double>();
-    if (n == 0) return;  // more ranks than samples: this rank drew none
-    const auto& target = s_.class_frequency.target;
-    for (size_t g = 0; g < target.size(); ++g)
-      duals_.add(g, target[g] * n - counts[static_cast<int64_t>(g)].item<double>(), n);
+    auto counts = probe_->count(policy, batch, rank, world).to(device_, torch::kFloat64);
+    auto n = counts.sum();  // 0 when this rank drew no samples (more ranks than samples): adds nothing
+    auto target = torch::tensor(s_.class_frequency.target, torch::kFloat64).to(device_);
+    duals_.add_all(target * n - counts, n.expand({s_.groups}));
   }
 
   // The per-sample value whose group mean is the constraint estimate g_i (see mixture.h).
   torch::Tensor constraint_value(models::ScoreModel& policy, const torch::Tensor& out, const torch::Tensor& mse,
                                  const torch::Tensor& x_t, const torch::Tensor& eps, const torch::Tensor& t,
-                                 const data::Batch& batch) {
+                                 const data::Batch& batch, const torch::Tensor& group) {
     torch::NoGradGuard no_grad;
     auto per_sample = [&](const torch::Tensor& model_out, const torch::Tensor& model_mse) {
       if (s_.estimate == "mse") return model_mse;
@@ -277,11 +289,9 @@ class Mixture : public Method {
       auto ref_out = reference_->forward(x_t, t, batch.cond).to(torch::kFloat32);
       auto ref_mse = (ref_out - schedule_.target(batch.x, eps, t)).pow(2).flatten(1).mean(1);
       v = v - per_sample(ref_out, ref_mse);
-      auto log_p = torch::tensor(s_.frequency, torch::kFloat64).log().to(torch::kFloat32).to(device_);
-      v = v - log_p.index_select(0, batch.group);
+      v = v - log_frequency_.index_select(0, group);
     }
-    auto b = torch::tensor(s_.thresholds, torch::kFloat64).to(torch::kFloat32).to(device_);
-    return v - b.index_select(0, batch.group);
+    return v - thresholds_.index_select(0, group);
   }
 
   // Every group must appear in every dual window, else DualAscent cannot form its estimate: fail early with
@@ -306,6 +316,8 @@ class Mixture : public Method {
   torch::Tensor elbo_w_;
   torch::Tensor baseline_, baseline_seen_;  // per timestep, float64 [T], checkpointed
   torch::Tensor base_sum_, base_count_;     // this rank's window, cleared at each dual update
+  torch::Tensor bad_groups_;                // int64 scalar: group ids outside [0, m) since the start
+  torch::Tensor thresholds_, log_frequency_;  // float32 [m] on the device (log_frequency_: with group_frequency)
   std::shared_ptr<models::ScoreModel> reference_;
   std::unique_ptr<ClassFrequencyProbe> probe_;  // constraint class_frequency
   bool window_checked_ = false;

@@ -105,12 +105,13 @@ struct MixtureSettings {
   static MixtureSettings read(const config::Section& method);
 };
 
-// Per-sample weights w_j [n] for rows with group ids `group` [n] so that Σ_j w_j ℓ_j over the GLOBAL micro-batch
-// estimates Σ_g λ_g ℓ_g (see above). `global_counts` (n_g over the global micro-batch) is used by "batch",
-// `frequency` and `global_size` by "frequency".
-torch::Tensor mixture_weights(const std::vector<double>& lambda, const torch::Tensor& group,
-                              const std::string& weighting, const std::vector<double>& frequency,
-                              const std::vector<double>& global_counts, int64_t global_size);
+// Per-sample weights w_j [n] (float32, on the device of `group`) for rows with group ids `group` [n] (each in
+// [0, m)) so that Σ_j w_j ℓ_j over the GLOBAL micro-batch estimates Σ_g λ_g ℓ_g (see above). `lambda` is float64
+// [m]; `global_counts` (float64 [m], n_g over the global micro-batch) is used by "batch", `frequency` and
+// `global_size` by "frequency". Computed on the device: no host sync.
+torch::Tensor mixture_weights(const torch::Tensor& lambda, const torch::Tensor& group, const std::string& weighting,
+                              const std::vector<double>& frequency, const torch::Tensor& global_counts,
+                              int64_t global_size);
 
 // T·c_t for every timestep t (float64 [T]): the per-sample negative-ELBO weight of ‖ε − ε̂‖² (summed over
 // elements) when t is drawn uniformly.

@@ -1,8 +1,8 @@
 // No host synchronisation inside a micro-step: the loss and backward of SFT and the preference methods (KTO's
 // reference point included), and the statistics the trainer adds, make no .item(), no nonzero and no to_host()
 // (counted by dist::HostSyncProbe). The statistics still hold the right numbers once they are brought to the host
-// at a log step. Constrained alignment keeps its slacks on the device too: they reach the host at the dual update.
-// (Mixture is left out: its per-group weights are built on the host from the batch's group ids.)
+// at a log step. The dual methods (constrained alignment, mixture) keep their constraint sums on the device too:
+// they reach the host at the dual update.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,8 +28,14 @@ method:
   dual: {init: 0.5, lr: 0.01}
 )";
 
+const char* kMixtureYaml = R"(
+method: {name: mixture, groups: 2, weighting: batch, baseline_decay: 0.5, estimate: elbo,
+         dual: {projection: simplex, lr: 0.1, every: 1}}
+)";
+
 std::string method_yaml(const std::string& name) {
   if (name == "constrained") return kConstrainedYaml;
+  if (name == "mixture") return kMixtureYaml;
   return "method: {name: " + name + (name == "sft" ? "" : ", beta: 500") + "}\n";
 }
 
@@ -38,6 +44,7 @@ data::Batch batch_for(const std::string& method, int64_t n) {
   b.x = method == "constrained" ? torch::empty({n, 0}) : torch::randn({n, 2}) + 1.0;  // constrained samples its own
   if (method == "dpo" || method == "hinge" || method == "dmpo") b.x_l = torch::randn({n, 2}) - 1.0;
   if (method == "kto") b.desirable = (torch::arange(n) % 2).to(torch::kFloat32);
+  if (method == "mixture") b.group = torch::arange(n) % 2;
   b.global_size = n;
   b.seed = 11;
   return b;
@@ -65,6 +72,12 @@ TEST_P(NoHostSync, InLossBackwardAndStatistics) {
   EXPECT_GE(at_log.count(), 1);
   EXPECT_DOUBLE_EQ(dist::StatsReducer::get(reduced, "count"), 64.0);
   EXPECT_TRUE(std::isfinite(dist::StatsReducer::ratio(reduced, "loss_sum", "count")));
+  if (name == "mixture") {  // the dual update reads the group shares the device kept: half the samples each
+    auto logged = method->end_step(1, f.comm);
+    EXPECT_DOUBLE_EQ(dist::StatsReducer::get(reduced, "group0_share_sum"), 32.0);
+    EXPECT_TRUE(std::isfinite(logged.at("dual/group0/value")));
+    EXPECT_NEAR(logged.at("dual/group0/lambda") + logged.at("dual/group1/lambda"), 1.0, 1e-12);
+  }
   if (name == "constrained") {  // the dual update reads the window the device kept: the logged mean slack
     auto logged = method->end_step(1, f.comm);
     EXPECT_NEAR(logged.at("dual/right/value"), dist::StatsReducer::ratio(reduced, "right_slack_sum", "count"), 1e-12);
@@ -73,7 +86,7 @@ TEST_P(NoHostSync, InLossBackwardAndStatistics) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, NoHostSync, ::testing::Values("sft", "dpo", "hinge", "dmpo", "kto", "constrained"));
+INSTANTIATE_TEST_SUITE_P(Methods, NoHostSync, ::testing::Values("sft", "dpo", "hinge", "dmpo", "kto", "constrained", "mixture"));
 
 }  // namespace
 }  // namespace dualign::methods

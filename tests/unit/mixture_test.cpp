@@ -26,11 +26,18 @@ struct Fixture : test::MethodFixture {
 
 double lambda_of(Method& m, int64_t g) { return m.state().at("lambda")[g].item<double>(); }
 
+// mixture_weights from host numbers (the method passes its device tensors).
+torch::Tensor weights(const std::vector<double>& lambda, const torch::Tensor& group, const std::string& weighting,
+                      const std::vector<double>& frequency, const std::vector<double>& counts, int64_t global_size) {
+  return mixture_weights(torch::tensor(lambda, torch::kFloat64), group, weighting, frequency,
+                         counts.empty() ? torch::Tensor() : torch::tensor(counts, torch::kFloat64), global_size);
+}
+
 TEST(MixtureWeights, BatchWeightingIsTheLambdaWeightedGroupMeanOnEveryBatch) {
   auto group = torch::tensor({0, 0, 0, 1, 2, 2}, torch::kInt64);
   auto loss = torch::tensor({1.0, 2.0, 6.0, 5.0, 0.5, 1.5}, torch::kFloat32);
   std::vector<double> lambda{0.2, 0.5, 0.3};
-  auto w = mixture_weights(lambda, group, "batch", {}, {3, 1, 2}, 6);
+  auto w = weights(lambda, group, "batch", {}, {3, 1, 2}, 6);
   const double expected = 0.2 * 3.0 + 0.5 * 5.0 + 0.3 * 1.0;  // λ_g · mean of group g
   EXPECT_NEAR((w * loss).sum().item<double>(), expected, 1e-6);
 }
@@ -40,12 +47,12 @@ TEST(MixtureWeights, FrequencyWeightingIsExactWhenTheBatchHasTheDataShares) {
   auto group = torch::tensor({0, 0, 0, 0, 0, 1, 1, 2, 2, 2}, torch::kInt64);
   auto loss = torch::rand({10});
   std::vector<double> lambda{0.1, 0.6, 0.3};
-  auto w = mixture_weights(lambda, group, "frequency", {0.5, 0.2, 0.3}, {}, 10);
+  auto w = weights(lambda, group, "frequency", {0.5, 0.2, 0.3}, {}, 10);
   double expected = 0;
   for (int64_t g = 0; g < 3; ++g) expected += lambda[g] * loss.index({group == g}).mean().item<double>();
   EXPECT_NEAR((w * loss).sum().item<double>(), expected, 1e-6);
   // λ = frequencies: plain SFT, every row weighs 1/B.
-  auto sft = mixture_weights({0.5, 0.2, 0.3}, group, "frequency", {0.5, 0.2, 0.3}, {}, 10);
+  auto sft = weights({0.5, 0.2, 0.3}, group, "frequency", {0.5, 0.2, 0.3}, {}, 10);
   EXPECT_TRUE(torch::allclose(sft, torch::full({10}, 0.1f)));
 }
 
@@ -60,8 +67,8 @@ TEST(MixtureWeights, FrequencyWeightingIsUnbiasedForARareGroupWhereBatchWeightin
     auto group = (torch::rand({32}) < p[1]).to(torch::kInt64);
     auto loss = 1.0 + 2.0 * group.to(torch::kFloat32);
     const double n1 = group.sum().item<double>();
-    freq_mean += (mixture_weights(lambda, group, "frequency", p, {}, 32) * loss).sum().item<double>() / trials;
-    batch_mean += (mixture_weights(lambda, group, "batch", {}, {32 - n1, n1}, 32) * loss).sum().item<double>() / trials;
+    freq_mean += (weights(lambda, group, "frequency", p, {}, 32) * loss).sum().item<double>() / trials;
+    batch_mean += (weights(lambda, group, "batch", {}, {32 - n1, n1}, 32) * loss).sum().item<double>() / trials;
   }
   EXPECT_NEAR(freq_mean, 2.0, 0.05);
   EXPECT_LT(batch_mean, 1.8);  // ≈ 0.5 + 3·0.5·P(n_1 > 0) = 0.5 + 1.5·0.48
@@ -131,7 +138,7 @@ TEST(Mixture, StateRestoresLambdaAndBaselineInPlace) {
   b.x = torch::zeros({2, 2});
   b.group = torch::tensor({0, 1}, torch::kInt64);
   b.global_size = 2;
-  auto w = mixture_weights({0.25, 0.75}, b.group, "frequency", {0.5, 0.5}, {}, 2);
+  auto w = weights({0.25, 0.75}, b.group, "frequency", {0.5, 0.5}, {}, 2);
   EXPECT_NEAR(w[1].item<double>(), 0.75, 1e-7);
 }
 
@@ -164,10 +171,12 @@ TEST(Mixture, BadBatchesFailClearly) {
   EXPECT_THROW(m->loss(*f.policy, b), std::exception);  // no group ids
   b.group = torch::tensor({0, 1, 2, 1}, torch::kInt64);
   try {
-    m->loss(*f.policy, b);
+    m->loss(*f.policy, b);  // the ids are checked on the device and read at the dual update
+    m->end_step(1, f.comm);
     ADD_FAILURE() << "group id 2 of 2 groups accepted";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("method.groups"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1 samples"), std::string::npos) << e.what();
   }
   // A group too rare for the dual window: names the key to raise.
   Fixture rare("method: {name: mixture, groups: 2, group_frequency: [0.999, 0.001], dual: {every: 1}}\n");
