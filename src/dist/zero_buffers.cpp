@@ -159,10 +159,15 @@ void ZeroFlatBuffers::finish_backward() {
 
 void ZeroFlatBuffers::zero_grad() {
   std::lock_guard lock(mutex_);
+  for (auto& b : buckets_) {  // normally idle; after a backward that threw, drop what it had sent
+    if (b.work) b.work->wait();
+    b.work.reset();
+    b.pending = b.params.size();
+  }
   flat_grad_.zero_();
   shard_grad_.zero_();
   std::fill(ready_.begin(), ready_.end(), 0);
-  ready_count_ = 0;
+  ready_count_ = next_launch_ = launched_early_ = 0;
   for (size_t i = 0; i < params_.size(); ++i) reset_grad_to_view(params_[i], grad_views_[i]);
 }
 
