@@ -1,7 +1,7 @@
 // The parameter update seen by the trainer, hiding how gradients are synchronised:
 //   zero_stage 0: DDP-style GradSync (bucketed all-reduce overlapped with backward) + torch AdamW or dist::Adafactor
 //   zero_stage 1: ZeRO-1 (reduce-scatter gradients, update this rank's shard, all-gather parameters)
-//   zero_stage 2: ZeRO-2 (gradients reduce-scattered after every backward into an fp32 shard accumulator)
+//   zero_stage 2: ZeRO-2 (gradients reduce-scattered bucket by bucket during every backward into an fp32 shard accumulator)
 // train.optimizer picks the update rule: adamw (ZeRO: dist::ZeroAdamW, flat shards) or adafactor (ZeRO:
 // dist::ZeroAdafactor, whole parameters per rank, since its factored statistics need whole matrices).
 //
