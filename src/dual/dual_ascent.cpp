@@ -77,13 +77,16 @@ void DualAscent::add(size_t i, double sum, double count) {
   counts_[i] += count;
 }
 
+void DualAscent::start_device_window(const torch::Tensor& like) {
+  if (device_sums_.defined()) return;
+  device_sums_ = torch::zeros({static_cast<int64_t>(names_.size())}, like.options().dtype(torch::kFloat64));
+  device_counts_ = torch::zeros_like(device_sums_);
+}
+
 void DualAscent::add(size_t i, const torch::Tensor& sum, double count) {
   if (i >= names_.size()) fail("dual ascent: constraint index {} out of range ({} constraints)", i, names_.size());
   if (sum.numel() != 1) fail("dual ascent: the sum of constraint '{}' must have one element, got {}", names_[i], sum.numel());
-  if (!device_sums_.defined()) {
-    device_sums_ = torch::zeros({static_cast<int64_t>(names_.size())}, sum.options().dtype(torch::kFloat64));
-    device_counts_ = torch::zeros_like(device_sums_);
-  }
+  start_device_window(sum);
   device_sums_.select(0, static_cast<int64_t>(i)).add_(sum.detach().reshape({}).to(torch::kFloat64));
   counts_[i] += count;
 }
@@ -92,10 +95,7 @@ void DualAscent::add_all(const torch::Tensor& sums, const torch::Tensor& counts)
   const auto m = static_cast<int64_t>(names_.size());
   if (sums.numel() != m || counts.numel() != m)
     fail("dual ascent: {} sums and {} counts for {} constraints", sums.numel(), counts.numel(), m);
-  if (!device_sums_.defined()) {
-    device_sums_ = torch::zeros({m}, sums.options().dtype(torch::kFloat64));
-    device_counts_ = torch::zeros_like(device_sums_);
-  }
+  start_device_window(sums);
   device_sums_.add_(sums.detach().reshape({m}).to(torch::kFloat64));
   device_counts_.add_(counts.detach().reshape({m}).to(torch::kFloat64));
 }

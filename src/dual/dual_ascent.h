@@ -74,6 +74,8 @@ class DualAscent {
   std::map<std::string, torch::Tensor> state();
 
  private:
+  void start_device_window(const torch::Tensor& like);  // float64 zeros on like's device, once
+
   std::vector<std::string> names_;
   DualSettings s_;
   std::vector<double> sums_, counts_;  // local window, cleared at each update
